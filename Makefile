@@ -1,0 +1,24 @@
+# The two commands of the README. Each prepares the machine itself (Debian packages, .venv, pip).
+VENV ?= .venv
+PY = $(VENV)/bin/python
+
+.PHONY: demo test lint bench bootstrap docs
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+demo: bootstrap
+	$(PY) -m smapi.demo
+
+test: bootstrap
+	$(VENV)/bin/ruff check smapi tests bench examples
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(VENV)/bin/ruff check smapi tests bench examples
+
+docs: bootstrap
+	$(PY) -m smapi.interface.docgen docs/interface.md
+
+bench: bootstrap
+	$(PY) bench/run_all.py
