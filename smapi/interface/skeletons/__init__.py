@@ -1,0 +1,1 @@
+"""Generated skeleton modules, one per API (see smapi.interface.codegen)."""

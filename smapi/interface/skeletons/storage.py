@@ -1,0 +1,336 @@
+"""The storage interface (SMAPIv2): skeletons generated from `smapi.interface.storage`.
+
+DO NOT EDIT: regenerate with `python -m smapi.interface.codegen`.
+
+Subclass a skeleton and override the verbs your driver supports; every other verb raises `Unimplemented`
+naming itself, which every transport reports as a typed error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from smapi.interface.errors import Unimplemented
+from smapi.interface.skeleton_base import Skeleton
+
+
+class Query_skeleton(Skeleton):
+    """Discover properties of this implementation"""
+
+    interface_name = "Query"
+
+    def query(self, dbg: str) -> Any:
+        """Query the implementation and return its properties
+
+        dbg: Debug context from the caller
+        returns query_result (query_result): The properies of this implementation
+        """
+        raise Unimplemented("Query.query")
+
+    def diagnostics(self, dbg: str) -> str:
+        """[diagnostics ()]: returns a printable set of backend diagnostic information.
+
+        dbg: Debug context from the caller
+        returns diagnostics (string): A string containing loggable human-readable diagnostics information
+        """
+        raise Unimplemented("Query.diagnostics")
+
+
+class VDI_skeleton(Skeleton):
+    """Operations which operate on Virtual Disk Images"""
+
+    interface_name = "VDI"
+
+    def create(self, dbg: str, sr: str, vdi_info: Any) -> Any:
+        """[create task sr vdi_info params] creates a new VDI in [sr] using [vdi_info]. Some fields in the
+        [vdi_info] may be modified (e.g. rounded up), so the function returns the vdi_info which was used.
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi_info: The Virtual Disk Image properties
+        returns new_vdi (vdi_info): The created Virtual Disk Image
+        """
+        raise Unimplemented("VDI.create")
+
+    def snapshot(self, dbg: str, sr: str, vdi_info: Any) -> Any:
+        """[snapshot task sr vdi_info] creates a new VDI which is a snapshot of [vdi_info.vdi] in [sr]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi_info: The Virtual Disk Image properties
+        returns new_vdi (vdi_info): The snapshot
+        """
+        raise Unimplemented("VDI.snapshot")
+
+    def clone(self, dbg: str, sr: str, vdi_info: Any) -> Any:
+        """[clone task sr vdi_info] creates a new VDI which is a clone of [vdi_info.vdi] in [sr]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi_info: The Virtual Disk Image properties
+        returns new_vdi (vdi_info): The clone
+        """
+        raise Unimplemented("VDI.clone")
+
+    def destroy(self, dbg: str, sr: str, vdi: str) -> None:
+        """[destroy task sr vdi] removes [vdi] from [sr]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.destroy")
+
+    def stat(self, dbg: str, sr: str, vdi: str) -> Any:
+        """[stat task sr vdi] returns metadata associated with VDI [vdi] in SR [sr].
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        returns vdi_info (vdi_info): VDI metadata
+        """
+        raise Unimplemented("VDI.stat")
+
+    def set_persistent(self, dbg: str, sr: str, vdi: str, persistent: bool) -> None:
+        """[set_persistent task sr vdi persistent] configures whether a VDI's contents should be persisted
+        across epochs
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        persistent: New value of the VDI persistent field
+        """
+        raise Unimplemented("VDI.set_persistent")
+
+    def epoch_begin(self, dbg: str, sr: str, vdi: str) -> None:
+        """[epoch_begin task sr vdi] signals that VDI is about to be connected to a fresh (started, rebooted)
+        VM.
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.epoch_begin")
+
+    def epoch_end(self, dbg: str, sr: str, vdi: str) -> None:
+        """[epoch_end task sr vdi] signals that VDI is about to be disconnected from a shutting-down/rebooting
+        VM.
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.epoch_end")
+
+    def attach(self, dbg: str, dp: str, sr: str, vdi: str, read_write: bool) -> Any:
+        """[attach task dp sr vdi read_write] returns the [params] for a given [vdi] in [sr] which can be
+        written to if (but not necessarily only if) [read_write] is true
+
+        dbg: Debug context from the caller
+        dp: DataPath to attach this VDI for
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        read_write: If true then the DataPath will be used read/write, false otherwise
+        returns device (attach_info): backend device configuration
+        """
+        raise Unimplemented("VDI.attach")
+
+    def activate(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
+        """[activate task dp sr vdi] signals the desire to immediately use [vdi]. This client must have called
+        [attach] on the [vdi] first.
+
+        dbg: Debug context from the caller
+        dp: DataPath to activate
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.activate")
+
+    def deactivate(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
+        """[deactivate task dp sr vdi] signals that this client has stopped reading (and writing) [vdi].
+
+        dbg: Debug context from the caller
+        dp: DataPath to deactivate
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.deactivate")
+
+    def detach(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
+        """[detach task dp sr vdi] signals that this client no-longer needs the [params] to be valid.
+
+        dbg: Debug context from the caller
+        dp: DataPath to detach
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.detach")
+
+    def copy(self, dbg: str, sr: str, vdi: str, url: str, dest: str) -> str:
+        """[copy task sr vdi url sr2] copies the data from [vdi] into a remote system [url]'s [sr2]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        url: URL which identifies a remote system
+        dest: The Storage Repository to operate within
+        returns new_vdi (vdi): The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.copy")
+
+    def get_url(self, dbg: str, sr: str, vdi: str) -> str:
+        """[get_url task sr vdi] returns a URL suitable for accessing disk data directly.
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        returns url (string): URL which represents this VDI
+        """
+        raise Unimplemented("VDI.get_url")
+
+    def get_by_name(self, dbg: str, sr: str, name: str) -> Any:
+        """[get_by_name task sr name] returns the vdi within [sr] with [name]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        name: Name of the VDI to return
+        returns vdi_info (vdi_info): The Virtual Disk Image properties
+        """
+        raise Unimplemented("VDI.get_by_name")
+
+    def set_content_id(self, dbg: str, sr: str, vdi: str, content_id: str) -> None:
+        """[set_content_id task sr vdi content_id] tells the storage backend that a VDI has an updated
+        [content_id]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        content_id: New value of the VDI content_id field
+        """
+        raise Unimplemented("VDI.set_content_id")
+
+    def compose(self, dbg: str, sr: str, vdi1: str, vdi2: str) -> None:
+        """[compose task sr vdi1 vdi2] layers the updates from [vdi2] onto [vdi1], modifying [vdi2]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi1: The Virtual Disk Image to operate on
+        vdi2: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.compose")
+
+    def similar_content(self, dbg: str, sr: str, vdi: str) -> List[Any]:
+        """[similar_content sr vdi] returns a list, most similar first, of disks with recognizably similar
+        content
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        returns vdi_infos (vdi_info list): VDIs with recognizably similar content, most similar first
+        """
+        raise Unimplemented("VDI.similar_content")
+
+    def resize(self, dbg: str, sr: str, vdi: str, new_size: int) -> int:
+        """Extension: [resize task sr vdi new_size] grows [vdi] to at least [new_size] bytes and returns the
+        new virtual size (rounded up as the SR requires). Shrinking is refused.
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        new_size: The requested virtual size (bytes)
+        returns new_size (int64): The virtual size after the resize (bytes)
+        """
+        raise Unimplemented("VDI.resize")
+
+
+class SR_skeleton(Skeleton):
+    """Operations which act on Storage Repositories"""
+
+    interface_name = "SR"
+
+    def ls(self, dbg: str) -> List[str]:
+        """[ls dbg]: returns a list of attached SRs
+
+        dbg: Debug context from the caller
+        returns srs (string list): The attached SRs
+        """
+        raise Unimplemented("SR.ls")
+
+    def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
+        """[create task sr device_config physical_size]: creates a fresh SR
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        device_config: Host-local SR configuration (e.g. address information)
+        physical_size: Requested maximum size of the SR (bytes)
+        """
+        raise Unimplemented("SR.create")
+
+    def attach(self, dbg: str, sr: str, device_config: Dict[str, str]) -> None:
+        """[attach task sr]: attaches the SR
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        device_config: Host-local SR configuration (e.g. address information)
+        """
+        raise Unimplemented("SR.attach")
+
+    def detach(self, dbg: str, sr: str) -> None:
+        """[detach task sr]: detaches the SR, first detaching and/or deactivating any active VDIs. This may
+        fail with Sr_not_attached, or any error from VDI.detach or VDI.deactivate.
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        """
+        raise Unimplemented("SR.detach")
+
+    def destroy(self, dbg: str, sr: str) -> None:
+        """[destroy sr]: destroys (i.e. makes unattachable and unprobeable) the [sr], first detaching and/or
+        deactivating any active VDIs. This may fail with Sr_not_attached, or any error from VDI.detach or
+        VDI.deactivate.
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        """
+        raise Unimplemented("SR.destroy")
+
+    def reset(self, dbg: str, sr: str) -> None:
+        """[reset task sr]: declares that the SR has been completely reset, e.g. by rebooting the VM hosting
+        the SR backend.
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        """
+        raise Unimplemented("SR.reset")
+
+    def scan(self, dbg: str, sr: str) -> List[Any]:
+        """[scan task sr] returns a list of VDIs contained within an attached SR
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        returns vdis (vdi_info list): List of all the visible VDIs in the SR
+        """
+        raise Unimplemented("SR.scan")
+
+    def stat(self, dbg: str, sr: str) -> Any:
+        """Extension: [stat task sr] returns the size, free space and health of an attached SR
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        returns sr_info (sr_info): The SR's state
+        """
+        raise Unimplemented("SR.stat")
+
+    def probe(self, dbg: str, device_config: Dict[str, str], sm_config: Dict[str, str]) -> Any:
+        """Extension: [probe task device_config sm_config] looks at the storage [device_config] reaches and
+        reports what could be attached there
+
+        dbg: Debug context from the caller
+        device_config: Host-local SR configuration (e.g. address information)
+        sm_config: Driver-specific probe options
+        returns result (probe_result): What was found
+        """
+        raise Unimplemented("SR.probe")
+
+
+__all__ = ["Query_skeleton", "VDI_skeleton", "SR_skeleton"]

@@ -1,0 +1,246 @@
+"""SMAPIv3 (xapi-storage): the Plugin, SR, Volume and Datapath interfaces of volume and datapath plugins.
+
+Served as per-verb executables (`SR.create --json`, one JSON line of named arguments on stdin), the way
+xapi-storage-script calls plugins; also over XML-RPC / JSON-RPC when asked.
+"""
+
+from __future__ import annotations
+
+from smapi.interface.errors import FRAMEWORK_ERRORS, V3_ERRORS
+from smapi.interface.model import Api, Interface, Method, Param
+from smapi.interface.plugin import Plugin, debug_info
+from smapi.interface.types import (
+    BOOL,
+    INT64,
+    STRING,
+    STRING_MAP,
+    Alias,
+    Case,
+    Field,
+    ListOf,
+    Optional_,
+    Record,
+    Tuple_,
+    Variant,
+)
+
+configuration = Alias("configuration", STRING_MAP, "Plugin-specific configuration, e.g. a device_config")
+sr_ref = Alias("sr", STRING, "The opaque SR reference returned by SR.attach (typically a URI)")
+key = Alias("key", STRING, "Primary key of a volume within its SR")
+
+health = Variant(
+    "health",
+    (
+        Case("Healthy", STRING, "The SR is fine"),
+        Case("Recovering", STRING, "The SR is recovering; the payload says from what"),
+        Case("Unreachable", STRING, "The SR's storage cannot be reached"),
+        Case("Unavailable", STRING, "The SR is not available"),
+    ),
+    "The health of an SR, with a message",
+)
+
+sr_stat = Record(
+    "sr_stat",
+    (
+        Field("sr", sr_ref, "The SR reference"),
+        Field("name", STRING, "Short name"),
+        Field("uuid", Optional_(STRING), "The SR's uuid, if it has one"),
+        Field("description", STRING, "Longer description"),
+        Field("free_space", INT64, "Free space (bytes)"),
+        Field("total_space", INT64, "Total space (bytes)"),
+        Field("datasources", ListOf(STRING), "URIs of data sources for xcp-rrdd", default_factory=list),
+        Field("clustered", BOOL, "Whether the SR uses a cluster stack", default=False),
+        Field("health", health, "The SR's health", default_factory=lambda: ["Healthy", ""]),
+    ),
+    "The state of an SR",
+)
+
+probe_result = Record(
+    "probe_result",
+    (
+        Field("configuration", configuration, "A configuration that reaches what was found"),
+        Field("complete", BOOL, "True when the configuration is enough to attach an SR"),
+        Field("sr", Optional_(sr_stat), "The SR found there, if any"),
+        Field("extra_info", STRING_MAP, "Plugin-specific details", default_factory=dict),
+    ),
+    "One result of SR.probe",
+)
+
+volume = Record(
+    "volume",
+    (
+        Field("key", key, "Primary key of the volume"),
+        Field("uuid", Optional_(STRING), "The volume's uuid, if it has one"),
+        Field("name", STRING, "Short name"),
+        Field("description", STRING, "Longer description"),
+        Field("read_write", BOOL, "False when the volume is read-only"),
+        Field("sharable", BOOL, "True when the volume may be attached by several hosts at once", default=False),
+        Field("virtual_size", INT64, "Size seen by a VM (bytes)"),
+        Field("physical_utilisation", INT64, "Space consumed on the storage (bytes)"),
+        Field("uri", ListOf(STRING), "URIs a datapath plugin can open, most preferred first"),
+        Field("keys", STRING_MAP, "Opaque key/value metadata kept for the toolstack", default_factory=dict),
+        Field("cbt_enabled", Optional_(BOOL), "Whether changed-block tracking is on"),
+    ),
+    "A volume in an SR",
+)
+
+blocklist = Record(
+    "blocklist",
+    (
+        Field("blocksize", INT64, "Size of a block (bytes)"),
+        Field("ranges", ListOf(Tuple_((INT64, INT64))), "(start block, count) pairs that differ"),
+    ),
+    "Blocks that differ between two volumes",
+)
+
+changed_blocks = Record(
+    "changed_blocks",
+    (
+        Field("granularity", INT64, "Bytes per bit of the bitmap"),
+        Field("bitmap", STRING, "The changed-block bitmap, base64 encoded"),
+    ),
+    "Changed-block tracking result",
+)
+
+xendisk = Record(
+    "xendisk",
+    (
+        Field("params", STRING, "The xenstore backend params key"),
+        Field("extra", STRING_MAP, "Extra xenstore backend keys", default_factory=dict),
+        Field("backend_type", STRING, "The backend type, e.g. vbd3 or qdisk"),
+    ),
+    "A disk for a Xen backend",
+)
+block_device = Record("block_device", (Field("path", STRING, "Path of a block device"),), "A block device")
+file_ = Record("file", (Field("path", STRING, "Path of a regular file holding the raw disk"),), "A raw file")
+nbd = Record("nbd", (Field("uri", STRING, "nbd:unix:<socket>:exportname=<name>"),), "An NBD export")
+
+implementation = Variant(
+    "implementation",
+    (
+        Case("XenDisk", xendisk, "Use a Xen disk backend"),
+        Case("BlockDevice", block_device, "Open this block device"),
+        Case("File", file_, "Open this file"),
+        Case("Nbd", nbd, "Connect to this NBD export"),
+    ),
+    "One way of reaching an attached disk",
+)
+
+backend = Record(
+    "backend",
+    (Field("implementations", ListOf(implementation), "Ways to reach the disk, most preferred first"),),
+    "What Datapath.attach returns",
+)
+
+_dbg = Param("dbg", debug_info, "Debug context from the caller")
+_sr = Param("sr", sr_ref, "The SR reference")
+_key = Param("key", key, "The volume key")
+_uri = Param("uri", STRING, "A volume URI")
+_domain = Param("domain", STRING, "The domain (VM) that will use the disk")
+
+SR = Interface(
+    "SR",
+    "Operations on storage repositories",
+    (
+        Method("probe", "[probe dbg configuration] looks at the storage the configuration reaches and reports what "
+               "SRs and further configurations exist there",
+               (_dbg, Param("configuration", configuration, "The configuration to look at")),
+               Param("result", ListOf(probe_result), "What was found")),
+        Method("create", "[create dbg uuid configuration name description] creates a new SR and returns the "
+               "configuration to store for attaching it",
+               (_dbg, Param("uuid", STRING, "The uuid of the new SR"),
+                Param("configuration", configuration, "Where to create the SR"),
+                Param("name", STRING, "Short name"), Param("description", STRING, "Longer description")),
+               Param("configuration", configuration, "The configuration to attach the SR with")),
+        Method("attach", "[attach dbg configuration] attaches the SR and returns its reference",
+               (_dbg, Param("configuration", configuration, "The SR's configuration")),
+               Param("sr", sr_ref, "The SR reference")),
+        Method("detach", "[detach dbg sr] detaches the SR; idempotent", (_dbg, _sr)),
+        Method("destroy", "[destroy dbg sr] destroys an attached SR and everything in it", (_dbg, _sr)),
+        Method("stat", "[stat dbg sr] returns the SR's size, free space and health", (_dbg, _sr),
+               Param("sr_stat", sr_stat, "The SR's state")),
+        Method("set_name", "[set_name dbg sr new_name] renames the SR",
+               (_dbg, _sr, Param("new_name", STRING, "The new name"))),
+        Method("set_description", "[set_description dbg sr new_description] changes the SR's description",
+               (_dbg, _sr, Param("new_description", STRING, "The new description"))),
+        Method("ls", "[ls dbg sr] lists the volumes of the SR", (_dbg, _sr),
+               Param("volumes", ListOf(volume), "The volumes")),
+    ),
+)
+
+Volume = Interface(
+    "Volume",
+    "Operations on volumes",
+    (
+        Method("create", "[create dbg sr name description size sharable] creates a volume of at least [size] bytes",
+               (_dbg, _sr, Param("name", STRING, "Short name"), Param("description", STRING, "Longer description"),
+                Param("size", INT64, "Requested virtual size (bytes)"),
+                Param("sharable", BOOL, "Whether several hosts may attach it at once", default=False)),
+               Param("volume", volume, "The new volume")),
+        Method("snapshot", "[snapshot dbg sr key] creates a read-only snapshot of the volume",
+               (_dbg, _sr, _key), Param("volume", volume, "The snapshot")),
+        Method("clone", "[clone dbg sr key] creates a writable clone of the volume",
+               (_dbg, _sr, _key), Param("volume", volume, "The clone")),
+        Method("copy", "[copy dbg sr key dest_sr] copies the volume into another attached SR (VDI_COPY feature)",
+               (_dbg, _sr, _key, Param("dest_sr", sr_ref, "The destination SR")),
+               Param("volume", volume, "The copy")),
+        Method("destroy", "[destroy dbg sr key] removes the volume", (_dbg, _sr, _key)),
+        Method("set_name", "[set_name dbg sr key new_name] renames the volume",
+               (_dbg, _sr, _key, Param("new_name", STRING, "The new name"))),
+        Method("set_description", "[set_description dbg sr key new_description] changes the description",
+               (_dbg, _sr, _key, Param("new_description", STRING, "The new description"))),
+        Method("set", "[set dbg sr key k v] stores a key/value pair with the volume",
+               (_dbg, _sr, _key, Param("k", STRING, "The key"), Param("v", STRING, "The value"))),
+        Method("unset", "[unset dbg sr key k] removes a key from the volume's metadata",
+               (_dbg, _sr, _key, Param("k", STRING, "The key"))),
+        Method("resize", "[resize dbg sr key new_size] grows the volume to at least [new_size] bytes",
+               (_dbg, _sr, _key, Param("new_size", INT64, "The new virtual size (bytes)"))),
+        Method("stat", "[stat dbg sr key] returns the volume's metadata", (_dbg, _sr, _key),
+               Param("volume", volume, "The volume")),
+        Method("compare", "[compare dbg sr key key2] lists the blocks that differ between two volumes",
+               (_dbg, _sr, _key, Param("key2", key, "The other volume")),
+               Param("blocklist", blocklist, "The differing blocks")),
+        Method("similar_content", "[similar_content dbg sr key] lists volumes with similar content, most similar "
+               "first", (_dbg, _sr, _key), Param("keys", ListOf(key), "Volume keys")),
+        Method("enable_cbt", "[enable_cbt dbg sr key] turns on changed-block tracking", (_dbg, _sr, _key)),
+        Method("disable_cbt", "[disable_cbt dbg sr key] turns off changed-block tracking", (_dbg, _sr, _key)),
+        Method("data_destroy", "[data_destroy dbg sr key] deletes the data, keeping the CBT metadata",
+               (_dbg, _sr, _key)),
+        Method("list_changed_blocks", "[list_changed_blocks dbg sr key key2 offset length] lists blocks changed "
+               "between two snapshots",
+               (_dbg, _sr, _key, Param("key2", key, "The later volume"), Param("offset", INT64, "Start (bytes)"),
+                Param("length", INT64, "Length (bytes)")),
+               Param("changed_blocks", changed_blocks, "The changed blocks")),
+    ),
+)
+
+Datapath = Interface(
+    "Datapath",
+    "Making volumes usable by a consumer: open, attach, activate, deactivate, detach, close; all idempotent",
+    (
+        Method("open", "[open dbg uri persistent] prepares the volume; non-persistent volumes are reset on close",
+               (_dbg, _uri, Param("persistent", BOOL, "False for a disk whose writes are discarded"))),
+        Method("attach", "[attach dbg uri domain] makes the disk reachable and says how", (_dbg, _uri, _domain),
+               Param("backend", backend, "How to reach the disk")),
+        Method("activate", "[activate dbg uri domain] allows I/O to start", (_dbg, _uri, _domain)),
+        Method("activate_readonly", "[activate_readonly dbg uri domain] allows read-only I/O (ATTACH_READONLY)",
+               (_dbg, _uri, _domain)),
+        Method("deactivate", "[deactivate dbg uri domain] stops I/O and flushes", (_dbg, _uri, _domain)),
+        Method("detach", "[detach dbg uri domain] releases what attach made; should never fail",
+               (_dbg, _uri, _domain)),
+        Method("close", "[close dbg uri] ends the use of the volume", (_dbg, _uri)),
+    ),
+)
+
+V3 = Api(
+    name="v3",
+    title="SMAPIv3 plugins (xapi-storage)",
+    description=(
+        "Volume and datapath plugins as xapi-storage-script runs them: one executable per verb named "
+        "`Interface.verb`, `--json` with one line of named arguments on stdin."
+    ),
+    version="5.0",
+    interfaces=(Plugin, SR, Volume, Datapath),
+    errors=V3_ERRORS + FRAMEWORK_ERRORS,
+    source="shared/seeds/004 (Plugin); shared/reference/smapi-wire-formats.md section 3.2",
+)
