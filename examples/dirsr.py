@@ -1,0 +1,152 @@
+"""A complete, small smapi driver a vendor can copy: each VDI is a sparse raw file in a directory.
+
+Serve it with any transport:
+
+    smapi serve --driver examples/dirsr.py:DirSR --unix /tmp/dirsr.sock
+    smapi plugin-install --driver examples/dirsr.py:DirSR /tmp/plugin-dir
+
+The SR lives at `device_config["path"]`; metadata is one JSON file written atomically. Attached SRs are
+remembered in a small state file so that separate processes (per-verb executables, the classic executable)
+agree on what is attached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from typing import Any, Dict
+
+from smapi import Driver, Plugin_skeleton, Query_skeleton, SR_skeleton, VDI_skeleton
+from smapi.interface.errors import Backend_error, Sr_not_attached, Vdi_does_not_exist
+from smapi.interface.storage import vdi_info
+
+STATE_DIR = os.environ.get("SMAPI_EXAMPLE_STATE", os.path.join(tempfile.gettempdir(), "smapi-example"))
+FEATURES = ["SR_ATTACH", "SR_DETACH", "SR_CREATE", "SR_DELETE", "SR_SCAN", "VDI_CREATE", "VDI_DELETE"]
+CONFIGURATION = {"path": "Directory that holds the SR (created by SR.create)"}
+
+
+def _write_json(path: str, value: Any) -> None:
+    """Write-then-rename so a crash never leaves half a file."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(value, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: str, default: Any) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default
+
+
+class _Shared:
+    """What the SR and VDI implementations share: where attached SRs live, and their metadata."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    @staticmethod
+    def attached() -> Dict[str, str]:
+        return _read_json(os.path.join(STATE_DIR, "attached.json"), {})
+
+    def sr_path(self, sr: str) -> str:
+        path = self.attached().get(sr)
+        if path is None:
+            raise Sr_not_attached(sr)
+        return path
+
+    def metadata(self, sr: str) -> Dict[str, Any]:
+        return _read_json(os.path.join(self.sr_path(sr), "sr.json"), {"vdis": {}})
+
+    def save(self, sr: str, meta: Dict[str, Any]) -> None:
+        _write_json(os.path.join(self.sr_path(sr), "sr.json"), meta)
+
+
+class ExampleQuery(Query_skeleton):
+    def query(self, dbg: str) -> Dict[str, Any]:
+        return {
+            "driver": "dirsr", "name": "Directory SR example", "description": "Raw files in a directory",
+            "vendor": "smapi examples", "copyright": "public domain", "version": "1.0",
+            "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+        }
+
+    def diagnostics(self, dbg: str) -> str:
+        return f"attached SRs: {_Shared.attached()}"
+
+
+class ExampleSR(_Shared, SR_skeleton):
+    def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
+        path = device_config.get("path")
+        if not path:
+            raise Backend_error.classic("ConfigLocationMissing", "device_config needs 'path'")
+        os.makedirs(path, exist_ok=True)
+        if os.path.exists(os.path.join(path, "sr.json")):
+            raise Backend_error.classic("SRExists", path)
+        _write_json(os.path.join(path, "sr.json"), {"uuid": sr, "vdis": {}})
+
+    def attach(self, dbg: str, sr: str, device_config: Dict[str, str]) -> None:
+        path = device_config.get("path", "")
+        if not os.path.exists(os.path.join(path, "sr.json")):
+            raise Backend_error.classic("SRUnavailable", f"no SR at {path!r}")
+        os.makedirs(STATE_DIR, exist_ok=True)
+        attached = self.attached()
+        attached[sr] = path
+        _write_json(os.path.join(STATE_DIR, "attached.json"), attached)
+
+    def detach(self, dbg: str, sr: str) -> None:
+        attached = self.attached()
+        if attached.pop(sr, None) is not None:
+            _write_json(os.path.join(STATE_DIR, "attached.json"), attached)
+
+    def ls(self, dbg: str) -> list:
+        return sorted(self.attached())
+
+    def scan(self, dbg: str, sr: str) -> list:
+        return list(self.metadata(sr)["vdis"].values())
+
+
+class ExampleVDI(_Shared, VDI_skeleton):
+    def create(self, dbg: str, sr: str, vdi_info_in: Dict[str, Any]) -> Dict[str, Any]:
+        meta = self.metadata(sr)
+        vid = str(uuid.uuid4())
+        size = (vdi_info_in["virtual_size"] + 511) // 512 * 512  # round up to whole sectors
+        with open(os.path.join(self.sr_path(sr), vid + ".raw"), "wb") as f:
+            f.truncate(size)
+        info = vdi_info.make(**{**vdi_info_in, "vdi": vid, "virtual_size": size})
+        meta["vdis"][vid] = info
+        self.save(sr, meta)
+        return info
+
+    def stat(self, dbg: str, sr: str, vdi: str) -> Dict[str, Any]:
+        try:
+            return self.metadata(sr)["vdis"][vdi]
+        except KeyError:
+            raise Vdi_does_not_exist(vdi) from None
+
+    def destroy(self, dbg: str, sr: str, vdi: str) -> None:
+        meta = self.metadata(sr)
+        if meta["vdis"].pop(vdi, None) is None:
+            raise Vdi_does_not_exist(vdi)
+        self.save(sr, meta)
+        os.unlink(os.path.join(self.sr_path(sr), vdi + ".raw"))
+
+
+class ExamplePlugin(Plugin_skeleton):
+    def query(self, dbg: str) -> Dict[str, Any]:
+        q = ExampleQuery().query(dbg)
+        return {**{k: v for k, v in q.items() if k != "driver"}, "plugin": "dirsr", "required_cluster_stack": []}
+
+    def ls(self, dbg: str) -> list:
+        return sorted(_Shared.attached())
+
+
+class DirSR(Driver):
+    name = "dirsr"
+    storage = {"Query": ExampleQuery, "SR": ExampleSR, "VDI": ExampleVDI}
+    v3 = {"Plugin": ExamplePlugin}

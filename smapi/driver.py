@@ -1,0 +1,138 @@
+"""Drivers: a bundle of skeleton implementations, and how to find one by name.
+
+A driver subclasses `Driver` and says, per API, which class implements each interface:
+
+    class MyDriver(Driver):
+        name = "mysr"
+        storage = {"Query": MyQuery, "SR": MySR, "VDI": MyVDI}
+
+Each implementation class is a skeleton subclass; it is constructed with the driver instance, so the SR and
+VDI implementations can share state through it. Drivers are found by name through the `smapi.drivers`
+entry-point group (a vendor's package registers its own), or by a `module:attribute` or `path/file.py:attribute`
+reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from typing import Any, ClassVar, Dict, Mapping, Optional, Type
+
+from smapi.interface.errors import Unimplemented
+
+ENTRY_POINT_GROUP = "smapi.drivers"
+
+
+class Driver:
+    """Groups a driver's implementations, one per interface, for each API it serves."""
+
+    #: the driver's name (the SR type)
+    name: ClassVar[str] = "driver"
+    #: interface name -> implementation class, for the storage interface (Query, VDI, SR)
+    storage: ClassVar[Mapping[str, type]] = {}
+    #: the same for SMAPIv3 (Plugin, SR, Volume, Datapath)
+    v3: ClassVar[Mapping[str, type]] = {}
+    #: the same for the Transfer API
+    transfer: ClassVar[Mapping[str, type]] = {}
+
+    def __init__(self) -> None:
+        self._impls: Dict[str, Dict[str, Any]] = {}
+
+    def implementations(self, api: str) -> Dict[str, Any]:
+        """The implementation objects serving `api`, created once per driver instance."""
+        if api not in self._impls:
+            classes = self.implementation_classes(api)
+            self._impls[api] = {iface: cls(self) for iface, cls in classes.items()}
+        return self._impls[api]
+
+    def implementation_classes(self, api: str) -> Mapping[str, type]:
+        classes = getattr(type(self), api, None)
+        if not isinstance(classes, Mapping):
+            raise Unimplemented(f"the {api} API (driver {self.name} does not serve it)")
+        return classes
+
+    def serves(self, api: str) -> bool:
+        try:
+            return bool(self.implementation_classes(api))
+        except Unimplemented:
+            return False
+
+
+class DriverNotFound(LookupError):
+    pass
+
+
+def _load_attribute(module_ref: str, attr: str) -> Any:
+    if module_ref.endswith(".py") or os.sep in module_ref:
+        path = os.path.abspath(module_ref)
+        if not os.path.isfile(path):
+            raise DriverNotFound(f"no driver file {path}")
+        mod_name = "smapi_driver_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise DriverNotFound(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_ref)
+        except ImportError as e:
+            raise DriverNotFound(f"cannot import {module_ref}: {e}") from e
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise DriverNotFound(f"{module_ref} has no attribute {attr}") from None
+
+
+def resolve_driver_class(spec: str) -> Type[Driver]:
+    """Find a driver class from a name (entry point), `module:Class` or `file.py:Class`."""
+    if ":" in spec:
+        module_ref, attr = spec.rsplit(":", 1)
+        obj = _load_attribute(module_ref, attr)
+    else:
+        obj = _entry_point(spec)
+    if not (isinstance(obj, type) and issubclass(obj, Driver)):
+        raise DriverNotFound(f"{spec} is not a smapi.driver.Driver subclass")
+    return obj
+
+
+def load_driver(spec: str) -> Driver:
+    return resolve_driver_class(spec)()
+
+
+def _entry_point(name: str) -> Any:
+    for ep in driver_entry_points():
+        if ep.name == name:
+            return ep.load()
+    known = ", ".join(sorted(ep.name for ep in driver_entry_points())) or "none installed"
+    raise DriverNotFound(f"no driver named {name!r} (known: {known}; or give module:Class or file.py:Class)")
+
+
+def driver_entry_points() -> list:
+    from importlib import metadata
+
+    eps = metadata.entry_points()
+    if hasattr(eps, "select"):
+        return list(eps.select(group=ENTRY_POINT_GROUP))
+    return list(eps.get(ENTRY_POINT_GROUP, []))  # Python < 3.10
+
+
+def driver_reference(spec: str) -> str:
+    """A `module:Class` (or absolute `file.py:Class`) reference that loads without entry-point lookup.
+
+    Per-verb executables bake this in: scanning entry points costs tens of milliseconds per call, and xapi
+    forks one executable per call.
+    """
+    cls = resolve_driver_class(spec)
+    module = sys.modules.get(cls.__module__)
+    file = getattr(module, "__file__", None)
+    if cls.__module__.startswith("smapi_driver_") and file:
+        return f"{os.path.abspath(file)}:{cls.__qualname__}"
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def optional_attr(obj: Any, name: str) -> Optional[Any]:
+    return getattr(obj, name, None)
