@@ -1,0 +1,203 @@
+"""`smapi`: the command line for people and scripts.
+
+Every command exits non-zero with a one-line reason on error (a typed SMAPI error, never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable, Optional
+
+import click
+
+from smapi.cli.target import make_target
+from smapi.interface.errors import SmapiError
+
+DRIVER_HELP = "driver: an installed name (smapi.drivers entry point), module:Class or path/file.py:Class"
+URL_HELP = ("server URL: http://127.0.0.1:PORT, xmlrpc+unix:///sock, jsonrpc+http://..., jsonrpc+unix:///sock "
+            "or exec:///plugin-dir")
+
+
+class SmapiGroup(click.Group):
+    """Turns typed SMAPI errors into a one-line message and exit code 1, for every subcommand."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SmapiError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(1)
+        except (ValueError, LookupError, OSError) as e:
+            if isinstance(e, click.ClickException):
+                raise
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(1)
+
+
+def parse_size(text: str) -> int:
+    """`10G`, `512M`, `4096`, `1.5T` -> bytes (binary units)."""
+    units = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    s = text.strip().upper().removesuffix("IB").removesuffix("B") if len(text.strip()) > 1 else text.strip()
+    unit = s[-1] if s and s[-1] in units else ""
+    number = s[:-1] if unit else s
+    try:
+        value = float(number)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size (examples: 4096, 512M, 10G)") from None
+    if value < 0:
+        raise click.BadParameter("a size cannot be negative")
+    return int(value * units[unit])
+
+
+def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--url", help=URL_HELP)(fn)
+    fn = click.option("--driver", help=DRIVER_HELP)(fn)
+    return fn
+
+
+def emit(value: Any, as_json: bool, human: Optional[Callable[[Any], None]] = None) -> None:
+    if as_json or human is None:
+        click.echo(json.dumps(value, indent=None if as_json else 2, sort_keys=not as_json))
+    else:
+        human(value)
+
+
+@click.group(cls=SmapiGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smapi")
+def cli() -> None:
+    """smapi: storage-manager plugin framework. Serve drivers, install plugins, manage SRs and VDIs."""
+
+
+@cli.command()
+@click.option("--driver", required=True, help=DRIVER_HELP)
+@click.option("--unix", "unix_path", type=click.Path(), help="listen on this Unix socket")
+@click.option("--port", type=int, help="listen on this TCP port (loopback unless --host is given)")
+@click.option("--host", default="127.0.0.1", show_default=True, help="TCP address to bind")
+@click.option("--allow-remote", is_flag=True, help="allow binding a TCP address other than loopback")
+@click.option("--protocol", type=click.Choice(["xmlrpc", "jsonrpc"]), default="xmlrpc", show_default=True)
+@click.option("--api", type=click.Choice(["storage", "v3", "transfer"]), default="storage", show_default=True)
+def serve(driver: str, unix_path: Optional[str], port: Optional[int], host: str, allow_remote: bool, protocol: str,
+          api: str) -> None:
+    """Serve a driver over XML-RPC or JSON-RPC until interrupted."""
+    from smapi.driver import load_driver
+    from smapi.interface.apis import get_api
+    from smapi.rpc.dispatcher import Dispatcher
+
+    if not unix_path and port is None:
+        raise click.UsageError("give --unix PATH or --port N")
+    loaded = load_driver(driver)
+    dispatcher = Dispatcher(get_api(api), loaded.implementations(api))
+    if protocol == "xmlrpc":
+        from smapi.rpc.xmlrpc import make_xmlrpc_server as make_server
+    else:
+        from smapi.rpc.jsonrpc import make_jsonrpc_server as make_server
+    server = make_server(dispatcher, unix_path=unix_path, host=host, port=port or 0, allow_remote=allow_remote)
+    where = unix_path if unix_path else f"{host}:{server.address[1]}"
+    click.echo(f"serving driver {loaded.name} ({api} API) over {protocol} on {where}", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        if unix_path and os.path.exists(unix_path):
+            os.unlink(unix_path)
+
+
+@cli.command("plugin-install")
+@click.option("--driver", required=True, help=DRIVER_HELP)
+@click.option("--api", type=click.Choice(["v3", "storage", "transfer"]),
+              help="which interface the executables serve (default: v3 when the driver has it)")
+@click.argument("directory", type=click.Path(file_okay=False))
+def plugin_install(driver: str, api: Optional[str], directory: str) -> None:
+    """Write DIRECTORY with one executable per verb (Plugin.Query, SR.create, Volume.snapshot, ...)."""
+    from smapi.rpc.plugin_dir import install_plugin
+
+    names = install_plugin(driver, directory, api)
+    click.echo(f"wrote {len(names)} verb executables into {directory}")
+
+
+@cli.command("sm-query")
+@target_options
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def sm_query(driver: Optional[str], url: Optional[str], as_json: bool) -> None:
+    """Show what a driver is and what it supports (Query.query)."""
+    result = make_target(driver, url).call("Query.query", dbg="sm-query")
+
+    def human(q: Any) -> None:
+        click.echo(f"{q['name']} ({q['driver']} {q['version']}) by {q['vendor']}")
+        click.echo(q["description"])
+        click.echo(f"features: {' '.join(q['features'])}")
+        for key, text in q["configuration"].items():
+            click.echo(f"  device_config {key}: {text}")
+
+    emit(result, as_json, human)
+
+
+@cli.command("vdi-create")
+@target_options
+@click.option("--sr", required=True, help="the SR (uuid)")
+@click.option("--size", required=True, help="virtual size, e.g. 10G")
+@click.option("--name", "name_label", default="", help="name label")
+@click.option("--description", default="", help="name description")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def vdi_create(driver: Optional[str], url: Optional[str], sr: str, size: str, name_label: str, description: str,
+               as_json: bool) -> None:
+    """Create a VDI and print its record."""
+    info = {"virtual_size": parse_size(size), "name_label": name_label, "name_description": description}
+    result = make_target(driver, url).call("VDI.create", dbg="vdi-create", sr=sr, vdi_info=info)
+    emit(result, as_json, lambda v: click.echo(f"{v['vdi']}  {v['virtual_size']} bytes  {v['name_label']}"))
+
+
+def _mount_optional_groups() -> None:
+    """Subcommand groups contributed by other parts of smapi, present when their modules are."""
+    try:
+        from smapi.cli.vhd import vhd
+    except ImportError:  # pragma: no cover - the VHD CLI ships with the package
+        return
+    cli.add_command(vhd)
+
+
+_mount_optional_groups()
+
+
+def main() -> None:
+    cli(prog_name="smapi")
+
+
+def _standalone(command: click.Command, prog: str) -> None:
+    """Run one command as its own console script, with the same error handling as the group."""
+    try:
+        command.main(prog_name=prog, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.Abort:
+        sys.exit(1)
+    except (SmapiError, ValueError, LookupError, OSError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
+def sm_query_main() -> None:
+    _standalone(sm_query, "sm-query")
+
+
+def vdi_create_main() -> None:
+    _standalone(vdi_create, "vdi-create")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
