@@ -1,0 +1,207 @@
+"""Where image bytes live: the small storage protocol every image operation goes through.
+
+The VHD engine never calls ``open()`` on a path by itself once an image is open; it only uses a :class:`Backing`, so
+the same code serves a regular file, an LV reached through a segment map or a LUN. A backing is a flat byte array with
+positional I/O; it knows nothing about VHD.
+"""
+
+import mmap
+import os
+from typing import Optional, Union
+
+from .errors import InvalidArgument, ReadOnlyImage
+
+try:  # os.preadv exists on Linux/BSD; fall back to pread + copy elsewhere.
+    _preadv = os.preadv
+except AttributeError:  # pragma: no cover - not on Linux
+    _preadv = None
+
+
+class Backing:
+    """Protocol (and convenience base class) of a byte store holding one image.
+
+    Required: :meth:`pread`, :meth:`pwrite`, :meth:`size`, :meth:`resize`, :meth:`flush`, :meth:`close`, and the
+    attributes ``name`` (for messages) and ``writable``. :meth:`readinto` and :meth:`mtime` have generic defaults.
+    ``resize`` growing the store must make the new bytes read as zeros (a sparse file does; an LV substrate must
+    discard or zero the new extent).
+    """
+
+    name: str = "<backing>"
+    writable: bool = False
+
+    def pread(self, length: int, offset: int) -> bytes:
+        """Return up to ``length`` bytes at ``offset``; fewer only at the end of the store."""
+        raise NotImplementedError
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        """Fill ``buf`` from ``offset``; return the byte count (short only at the end of the store)."""
+        data = self.pread(len(buf), offset)
+        buf[: len(data)] = data
+        return len(data)
+
+    def pwrite(self, data: Union[bytes, bytearray, memoryview], offset: int) -> None:
+        """Write all of ``data`` at ``offset``, growing the store if needed."""
+        raise NotImplementedError
+
+    def pwritev(self, buffers: "list[Union[bytes, bytearray, memoryview]]", offset: int) -> None:
+        """Write ``buffers`` back to back from ``offset`` (one syscall where the store supports it)."""
+        for buf in buffers:
+            self.pwrite(buf, offset)
+            offset += len(buf)
+
+    def size(self) -> int:
+        raise NotImplementedError
+
+    def resize(self, size: int) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Make every completed write durable (a write barrier for the ordering rules of the engine)."""
+
+    def close(self) -> None:
+        """Release the store; further calls are undefined."""
+
+    def mtime(self) -> Optional[float]:
+        """Modification time (Unix seconds) if the store has one; blktap records it as the parent timestamp."""
+        return None
+
+    def __enter__(self) -> "Backing":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FileBacking(Backing):
+    """A regular file or block device, by path or by an already open descriptor."""
+
+    def __init__(
+        self,
+        target: Union[str, "os.PathLike[str]", int],
+        *,
+        writable: bool = False,
+        create: bool = False,
+        sync: bool = True,
+    ) -> None:
+        """Open ``target``. ``create`` makes a new file and fails if it exists; ``sync`` makes :meth:`flush` call
+        ``fdatasync`` (turn it off only for scratch images whose durability does not matter)."""
+        self.writable = writable or create
+        self._sync = sync
+        if isinstance(target, int):
+            self._fd = target
+            self._owns_fd = False
+            self.name = f"<fd {target}>"
+        else:
+            path = os.fspath(target)
+            flags = os.O_RDWR if self.writable else os.O_RDONLY
+            if create:
+                flags |= os.O_CREAT | os.O_EXCL
+            flags |= getattr(os, "O_CLOEXEC", 0)
+            self._fd = os.open(path, flags, 0o644)
+            self._owns_fd = True
+            self.name = path
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    def pread(self, length: int, offset: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        if _preadv is None:  # pragma: no cover
+            return super().readinto(buf, offset)
+        total = 0
+        view = memoryview(buf).cast("B")
+        while total < len(view):
+            n = _preadv(self._fd, [view[total:]], offset + total)
+            if n <= 0:
+                break
+            total += n
+        return total
+
+    def pwrite(self, data: Union[bytes, bytearray, memoryview], offset: int) -> None:
+        if not self.writable:
+            raise ReadOnlyImage("write to a read-only backing", image=self.name)
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self._fd, view[done:], offset + done)
+
+    def pwritev(self, buffers: "list[Union[bytes, bytearray, memoryview]]", offset: int) -> None:
+        if not self.writable:
+            raise ReadOnlyImage("write to a read-only backing", image=self.name)
+        views = [memoryview(b).cast("B") for b in buffers]
+        total = sum(len(v) for v in views)
+        done = os.pwritev(self._fd, views, offset)
+        if done < total:  # rare partial write: finish piecewise
+            flat = b"".join(bytes(v) for v in views)
+            self.pwrite(memoryview(flat)[done:], offset + done)
+
+    def size(self) -> int:
+        st = os.fstat(self._fd)
+        if st.st_size == 0 and not _is_regular(st.st_mode):
+            # Block devices report 0 in st_size; seeking to the end gives their capacity.
+            return os.lseek(self._fd, 0, os.SEEK_END)
+        return st.st_size
+
+    def resize(self, size: int) -> None:
+        if not self.writable:
+            raise ReadOnlyImage("resize of a read-only backing", image=self.name)
+        os.ftruncate(self._fd, size)
+
+    def flush(self) -> None:
+        if self.writable and self._sync:
+            os.fdatasync(self._fd)
+
+    def close(self) -> None:
+        if self._owns_fd and self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
+    def mtime(self) -> Optional[float]:
+        return os.fstat(self._fd).st_mtime
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+class MemoryBacking(Backing):
+    """An in-memory store; used by tests, fuzzing and for building small images before copying them out."""
+
+    def __init__(self, data: Union[bytes, bytearray, None] = None, *, writable: bool = True, name: str = "<memory>"):
+        self.buf = bytearray(data or b"")
+        self.writable = writable
+        self.name = name
+
+    def pread(self, length: int, offset: int) -> bytes:
+        if length < 0 or offset < 0:
+            raise InvalidArgument(f"negative read {length}@{offset}", image=self.name)
+        return bytes(self.buf[offset : offset + length])
+
+    def pwrite(self, data: Union[bytes, bytearray, memoryview], offset: int) -> None:
+        if not self.writable:
+            raise ReadOnlyImage("write to a read-only backing", image=self.name)
+        end = offset + len(data)
+        if end > len(self.buf):
+            self.buf.extend(bytes(end - len(self.buf)))
+        self.buf[offset:end] = data
+
+    def size(self) -> int:
+        return len(self.buf)
+
+    def resize(self, size: int) -> None:
+        if not self.writable:
+            raise ReadOnlyImage("resize of a read-only backing", image=self.name)
+        if size < len(self.buf):
+            del self.buf[size:]
+        else:
+            self.buf.extend(bytes(size - len(self.buf)))
+
+
+def aligned_buffer(size: int) -> mmap.mmap:
+    """A page-aligned scratch buffer: ``preadv`` into it runs 2-3x faster than into a ``bytearray`` (ref. doc §5)."""
+    return mmap.mmap(-1, max(size, 1))

@@ -1,0 +1,600 @@
+"""One VHD file: its metadata, block lookup, and crash-ordered writes to its own blocks.
+
+A :class:`VhdImage` knows nothing about parents; :mod:`smapi.vhd.chain` stacks images. Writes go through a small
+transaction so the on-disk order is always blktap's: data and new-block bitmaps, barrier, bitmaps of existing
+blocks and BAT sectors, barrier, batmap and footer. Until :meth:`VhdImage.commit` runs nothing on disk refers to
+the new data, so a crash at any point leaves the old or the new content, never garbage.
+"""
+
+import sys
+from array import array
+from collections import OrderedDict
+from typing import Dict, List, Optional, Set, Union
+
+from . import bitmaps
+from . import constants as C
+from .backing import Backing
+from .errors import CorruptImage, IncompleteIO, OutOfRange, ReadOnlyImage, UnsupportedImage, VhdError
+from .geometry import geometry_u32
+from .layout import aligned_block_sector, bat_bytes, batmap_sectors, bitmap_bytes
+from .structs import (
+    BatmapHeader,
+    Footer,
+    Header,
+    batmap_checksum,
+    parse_batmap_header,
+    parse_footer,
+    parse_header,
+)
+
+Buffer = Union[bytes, bytearray, memoryview]
+_BITMAP_CACHE_MAX = 4096  # bitmaps kept per image (512 B each for 2 MiB blocks): bounded memory
+
+
+def _bat_from_bytes(raw: bytes) -> "array[int]":
+    bat = array("I")
+    if bat.itemsize != 4:  # pragma: no cover - exotic platforms
+        bat = array("L")
+    bat.frombytes(raw)
+    if sys.byteorder == "little":
+        bat.byteswap()
+    return bat
+
+
+def _bat_to_bytes(entries: "array[int]") -> bytes:
+    out = array(entries.typecode, entries)
+    if sys.byteorder == "little":
+        out.byteswap()
+    return out.tobytes()
+
+
+class VhdImage:
+    """An open VHD (fixed, dynamic or differencing) on a :class:`Backing`.
+
+    Use :meth:`open`. Attributes: ``footer``, ``header`` (None for fixed), ``name``, ``writable``. The BAT is read
+    lazily, so metadata-only users (snapshot, scans, hidden flag) never pay for it.
+    """
+
+    def __init__(self, backing: Backing, footer: Footer, header: Optional[Header], *, name: str, writable: bool,
+                 file_size: int, primary_ok: bool, footer_pos: int) -> None:
+        self.backing = backing
+        self.footer = footer
+        self.header = header
+        self.name = name
+        self.writable = writable
+        self.file_size = file_size
+        self.primary_ok = primary_ok  # False when we fell back to the backup footer at offset 0
+        self._footer_pos = footer_pos
+        self._bat: Optional[array] = None
+        self.batmap_header: Optional[BatmapHeader] = None
+        self.batmap_header_offset = 0
+        self.batmap: Optional[bytearray] = None
+        self.batmap_valid = False
+        self._bitmaps: OrderedDict[int, bytearray] = OrderedDict()
+        self._next_free: Optional[int] = None
+        # Pending transaction state.
+        self._dirty_bat: Set[int] = set()
+        self._dirty_bitmaps: Dict[int, bytearray] = {}
+        self._dirty_batmap = False
+        self._data_written = False
+        self.owns_backing = True
+        self._bad_batmap_reason = ""
+        if header is not None:
+            self.block_size = header.block_size
+            self.bitmap_size = bitmap_bytes(header.block_size)
+        else:
+            self.block_size = C.DEFAULT_BLOCK_SIZE
+            self.bitmap_size = 0
+        self.sectors_per_block = self.block_size // C.SECTOR
+
+    # ----------------------------------------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, backing: Backing, *, name: Optional[str] = None, writable: Optional[bool] = None,
+             owns_backing: bool = True) -> "VhdImage":
+        """Parse footer(s) and header; raise a :class:`VhdFormatError` subclass naming the bad field.
+
+        With ``owns_backing`` the image closes the backing when it is closed.
+        """
+        img = cls._open(backing, name=name, writable=writable)
+        img.owns_backing = owns_backing
+        return img
+
+    @classmethod
+    def _open(cls, backing: Backing, *, name: Optional[str], writable: Optional[bool]) -> "VhdImage":
+        name = name or getattr(backing, "name", "<backing>")
+        writable = backing.writable if writable is None else writable
+        if writable and not backing.writable:
+            raise ReadOnlyImage("backing is read-only", image=name)
+        size = backing.size()
+        if size < C.FOOTER_SIZE:
+            raise CorruptImage(f"file is {size} bytes, smaller than a footer", field="footer", image=name)
+        primary: Optional[Footer] = None
+        primary_err: Optional[VhdError] = None
+        footer_pos = size - C.FOOTER_SIZE
+        try:
+            primary = parse_footer(_read_exact(backing, C.FOOTER_SIZE, footer_pos, name, "footer"), image=name)
+        except VhdError as e:
+            primary_err = e
+            if size % C.SECTOR == C.SECTOR - 1:  # pre-2004 511-byte footer
+                try:
+                    raw = _read_exact(backing, 511, size - 511, name, "footer") + b"\0"
+                    primary = parse_footer(raw, image=name)
+                    footer_pos = size - 511
+                    primary_err = None
+                except VhdError:
+                    pass
+        head = backing.pread(C.DEFAULT_TABLE_OFFSET, 0)
+        backup: Optional[Footer] = None
+        if head[:8] == C.FOOTER_COOKIE:
+            try:
+                backup = parse_footer(head[: C.FOOTER_SIZE], image=name, where="backup footer")
+            except VhdError as e:
+                if primary is None:
+                    raise primary_err or e from None
+        if primary is not None:
+            footer = primary
+            primary_ok = True
+        elif backup is not None and backup.disk_type != C.DISK_FIXED:
+            # A primary footer overwritten by a block allocation in flight is normal (ref. §1.1).
+            footer = backup
+            primary_ok = False
+        else:
+            assert primary_err is not None
+            raise primary_err
+        if footer.disk_type == C.DISK_FIXED:
+            if footer.current_size > footer_pos:
+                raise CorruptImage(f"fixed size {footer.current_size} exceeds the {footer_pos} data bytes present",
+                                   field="footer.current_size", image=name)
+            return cls(backing, footer, None, name=name, writable=writable, file_size=size, primary_ok=primary_ok,
+                       footer_pos=footer_pos)
+        hoff = footer.data_offset
+        if hoff + C.HEADER_SIZE > size:
+            raise CorruptImage(f"header at {hoff} lies past the end of the file ({size})", field="footer.data_offset",
+                               image=name)
+        raw = head[hoff : hoff + C.HEADER_SIZE] if hoff + C.HEADER_SIZE <= len(head) else \
+            _read_exact(backing, C.HEADER_SIZE, hoff, name, "header")
+        header = parse_header(raw, image=name)
+        _validate_header(header, footer, size, name)
+        img = cls(backing, footer, header, name=name, writable=writable, file_size=size, primary_ok=primary_ok,
+                  footer_pos=footer_pos if primary_ok else -1)
+        img._probe_batmap()
+        return img
+
+    def _probe_batmap(self) -> None:
+        """blktap keeps a batmap header right after the BAT; present for tap >= 1.2, probed by cookie otherwise."""
+        assert self.header is not None
+        off = self.header.table_offset + bat_bytes(self.header.max_table_entries)
+        if off + C.SECTOR > self.file_size:
+            return
+        hdr = parse_batmap_header(self.backing.pread(C.SECTOR, off))
+        if hdr is None:
+            return
+        need = batmap_sectors(self.header.max_table_entries)
+        if hdr.batmap_size < need or hdr.batmap_size > 2 * need + 8 or \
+                hdr.batmap_offset % C.SECTOR or hdr.batmap_offset + hdr.batmap_size * C.SECTOR > self.file_size:
+            # A batmap we cannot trust is ignored: it is an optimisation, and ignoring it is the safe direction.
+            self.batmap_header = None
+            self._bad_batmap_reason = "batmap header offset/size out of bounds"
+            return
+        self.batmap_header = hdr
+        self.batmap_header_offset = off
+
+    # ----------------------------------------------------------------------------------------------- properties
+    @property
+    def virtual_size(self) -> int:
+        return self.footer.current_size
+
+    @property
+    def disk_type(self) -> int:
+        return self.footer.disk_type
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.footer.disk_type == C.DISK_FIXED
+
+    @property
+    def is_differencing(self) -> bool:
+        return self.footer.disk_type == C.DISK_DIFF
+
+    @property
+    def uuid(self) -> bytes:
+        return self.footer.uuid
+
+    @property
+    def parent_uuid(self) -> Optional[bytes]:
+        return self.header.parent_uuid if self.is_differencing and self.header else None
+
+    @property
+    def hidden(self) -> bool:
+        return bool(self.footer.hidden)
+
+    @property
+    def entries(self) -> int:
+        return self.header.max_table_entries if self.header else C.ceil_div(self.virtual_size, self.block_size)
+
+    @property
+    def capacity_limit(self) -> int:
+        """Largest virtual size reachable without moving metadata (BAT room; blktap ``-S`` preallocation)."""
+        return self.entries * self.block_size if self.header else self.virtual_size
+
+    @property
+    def bat(self) -> "array[int]":
+        if self._bat is None:
+            self._load_bat()
+        assert self._bat is not None
+        return self._bat
+
+    def _load_bat(self) -> None:
+        assert self.header is not None
+        n = self.header.max_table_entries
+        raw = _read_exact(self.backing, n * 4, self.header.table_offset, self.name, "BAT")
+        self._bat = _bat_from_bytes(raw)
+        self._load_batmap()
+
+    def _load_batmap(self) -> None:
+        hdr = self.batmap_header
+        if hdr is None:
+            return
+        raw = bytearray(_read_exact(self.backing, hdr.batmap_size * C.SECTOR, hdr.batmap_offset, self.name,
+                                    "batmap"))
+        if batmap_checksum(raw, self.virtual_size, self.block_size) == hdr.checksum:
+            self.batmap = raw
+            self.batmap_valid = True
+        elif self.writable:
+            # Start from an empty map (always safe: a clear bit only means "look at the bitmap") and rewrite it.
+            self.batmap = bytearray(len(raw))
+            self._dirty_batmap = True
+        self._bad_batmap_reason = "" if self.batmap_valid else "batmap checksum mismatch"
+
+    def allocated_blocks(self) -> int:
+        """Number of allocated BAT entries (``vhd-util query -a``)."""
+        if self.header is None:
+            return C.ceil_div(self.virtual_size, self.block_size)
+        return len(self.bat) - self.bat.count(C.BAT_UNUSED)
+
+    # ----------------------------------------------------------------------------------------------- reads
+    def block_data_offset(self, blk: int) -> Optional[int]:
+        """File offset of block ``blk``'s data (past its bitmap), or None when unallocated."""
+        bat = self.bat
+        if blk >= len(bat):
+            return None
+        e = bat[blk]
+        if e == C.BAT_UNUSED:
+            return None
+        off = e * C.SECTOR
+        if off < C.SECTOR or off + self.bitmap_size + self.block_size > self.file_size:
+            raise CorruptImage(f"entry {e:#x} puts block {blk} outside the file ({self.file_size} bytes)",
+                               field=f"BAT[{blk}]", image=self.name)
+        return off + self.bitmap_size
+
+    def block_full(self, blk: int) -> bool:
+        """True when every sector of the block is present here (batmap bit or all-ones bitmap)."""
+        bm = self.batmap
+        if bm is not None and bm[blk >> 3] & (0x80 >> (blk & 7)):
+            return True
+        return bitmaps.all_set(self.bitmap(blk), self.sectors_per_block)
+
+    def bitmap(self, blk: int) -> bytearray:
+        """The sector bitmap of an allocated block (cached, bounded)."""
+        cached = self._bitmaps.get(blk)
+        if cached is not None:
+            self._bitmaps.move_to_end(blk)
+            return cached
+        data_off = self.block_data_offset(blk)
+        if data_off is None:
+            raise VhdError(f"block {blk} is not allocated", image=self.name)
+        bm = bytearray(_read_exact(self.backing, self.bitmap_size, data_off - self.bitmap_size, self.name,
+                                   f"bitmap[{blk}]"))
+        self._cache_bitmap(blk, bm)
+        return bm
+
+    def _cache_bitmap(self, blk: int, bm: bytearray) -> None:
+        self._bitmaps[blk] = bm
+        self._bitmaps.move_to_end(blk)
+        while len(self._bitmaps) > _BITMAP_CACHE_MAX:
+            old, _ = self._bitmaps.popitem(last=False)
+            if old in self._dirty_bitmaps:  # never drop a bitmap that is not on disk yet
+                self._bitmaps[old] = self._dirty_bitmaps[old]
+                break
+
+    def read_raw(self, view: memoryview, offset: int) -> None:
+        """Fill ``view`` from file ``offset``; short reads are corruption (the structure promised the bytes)."""
+        n = self.backing.readinto(view, offset)
+        if n != len(view):
+            raise IncompleteIO(f"short read: {n} of {len(view)} bytes at {offset}", image=self.name)
+
+    # ----------------------------------------------------------------------------------------------- writes
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise ReadOnlyImage("image is opened read-only", image=self.name)
+
+    @property
+    def end_of_metadata(self) -> int:
+        """End of header, BAT, batmap and locator payloads: no block may start before it."""
+        if self.header is None:
+            return 0
+        h = self.header
+        end = max(self.footer.data_offset + C.HEADER_SIZE, h.table_offset + bat_bytes(h.max_table_entries))
+        if self.batmap_header is not None:
+            end = max(end, self.batmap_header_offset + C.SECTOR,
+                      self.batmap_header.batmap_offset + self.batmap_header.batmap_size * C.SECTOR)
+        for loc in h.locators:
+            if loc.code != C.PLAT_NONE and loc.data_offset + loc.space_bytes <= self.file_size:
+                end = max(end, loc.data_offset + loc.space_bytes)
+        return end
+
+    def end_of_data(self) -> int:
+        """Where the next block (and the primary footer) goes: past metadata and every allocated block."""
+        if self._next_free is None:
+            end = self.end_of_metadata
+            last = max(filter(C.BAT_UNUSED.__ne__, self.bat), default=None)
+            if last is not None:
+                end = max(end, last * C.SECTOR + self.bitmap_size + self.block_size)
+            self._next_free = end
+        return self._next_free
+
+    def write_at(self, offset: int, data: Buffer) -> None:
+        """Write sector-aligned ``data`` at virtual ``offset`` into this image only (no parent reads needed).
+
+        Newly allocated blocks of a differencing disk only mark the written sectors; a dynamic disk marks whole
+        blocks, since its unwritten sectors are zero anyway. Call :meth:`commit` to make the writes reachable.
+        """
+        self._require_writable()
+        view = memoryview(data).cast("B")
+        n = len(view)
+        if offset % C.SECTOR or n % C.SECTOR:
+            raise OutOfRange(f"unaligned image write {n}@{offset}", image=self.name)
+        if offset < 0 or offset + n > self.virtual_size:
+            raise OutOfRange(f"write {n}@{offset} past virtual size {self.virtual_size}", image=self.name)
+        if self.is_fixed:
+            self.backing.pwrite(view, offset)
+            self._data_written = True
+            return
+        bs = self.block_size
+        pos = 0
+        while pos < n:
+            voff = offset + pos
+            blk, inb = divmod(voff, bs)
+            take = min(bs - inb, n - pos)
+            self._write_in_block(blk, inb, view[pos : pos + take])
+            pos += take
+
+    def _write_in_block(self, blk: int, inb: int, piece: memoryview) -> None:
+        data_off = self.block_data_offset(blk)
+        s0, s1 = inb // C.SECTOR, (inb + len(piece)) // C.SECTOR
+        if data_off is not None:
+            if data_off < self.end_of_metadata:
+                raise CorruptImage(f"block {blk} overlaps the image metadata", field=f"BAT[{blk}]", image=self.name)
+            self.backing.pwrite(piece, data_off + inb)
+            self._data_written = True
+            if self.batmap is not None and self.batmap[blk >> 3] & (0x80 >> (blk & 7)):
+                return
+            bm = self.bitmap(blk)
+            before = bytes(bm)
+            bitmaps.set_range(bm, s0, s1)
+            if bm != before:
+                self._dirty_bitmaps[blk] = bm
+            return
+        self._allocate(blk, inb, piece, s0, s1)
+
+    def _allocate(self, blk: int, inb: int, piece: memoryview, s0: int, s1: int) -> None:
+        if blk >= self.entries:
+            raise OutOfRange(f"block {blk} beyond the BAT ({self.entries} entries)", image=self.name)
+        bm = bytearray(self.bitmap_size)
+        if self.is_differencing:
+            bitmaps.set_range(bm, s0, s1)
+        else:
+            bitmaps.set_range(bm, 0, self.sectors_per_block)
+        start = aligned_block_sector(self.end_of_data(), self.bitmap_size // C.SECTOR)
+        if start >= C.BAT_UNUSED:
+            raise OutOfRange("image file would exceed the 2 TiB addressable by the BAT", image=self.name)
+        off = start * C.SECTOR
+        bs = self.block_size
+        # Nothing references this region until the BAT entry lands, so bitmap, padding and data go out together.
+        bufs: List[Buffer] = [bm]
+        if inb:
+            bufs.append(_zeros(inb))
+        bufs.append(piece)
+        tail = bs - inb - len(piece)
+        if tail:
+            bufs.append(_zeros(tail))
+        _pwritev(self.backing, bufs, off)
+        self._data_written = True
+        self.bat[blk] = start
+        self._next_free = off + self.bitmap_size + bs
+        self.file_size = max(self.file_size, self._next_free)
+        self._dirty_bat.add(blk)
+        self._cache_bitmap(blk, bm)
+        if self.batmap is not None and bitmaps.all_set(bm, self.sectors_per_block):
+            self.batmap[blk >> 3] |= 0x80 >> (blk & 7)
+            self._dirty_batmap = True
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._data_written or self._dirty_bat or self._dirty_bitmaps or self._dirty_batmap)
+
+    def commit(self) -> None:
+        """Make pending writes durable in blktap order: barrier, bitmaps + BAT, barrier, batmap + footer, barrier."""
+        if not self.pending:
+            return
+        self._require_writable()
+        b = self.backing
+        b.flush()  # data (and new-block bitmaps) on disk before anything points at them
+        meta = bool(self._dirty_bitmaps or self._dirty_bat)
+        for blk, bm in sorted(self._dirty_bitmaps.items()):
+            data_off = self.block_data_offset(blk)
+            assert data_off is not None
+            b.pwrite(bm, data_off - self.bitmap_size)
+            if self.batmap is not None and bitmaps.all_set(bm, self.sectors_per_block):
+                self.batmap[blk >> 3] |= 0x80 >> (blk & 7)
+                self._dirty_batmap = True
+        self._dirty_bitmaps.clear()
+        if self._dirty_bat:
+            self._write_bat_sectors(self._dirty_bat)
+            self._dirty_bat = set()
+        if meta:
+            b.flush()  # bitmaps and BAT before the batmap may claim "full"
+        if self._dirty_batmap:
+            self._write_batmap()
+        if self.header is not None and self._footer_pos != self.end_of_data():
+            self._write_primary_footer()
+        self._data_written = False
+        b.flush()
+
+    def _write_bat_sectors(self, blocks: Set[int]) -> None:
+        """Write only the 512-byte BAT sectors that changed (128 entries each), merged into runs."""
+        assert self.header is not None
+        per = C.SECTOR // 4
+        sectors = sorted({blk // per for blk in blocks})
+        bat = self.bat
+        run_start = prev = sectors[0]
+        for s in sectors[1:] + [None]:
+            if s is not None and s == prev + 1:
+                prev = s
+                continue
+            lo, hi = run_start * per, min((prev + 1) * per, len(bat))
+            raw = _bat_to_bytes(bat[lo:hi])
+            raw += b"\xff" * (C.pad512(len(raw)) - len(raw))
+            self.backing.pwrite(raw, self.header.table_offset + lo * 4)
+            if s is not None:
+                run_start = prev = s
+
+    def _write_batmap(self) -> None:
+        assert self.batmap is not None and self.batmap_header is not None
+        hdr = self.batmap_header.with_(checksum=batmap_checksum(self.batmap, self.virtual_size, self.block_size))
+        self.backing.pwrite(self.batmap, hdr.batmap_offset)
+        self.backing.pwrite(hdr.pack(), self.batmap_header_offset)
+        self.batmap_header = hdr
+        self.batmap_valid = True
+        self._dirty_batmap = False
+
+    def _write_primary_footer(self) -> None:
+        """Footer at the end of data, then drop any stale tail (a torn allocation or an old footer)."""
+        pos = self.end_of_data() if self.header is not None else self.virtual_size
+        self.backing.pwrite(self.footer.pack(), pos)
+        if self.backing.size() > pos + C.FOOTER_SIZE:
+            self.backing.resize(pos + C.FOOTER_SIZE)
+        self.file_size = pos + C.FOOTER_SIZE
+        self._footer_pos = pos
+        self.primary_ok = True
+
+    def update_footer(self, **changes: object) -> None:
+        """Change footer fields: primary footer first, then the backup copy at 0 (both, as ``vhd-util set``)."""
+        self._require_writable()
+        self.commit()
+        self.footer = self.footer.with_(**changes)
+        self._write_primary_footer()
+        self.backing.flush()
+        if self.header is not None:
+            self.backing.pwrite(self.footer.pack(), 0)
+            self.backing.flush()
+
+    def update_header(self, header: Header) -> None:
+        self._require_writable()
+        assert self.header is not None
+        self.backing.pwrite(header.pack(), self.footer.data_offset)
+        self.header = header
+
+    def set_hidden(self, hidden: bool) -> None:
+        self.update_footer(hidden=1 if hidden else 0)
+
+    def set_marker(self, value: int) -> None:
+        """blktap's 1-byte marker lives in the batmap header; images without a batmap cannot hold it."""
+        self._require_writable()
+        if self.batmap_header is None:
+            raise UnsupportedImage("no batmap to hold a marker", field="batmap", image=self.name)
+        if not 0 <= value <= 255:
+            raise OutOfRange(f"marker {value} not in 0..255", image=self.name)
+        _ = self.bat  # make sure the batmap is loaded so its checksum stays right
+        self.batmap_header = self.batmap_header.with_(marker=value)
+        self.backing.pwrite(self.batmap_header.pack(), self.batmap_header_offset)
+        self.backing.flush()
+
+    @property
+    def marker(self) -> Optional[int]:
+        return self.batmap_header.marker if self.batmap_header is not None else None
+
+    def new_geometry_footer(self, size: int) -> Footer:
+        return self.footer.with_(current_size=size, geometry=geometry_u32(size))
+
+    def drop_caches(self) -> None:
+        self._bitmaps.clear()
+
+    def close(self) -> None:
+        try:
+            if self.writable and self.pending:
+                self.commit()
+        finally:
+            if self.owns_backing:
+                self.backing.close()
+
+    def __enter__(self) -> "VhdImage":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<VhdImage {self.name} {C.DISK_TYPE_NAMES.get(self.disk_type)} {self.virtual_size}>"
+
+
+def _validate_header(h: Header, f: Footer, size: int, name: str) -> None:
+    """Bounds that protect memory and reads: a forged entry count must not make us read or allocate gigabytes."""
+    if h.max_table_entries * h.block_size < f.current_size:
+        raise CorruptImage(f"{h.max_table_entries} entries x {h.block_size} B cannot hold {f.current_size} B",
+                           field="header.max_table_entries", image=name)
+    if h.max_table_entries > C.ceil_div(C.MAX_VIRTUAL_SIZE, h.block_size):
+        raise CorruptImage(f"{h.max_table_entries} entries exceed the 2040 GiB maximum",
+                           field="header.max_table_entries", image=name)
+    if h.table_offset + h.max_table_entries * 4 > size:
+        raise CorruptImage(f"BAT of {h.max_table_entries} entries at {h.table_offset} runs past the end of the file"
+                           f" ({size} bytes)", field="header.max_table_entries", image=name)
+    if h.data_offset != C.HEADER_DATA_OFFSET:
+        raise CorruptImage(f"{h.data_offset:#x} (must be all ones)", field="header.data_offset", image=name)
+    if f.disk_type == C.DISK_DIFF and h.parent_uuid == bytes(16):
+        raise UnsupportedImage("differencing disk over a raw parent (null parent UUID)", field="header.parent_uuid",
+                               image=name)
+
+
+def _read_exact(backing: Backing, n: int, offset: int, name: str, what: str) -> bytes:
+    data = backing.pread(n, offset)
+    if len(data) != n:
+        raise CorruptImage(f"{n} bytes at {offset} needed, file ends first", field=what, image=name)
+    return data
+
+
+_ZEROS = bytes(C.MAX_BLOCK_SIZE)
+_ZEROS_VIEW = memoryview(_ZEROS)
+
+
+def _zeros(n: int) -> memoryview:
+    return _ZEROS_VIEW[:n]
+
+
+def zero_fill(view: memoryview) -> None:
+    pos, n = 0, len(view)
+    while pos < n:
+        k = min(n - pos, len(_ZEROS))
+        view[pos : pos + k] = _ZEROS_VIEW[:k]
+        pos += k
+
+
+def _pwritev(backing: Backing, bufs: List[Buffer], offset: int) -> None:
+    fn = getattr(backing, "pwritev", None)
+    if fn is not None:
+        fn(bufs, offset)
+        return
+    for buf in bufs:
+        backing.pwrite(buf, offset)
+        offset += len(buf)
+
+
+def pack_bat(bat: "array[int]") -> bytes:
+    """The BAT as on disk, padded to a sector with 0xFF."""
+    raw = _bat_to_bytes(bat)
+    return raw + b"\xff" * (C.pad512(len(raw)) - len(raw))
+
+
+def new_bat(entries: int) -> "array[int]":
+    return _bat_from_bytes(b"\xff" * (entries * 4))
+
