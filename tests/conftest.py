@@ -1,0 +1,30 @@
+"""Shared fixtures: the example driver with its host-local state in a per-test directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_DRIVER = f"{REPO / 'examples' / 'dirsr.py'}:DirSR"
+
+
+@pytest.fixture
+def example_state(tmp_path, monkeypatch):
+    """Isolates the example driver's attached-SR table (it lives in $SMAPI_EXAMPLE_STATE)."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("SMAPI_EXAMPLE_STATE", str(state))
+    # The example module reads the variable at import time; reload it under the new value.
+    import sys
+
+    for name in [n for n in sys.modules if n.startswith("smapi_driver_dirsr")]:
+        del sys.modules[name]
+    yield state
+
+
+@pytest.fixture
+def sr_dir(tmp_path) -> str:
+    path = tmp_path / "sr"
+    return os.fspath(path)
