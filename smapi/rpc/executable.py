@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from typing import IO, Any, Dict, List, Optional, Sequence
 
 from smapi.interface.errors import Bad_request, Internal_error, SmapiError, Unknown_method
@@ -29,6 +28,8 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 def _backtrace(exc: BaseException) -> Dict[str, Any]:
     """The xapi-storage `backtrace` object: the error text plus the frames it came through."""
+    import traceback  # only on the failure path
+
     frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
     return {
         "error": str(exc),
