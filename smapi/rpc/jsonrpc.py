@@ -1,0 +1,138 @@
+"""The JSON-RPC 2.0 transport, built on jsonrpclib-pelix, over a Unix socket or loopback TCP.
+
+jsonrpclib facts this module relies on (1.2.0):
+
+* a `Fault` must be *returned*, not raised; any raised exception becomes an opaque -32603;
+* its client drops `data` for codes in [-32700, -32000], so a SMAPI error travels with an application code
+  outside that range (the error's classic numeric code, e.g. 38 for Unimplemented), `message` = the wire
+  name and `data` = the rpclib error variant (`["Unimplemented", "VDI.snapshot"]`);
+* `SimpleJSONRPCServer` is single-threaded; `ThreadingMixIn` in front of it gives a thread per connection;
+* the request handler's `_dispatch(method, params)` receives every call, so the API's dotted names
+  (`SR.attach`) need no registration and no attribute walking.
+
+`use_jsonclass=False` on both ends: the storage interface is plain data, and class hints in the payload must
+never make either side construct objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+from typing import Any, Optional
+
+import jsonrpclib
+from jsonrpclib.config import Config
+from jsonrpclib.SimpleJSONRPCServer import SimpleJSONRPCRequestHandler, SimpleJSONRPCServer
+
+from smapi.interface.errors import Internal_error, SmapiError
+from smapi.rpc.dispatcher import Dispatcher
+from smapi.rpc.listen import (
+    DEFAULT_MAX_REQUEST,
+    DEFAULT_REQUEST_TIMEOUT,
+    AddressMixin,
+    remove_stale_socket,
+    tcp_family,
+)
+
+log = logging.getLogger("smapi.jsonrpc")
+
+#: JSON-RPC "Invalid Request"; also what jsonrpclib sends for HTTP-level refusals (411, 413)
+INVALID_REQUEST = -32600
+
+
+def json_config() -> Config:
+    """The jsonrpclib configuration both ends use."""
+    return Config(use_jsonclass=False)
+
+
+def error_fault(err: SmapiError, config: Optional[Config] = None) -> jsonrpclib.Fault:
+    """The JSON-RPC error object for a SMAPI error (see the module docstring for why this code)."""
+    return jsonrpclib.Fault(int(err.classic_code), err.wire_name, config=config or json_config(),
+                            data=err.to_variant())
+
+
+class _Handler(SimpleJSONRPCRequestHandler):
+    server: JsonRpcServer
+
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout  # StreamRequestHandler applies it to the socket
+        self.max_request_size = self.server.max_request  # jsonrpclib answers 413 above this
+        super().setup()
+
+    def _dispatch(self, method: str, params: Any) -> Any:
+        # jsonrpclib calls this for every request; returning a Fault is its way of sending an error.
+        config = self.server.json_config
+        try:
+            return self.server.dispatcher.call(method, params)
+        except SmapiError as e:
+            return error_fault(e, config)
+        except Exception as e:  # a bug in the transport itself: still answer with a typed error
+            log.exception("JSON-RPC call %s failed", str(method)[:100])
+            return error_fault(Internal_error(f"{type(e).__name__}: {e}"), config)
+
+    def _refuse(self, status: int, message: str, headers: Optional[dict] = None) -> None:
+        config = self.server.json_config
+        body = jsonrpclib.Fault(INVALID_REQUEST, message, config=config).response().encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", config.content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.close_connection = True
+
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        # Replaces http.server's HTML error page (bad request line, unsupported verb, ...) with a JSON error.
+        self._refuse(code, f"HTTP {code}: {message or self.responses.get(code, ('',))[0]}")
+
+    def report_404(self) -> None:
+        self._refuse(404, f"no JSON-RPC endpoint at {self.path[:100]}")
+
+    def _not_post(self) -> None:
+        self._refuse(405, f"HTTP method {self.command} not allowed; use POST", {"Allow": "POST"})
+
+    do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_post
+
+    def address_string(self) -> str:
+        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class JsonRpcServer(AddressMixin, socketserver.ThreadingMixIn, SimpleJSONRPCServer):
+    """A threaded jsonrpclib server answering JSON-RPC calls through a Dispatcher."""
+
+    daemon_threads = True  # an in-flight call must not keep the process alive at exit
+
+    def __init__(self, address: Any, family: int, dispatcher: Dispatcher, max_request: int,
+                 request_timeout: float):
+        self.dispatcher = dispatcher
+        self.max_request = max_request
+        self.request_timeout = request_timeout
+        super().__init__(address, requestHandler=_Handler, logRequests=False, address_family=family,
+                         config=json_config())
+        if family == socket.AF_UNIX:
+            self.remember_unix_socket()
+
+
+def make_jsonrpc_server(
+    dispatcher: Dispatcher,
+    *,
+    unix_path: Optional[str] = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    allow_remote: bool = False,
+    max_request: int = DEFAULT_MAX_REQUEST,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> JsonRpcServer:
+    """A bound, listening JSON-RPC server; same arguments and life cycle as `make_xmlrpc_server`."""
+    if unix_path is not None:
+        remove_stale_socket(unix_path)
+        return JsonRpcServer(unix_path, socket.AF_UNIX, dispatcher, max_request, request_timeout)
+    family = tcp_family(host, allow_remote)
+    return JsonRpcServer((host, port), family, dispatcher, max_request, request_timeout)
