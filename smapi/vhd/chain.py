@@ -169,6 +169,30 @@ class Chain:
                     return True
         return False
 
+    def allocation_map(self) -> bytearray:
+        """One byte per leaf-sized block of the virtual disk: 1 where any image of the chain allocates it.
+
+        Metadata only (BATs); the data of a mapped block may still be all zeros.
+        """
+        bs = self.block_size
+        nblocks = C.ceil_div(self.size, bs)
+        out = bytearray(nblocks)
+        for img in self.images:
+            if img.is_fixed:
+                hi = min(nblocks, C.ceil_div(img.virtual_size, bs))
+                out[:hi] = b"\x01" * hi
+                continue
+            ibs = img.block_size
+            limit = C.ceil_div(min(img.virtual_size, self.size), ibs)
+            for blk, e in enumerate(img.bat):
+                if blk >= limit:
+                    break
+                if e != C.BAT_UNUSED:
+                    lo = blk * ibs // bs
+                    hi = min(nblocks, C.ceil_div((blk + 1) * ibs, bs))
+                    out[lo:hi] = b"\x01" * (hi - lo)
+        return out
+
     # ------------------------------------------------------------------------------------------------ writes
     def write(self, offset: int, data: Buffer) -> None:
         """Write ``data`` at any byte ``offset`` into the leaf; unaligned edges are merged with the chain view."""

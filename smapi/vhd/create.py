@@ -36,7 +36,7 @@ def check_size(size: int, what: str = "size") -> None:
         raise InvalidArgument(f"{what} {size} exceeds the VHD maximum of 2040 GiB")
 
 
-def _footer(size: int, disk_type: int, uid: Optional[bytes]) -> Footer:
+def new_footer(size: int, disk_type: int, uid: Optional[bytes]) -> Footer:
     return Footer(current_size=size, disk_type=disk_type, uuid=uid or uuidlib.uuid4().bytes, timestamp=vhd_now(),
                   geometry=geometry_u32(size),
                   data_offset=C.FIXED_DATA_OFFSET if disk_type == C.DISK_FIXED else C.HEADER_OFFSET)
@@ -46,7 +46,7 @@ def create_fixed_on(backing: Backing, size: int, *, uid: Optional[bytes] = None)
     """A fixed VHD: ``size`` (rounded up to a sector) of data, sparse where the backing allows, then the footer."""
     check_size(size)
     size = C.pad512(size)
-    footer = _footer(size, C.DISK_FIXED, uid)
+    footer = new_footer(size, C.DISK_FIXED, uid)
     backing.resize(size)
     backing.pwrite(footer.pack(), size)
     backing.flush()
@@ -80,7 +80,7 @@ def create_sparse_on(
         pname = locators.safe_relative_name(parent[2], what="parent name")
         payloads = [(code, locators.encode(code, pname)) for code in locators.WRITE_ORDER]
     lay = plan(entries, payloads)
-    footer = _footer(size, C.DISK_DIFF if parent else C.DISK_DYNAMIC, uid)
+    footer = new_footer(size, C.DISK_DIFF if parent else C.DISK_DYNAMIC, uid)
     locs = [Locator(code=code, data_space=space, data_length=len(payload), data_offset=off)
             for code, off, payload, space in lay.locators]
     locs += [Locator()] * (C.LOCATOR_COUNT - len(locs))
