@@ -119,6 +119,21 @@ class JsonRpcServer(AddressMixin, socketserver.ThreadingMixIn, SimpleJSONRPCServ
         if family == socket.AF_UNIX:
             self.remember_unix_socket()
 
+    def _marshaled_single_dispatch(self, request: dict, dispatch_method: Any = None) -> Any:
+        """JSON-RPC 1.0 calls (no "jsonrpc" member) are answered as rpclib answers them.
+
+        xapi's rpclib client sends version 1.0 (`{"method", "params": [{...}], "id"}`) and reads a failure as
+        `{"result": null, "error": <error variant>, "id"}`; jsonrpclib would put a `{code, message, data}`
+        object there, which rpclib cannot decode into a storage error. 2.0 calls keep jsonrpclib's format.
+        """
+        if "jsonrpc" in request or request.get("id") is None or dispatch_method is None:
+            return super()._marshaled_single_dispatch(request, dispatch_method)
+        outcome = dispatch_method(request["method"], request["params"])
+        if isinstance(outcome, jsonrpclib.Fault):
+            error = outcome.data if outcome.data is not None else outcome.error()
+            return {"result": None, "error": error, "id": request["id"]}
+        return {"result": outcome, "error": None, "id": request["id"]}
+
 
 def make_jsonrpc_server(
     dispatcher: Dispatcher,
