@@ -7,7 +7,7 @@ invariant as ``"<field>: <what is wrong>"`` so a person can decide between repai
 import bisect
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from . import bitmaps
 from . import constants as C
@@ -15,7 +15,6 @@ from .chain import build_chain
 from .errors import ChainError, VhdError, VhdFormatError
 from .geometry import geometry_capacity
 from .image import VhdImage
-from .layout import bat_bytes
 from .parents import read_locators
 from .resolver import ParentResolver
 from .structs import batmap_checksum, parse_footer
@@ -120,22 +119,6 @@ def _check_header(img: VhdImage, rep: CheckReport) -> None:
         rep.errors.append(f"{e.field}: {e.reason.split(': ', 1)[-1]}")
 
 
-def _metadata_regions(img: VhdImage) -> List[Tuple[int, int, str]]:
-    h = img.header
-    assert h is not None
-    regions = [(0, C.FOOTER_SIZE, "backup footer"),
-               (img.footer.data_offset, img.footer.data_offset + C.HEADER_SIZE, "header"),
-               (h.table_offset, h.table_offset + bat_bytes(h.max_table_entries), "BAT")]
-    if img.batmap_header is not None:
-        regions.append((img.batmap_header_offset, img.batmap_header_offset + C.SECTOR, "batmap header"))
-        bm = img.batmap_header
-        regions.append((bm.batmap_offset, bm.batmap_offset + bm.batmap_size * C.SECTOR, "batmap"))
-    for i, loc in enumerate(h.locators):
-        if loc.code != C.PLAT_NONE:
-            regions.append((loc.data_offset, loc.data_offset + loc.space_bytes, f"locator[{i}]"))
-    return regions
-
-
 def _check_bat(img: VhdImage, rep: CheckReport, check_bitmaps: bool) -> None:
     bat = img.bat
     footprint = img.bitmap_size + img.block_size
@@ -153,7 +136,7 @@ def _check_bat(img: VhdImage, rep: CheckReport, check_bitmaps: bool) -> None:
         if a + footprint > b:
             rep.errors.append(f"BAT[{bblk}]: block overlaps block {ablk}")
     starts = [start for start, _ in blocks]
-    for lo, hi, what in _metadata_regions(img):
+    for lo, hi, what in img.metadata_regions():
         # Blocks starting in (lo - footprint, hi) overlap the region.
         for k in range(bisect.bisect_right(starts, lo - footprint), bisect.bisect_left(starts, hi)):
             rep.errors.append(f"BAT[{blocks[k][1]}]: block overlaps the {what}")

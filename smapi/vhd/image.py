@@ -9,7 +9,7 @@ the new data, so a crash at any point leaves the old or the new content, never g
 import sys
 from array import array
 from collections import OrderedDict
-from typing import Dict, List, Optional, Set, Union
+from typing import Dict, List, Optional, Set, Tuple, Union
 
 from . import bitmaps
 from . import constants as C
@@ -323,6 +323,23 @@ class VhdImage:
                 end = max(end, loc.data_offset + loc.space_bytes)
         return end
 
+    def metadata_regions(self) -> List[Tuple[int, int, str]]:
+        """``(start, end, what)`` of every metadata structure; no block may overlap one."""
+        h = self.header
+        if h is None:
+            return []
+        regions = [(0, C.FOOTER_SIZE, "backup footer"),
+                   (self.footer.data_offset, self.footer.data_offset + C.HEADER_SIZE, "header"),
+                   (h.table_offset, h.table_offset + bat_bytes(h.max_table_entries), "BAT")]
+        if self.batmap_header is not None:
+            bm = self.batmap_header
+            regions.append((self.batmap_header_offset, self.batmap_header_offset + C.SECTOR, "batmap header"))
+            regions.append((bm.batmap_offset, bm.batmap_offset + bm.batmap_size * C.SECTOR, "batmap"))
+        for i, loc in enumerate(h.locators):
+            if loc.code != C.PLAT_NONE:
+                regions.append((loc.data_offset, loc.data_offset + loc.space_bytes, f"locator[{i}]"))
+        return regions
+
     def end_of_data(self) -> int:
         """Where the next block (and the primary footer) goes: past metadata and every allocated block."""
         if self._next_free is None:
@@ -363,8 +380,11 @@ class VhdImage:
         data_off = self.block_data_offset(blk)
         s0, s1 = inb // C.SECTOR, (inb + len(piece)) // C.SECTOR
         if data_off is not None:
-            if data_off < self.end_of_metadata:
-                raise CorruptImage(f"block {blk} overlaps the image metadata", field=f"BAT[{blk}]", image=self.name)
+            start = data_off - self.bitmap_size
+            for lo, hi, what in self.metadata_regions():
+                if start < hi and data_off + self.block_size > lo:
+                    # Writing there would destroy metadata: refuse rather than corrupt further.
+                    raise CorruptImage(f"block {blk} overlaps the {what}", field=f"BAT[{blk}]", image=self.name)
             self.backing.pwrite(piece, data_off + inb)
             self._data_written = True
             if self.batmap is not None and self.batmap[blk >> 3] & (0x80 >> (blk & 7)):
