@@ -47,7 +47,7 @@ def make_transport(url: str, timeout: float = DEFAULT_TIMEOUT) -> Transport:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("xmlrpc+unix", "jsonrpc+unix", "exec"):
-        if parts.netloc not in ("", "localhost") or not parts.path:
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise ValueError(f"{url!r}: expected {scheme}:///absolute/path")
         if scheme == "exec":
             return ExecTransport(parts.path, timeout)
