@@ -112,18 +112,18 @@ class VhdImage:
         primary_err: Optional[VhdError] = None
         footer_pos = size - C.FOOTER_SIZE
         try:
-            primary = parse_footer(_read_exact(backing, C.FOOTER_SIZE, footer_pos, name, "footer"), image=name)
+            primary = parse_footer(_read_exact(backing, C.FOOTER_SIZE, footer_pos, name, "footer", size), image=name)
         except VhdError as e:
             primary_err = e
             if size % C.SECTOR == C.SECTOR - 1:  # pre-2004 511-byte footer
                 try:
-                    raw = _read_exact(backing, 511, size - 511, name, "footer") + b"\0"
+                    raw = _read_exact(backing, 511, size - 511, name, "footer", size) + b"\0"
                     primary = parse_footer(raw, image=name)
                     footer_pos = size - 511
                     primary_err = None
                 except VhdError:
                     pass
-        head = backing.pread(C.DEFAULT_TABLE_OFFSET, 0)
+        head = backing.pread(min(C.DEFAULT_TABLE_OFFSET, size), 0)
         backup: Optional[Footer] = None
         if head[:8] == C.FOOTER_COOKIE:
             try:
@@ -152,7 +152,7 @@ class VhdImage:
             raise CorruptImage(f"header at {hoff} lies past the end of the file ({size})", field="footer.data_offset",
                                image=name)
         raw = head[hoff : hoff + C.HEADER_SIZE] if hoff + C.HEADER_SIZE <= len(head) else \
-            _read_exact(backing, C.HEADER_SIZE, hoff, name, "header")
+            _read_exact(backing, C.HEADER_SIZE, hoff, name, "header", size)
         header = parse_header(raw, image=name)
         _validate_header(header, footer, size, name)
         img = cls(backing, footer, header, name=name, writable=writable, file_size=size, primary_ok=primary_ok,
@@ -227,7 +227,7 @@ class VhdImage:
     def _load_bat(self) -> None:
         assert self.header is not None
         n = self.header.max_table_entries
-        raw = _read_exact(self.backing, n * 4, self.header.table_offset, self.name, "BAT")
+        raw = _read_exact(self.backing, n * 4, self.header.table_offset, self.name, "BAT", self.file_size)
         self._bat = _bat_from_bytes(raw)
         self._load_batmap()
 
@@ -236,7 +236,7 @@ class VhdImage:
         if hdr is None:
             return
         raw = bytearray(_read_exact(self.backing, hdr.batmap_size * C.SECTOR, hdr.batmap_offset, self.name,
-                                    "batmap"))
+                                    "batmap", self.file_size))
         if batmap_checksum(raw, self.virtual_size, self.block_size) == hdr.checksum:
             self.batmap = raw
             self.batmap_valid = True
@@ -284,7 +284,7 @@ class VhdImage:
         if data_off is None:
             raise VhdError(f"block {blk} is not allocated", image=self.name)
         bm = bytearray(_read_exact(self.backing, self.bitmap_size, data_off - self.bitmap_size, self.name,
-                                   f"bitmap[{blk}]"))
+                                   f"bitmap[{blk}]", self.file_size))
         self._cache_bitmap(blk, bm)
         return bm
 
@@ -576,7 +576,11 @@ def _validate_header(h: Header, f: Footer, size: int, name: str) -> None:
                                image=name)
 
 
-def _read_exact(backing: Backing, n: int, offset: int, name: str, what: str) -> bytes:
+def _read_exact(backing: Backing, n: int, offset: int, name: str, what: str, limit: int) -> bytes:
+    """Read exactly ``n`` bytes, refusing up front anything past ``limit`` (the file size): a forged offset never
+    turns into a read outside the image."""
+    if offset < 0 or n < 0 or offset + n > limit:
+        raise CorruptImage(f"{n} bytes at {offset} lie outside the file ({limit} bytes)", field=what, image=name)
     data = backing.pread(n, offset)
     if len(data) != n:
         raise CorruptImage(f"{n} bytes at {offset} needed, file ends first", field=what, image=name)
