@@ -72,6 +72,6 @@ def coalesce_images(child: VhdImage, parent: VhdImage, *, batch_bytes: int = BAT
                 progress(done, len(blocks))
         parent.commit()
     finally:
+        # Slices may still be referenced by a traceback; the mmap is freed with its last reference.
         mv.release()
-        buf.close()
     return sectors

@@ -60,8 +60,8 @@ def import_raw_into(src: Backing, dst: Backing, *, fixed: bool = False, block_si
         img.commit()
         dst.flush()
     finally:
+        # Slices may still be referenced by a traceback; the mmap is freed with its last reference.
         mv.release()
-        buf.close()
     return img
 
 
@@ -93,6 +93,6 @@ def export_raw_from(chain: Chain, dst: Backing, *, sparse: bool = True, progress
                 progress(off, size)
         dst.flush()
     finally:
+        # Slices may still be referenced by a traceback; the mmap is freed with its last reference.
         mv.release()
-        buf.close()
     return written

@@ -64,8 +64,8 @@ def stream_vhd(chain: Chain) -> Iterator[bytes]:
             yield bytes(gap) + ones + buf[:bs] if gap else ones + buf[:bs]
             pos = off + bm_bytes + bs
     finally:
+        # Slices may still be referenced by a traceback; the mmap is freed with its last reference.
         mv.release()
-        buf.close()
     yield footer.pack()
 
 
