@@ -31,6 +31,7 @@ from smapi.rpc.listen import (
     DEFAULT_MAX_REQUEST,
     DEFAULT_REQUEST_TIMEOUT,
     AddressMixin,
+    QuietHandlerMixin,
     remove_stale_socket,
     tcp_family,
 )
@@ -52,7 +53,9 @@ def error_fault(err: SmapiError, config: Optional[Config] = None) -> jsonrpclib.
                             data=err.to_variant())
 
 
-class _Handler(SimpleJSONRPCRequestHandler):
+class _Handler(QuietHandlerMixin, SimpleJSONRPCRequestHandler):
+    log_name = "smapi.jsonrpc"
+
     server: JsonRpcServer
 
     def setup(self) -> None:
@@ -97,11 +100,6 @@ class _Handler(SimpleJSONRPCRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_post
 
-    def address_string(self) -> str:
-        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
-        log.debug("%s %s", self.address_string(), format % args)
 
 
 class JsonRpcServer(AddressMixin, socketserver.ThreadingMixIn, SimpleJSONRPCServer):

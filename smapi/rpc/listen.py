@@ -106,3 +106,18 @@ class AddressMixin:
         except FileNotFoundError:
             pass
         self._unix_inode = None
+
+
+class QuietHandlerMixin:
+    """Request-handler logging for both transports: debug-level, and Unix-socket peers have no address."""
+
+    log_name = "smapi.rpc"
+
+    def address_string(self) -> str:
+        peer = getattr(self, "client_address", None)
+        return peer[0] if isinstance(peer, tuple) else "unix"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+        import logging
+
+        logging.getLogger(self.log_name).debug("%s %s", self.address_string(), format % args)

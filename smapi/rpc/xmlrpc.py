@@ -19,6 +19,7 @@ from smapi.rpc.listen import (
     DEFAULT_MAX_REQUEST,
     DEFAULT_REQUEST_TIMEOUT,
     AddressMixin,
+    QuietHandlerMixin,
     remove_stale_socket,
     tcp_family,
 )
@@ -60,7 +61,9 @@ def handle_request(dispatcher: Dispatcher, body: bytes) -> bytes:
         return encode_failure(Internal_error(f"{type(e).__name__}: {e}"))
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandlerMixin, BaseHTTPRequestHandler):
+    log_name = "smapi.xmlrpc"
+
     # HTTP/1.1 keeps connections alive for clients that reuse them (xmlrpc.client, xapi); every response
     # therefore carries a Content-Length.
     protocol_version = "HTTP/1.1"
@@ -122,12 +125,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_post
 
-    def address_string(self) -> str:
-        # A Unix-socket peer has no (host, port).
-        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
-        log.debug("%s %s", self.address_string(), format % args)
 
 
 class XmlRpcServer(AddressMixin, socketserver.ThreadingMixIn, HTTPServer):
