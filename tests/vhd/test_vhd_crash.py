@@ -4,6 +4,8 @@ A crashed image must open (falling back to the backup footer when needed) and re
 the new content, never anything else; the chain view above a crashed coalesce target must not change at all.
 """
 
+import contextlib
+
 import pytest
 from vhd_testlib import CrashAfter, CrashingBacking, DictResolver, rand_bytes
 
@@ -96,10 +98,8 @@ def test_coalesce_cut_at_every_write():
     new = read_image(run.last)  # type: ignore[attr-defined]
     assert new == view
     for budget in range(total):
-        try:
+        with contextlib.suppress(CrashAfter):
             run(budget)
-        except CrashAfter:
-            pass
         raw = run.last  # type: ignore[attr-defined]
         assert_old_or_new(read_image(raw), old, new)
         assert read_image(child, {"p.vhd": raw}) == view  # the chain above never changes
@@ -127,10 +127,8 @@ def test_grow_cut_at_every_write(room):
     total = _count_writes(run)
     assert read_image(run.last) == old + bytes(new_size - SIZE)  # type: ignore[attr-defined]
     for budget in range(total):
-        try:
+        with contextlib.suppress(CrashAfter):
             run(budget)
-        except CrashAfter:
-            pass
         got = read_image(run.last)  # type: ignore[attr-defined]
         assert len(got) in (SIZE, new_size)
         assert got == (old if len(got) == SIZE else old + bytes(new_size - SIZE))
@@ -166,10 +164,8 @@ def test_allocating_writes_cut_at_every_write():
     total = _count_writes(run)
     assert read_image(run.last, {"p.vhd": parent0}) == expect  # type: ignore[attr-defined]
     for budget in range(total):
-        try:
+        with contextlib.suppress(CrashAfter):
             run(budget)
-        except CrashAfter:
-            pass
         got = read_image(run.last, {"p.vhd": parent0})  # type: ignore[attr-defined]
         assert_old_or_new(got, old, bytes(expect))
         assert_repairable(run.last, {"p.vhd": parent0})  # type: ignore[attr-defined]

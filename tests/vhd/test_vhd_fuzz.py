@@ -26,12 +26,12 @@ class StrictBacking(MemoryBacking):
     """Fails the test (not with a VhdError) on any read reaching outside the store."""
 
     def pread(self, length, offset):
-        assert 0 <= offset and offset + length <= len(self.buf), f"read {length}@{offset} outside {len(self.buf)}"
+        assert offset >= 0 and offset + length <= len(self.buf), f"read {length}@{offset} outside {len(self.buf)}"
         return super().pread(length, offset)
 
     def readinto(self, buf, offset):
         n = len(buf)
-        assert 0 <= offset and offset + n <= len(self.buf), f"read {n}@{offset} outside {len(self.buf)}"
+        assert offset >= 0 and offset + n <= len(self.buf), f"read {n}@{offset} outside {len(self.buf)}"
         return super().readinto(buf, offset)
 
 
