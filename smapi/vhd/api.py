@@ -4,6 +4,7 @@ import os
 from typing import Optional
 
 from . import constants as C
+from .backing import Backing
 from .chain import Chain, build_chain
 from .create import create_child_on, create_fixed_on, create_sparse_on
 from .errors import ChainTooDeep, InvalidArgument
@@ -11,6 +12,15 @@ from .image import VhdImage
 from .info import ImageInfo, image_info
 from .refs import ImageRef, backing_of, is_path, opened, resolver_for
 from .resolver import DirectoryResolver, ParentResolver
+
+
+def _fresh_info(backing: Backing) -> ImageInfo:
+    """Info of an image just created: nothing is allocated, so skip reading its (up to 4 MiB) BAT."""
+    img = VhdImage.open(backing, owns_backing=False)
+    inf = image_info(img, count_blocks=img.is_fixed)
+    if inf.allocated_blocks is None:
+        inf.allocated_blocks = 0
+    return inf
 
 
 def open_image(target: ImageRef, *, writable: bool = False) -> VhdImage:
@@ -50,7 +60,7 @@ def create_dynamic(target: ImageRef, size: int, *, block_size: int = C.DEFAULT_B
     backing = backing_of(target, writable=True, create=is_path(target))
     try:
         create_sparse_on(backing, size, block_size=block_size, max_size=max_size, uid=uuid)
-        return image_info(VhdImage.open(backing, owns_backing=False))
+        return _fresh_info(backing)
     finally:
         if is_path(target):
             backing.close()
@@ -61,7 +71,7 @@ def create_fixed(target: ImageRef, size: int, *, uuid: Optional[bytes] = None) -
     backing = backing_of(target, writable=True, create=is_path(target))
     try:
         create_fixed_on(backing, size, uid=uuid)
-        return image_info(VhdImage.open(backing, owns_backing=False))
+        return _fresh_info(backing)
     finally:
         if is_path(target):
             backing.close()
@@ -90,7 +100,7 @@ def snapshot(parent: ImageRef, child: ImageRef, *, parent_name: Optional[str] = 
         backing = backing_of(child, writable=True, create=is_path(child))
         try:
             create_child_on(backing, pchain.leaf, parent_name, uid=uuid, max_size=max_size)
-            return image_info(VhdImage.open(backing, owns_backing=False))
+            return _fresh_info(backing)
         finally:
             if is_path(child):
                 backing.close()

@@ -18,6 +18,13 @@ from .image import VhdImage
 from .layout import plan, round_size
 from .structs import BatmapHeader, Footer, Header, Locator, batmap_checksum
 
+_FF = bytes(b"\xff" * C.pad512(C.ceil_div(C.MAX_VIRTUAL_SIZE, C.DEFAULT_BLOCK_SIZE) * 4))
+MAX_BAT_ENTRIES = 1 << 24  # 64 MiB of BAT: refuse tiny blocks on huge disks rather than allocate gigabytes
+
+
+def _ff(n: int) -> "memoryview | bytes":
+    return memoryview(_FF)[:n] if n <= len(_FF) else b"\xff" * n
+
 
 def vhd_now() -> int:
     """Seconds since the VHD epoch (2000-01-01 UTC)."""
@@ -75,6 +82,9 @@ def create_sparse_on(
     room = max(size, max_size or 0)
     check_size(room, "max size")
     entries = C.ceil_div(room, block_size)
+    if entries > MAX_BAT_ENTRIES:
+        raise InvalidArgument(f"{room} bytes in {block_size}-byte blocks needs {entries} BAT entries; "
+                              f"use larger blocks (limit {MAX_BAT_ENTRIES})")
     payloads: List[Tuple[int, bytes]] = []
     if parent is not None:
         pname = locators.safe_relative_name(parent[2], what="parent name")
@@ -90,19 +100,21 @@ def create_sparse_on(
     batmap = bytes(lay.batmap_size_sectors * C.SECTOR)
     bmh = BatmapHeader(batmap_offset=lay.batmap_offset, batmap_size=lay.batmap_size_sectors,
                        checksum=batmap_checksum(batmap, size, block_size))
-    meta = bytearray(lay.end_of_metadata + C.FOOTER_SIZE)
     fbytes = footer.pack()
-    meta[0:512] = fbytes
-    meta[C.HEADER_OFFSET : C.HEADER_OFFSET + C.HEADER_SIZE] = header.pack()
+    head = bytearray(lay.table_offset)
+    head[0:512] = fbytes
+    head[C.HEADER_OFFSET : C.HEADER_OFFSET + C.HEADER_SIZE] = header.pack()
     bat_len = C.pad512(entries * 4)
-    meta[lay.table_offset : lay.table_offset + bat_len] = b"\xff" * bat_len
-    meta[lay.batmap_header_offset : lay.batmap_header_offset + C.SECTOR] = bmh.pack()
+    tail_start = lay.table_offset + bat_len
+    tail = bytearray(lay.end_of_metadata + C.FOOTER_SIZE - tail_start)
+    tail[lay.batmap_header_offset - tail_start : lay.batmap_header_offset - tail_start + C.SECTOR] = bmh.pack()
     for _code, off, payload, _space in lay.locators:
-        meta[off : off + len(payload)] = payload
-    meta[lay.end_of_metadata :] = fbytes
+        tail[off - tail_start : off - tail_start + len(payload)] = payload
+    tail[-C.FOOTER_SIZE :] = fbytes
     if backing.size():
         backing.resize(0)
-    backing.pwrite(meta, 0)
+    # One vectored write; the all-unallocated BAT comes from a shared 0xFF buffer (no per-call 4 MiB build).
+    backing.pwritev([head, _ff(bat_len), tail], 0)
     backing.flush()
     return footer, header
 

@@ -6,66 +6,91 @@ buffers, with the same checksum verification, so it stays within a small factor 
 
 import os
 import struct
+import zlib
 from typing import Iterable, List, Optional, Union
 
 from . import constants as C
 from .info import ImageInfo, uuid_str
 from .structs import decode_parent_name
 
-_F = struct.Struct(">8sIIQI4sI4sQQIII16sBB")
-_H = struct.Struct(">8sQQIIII16sI")
+_F = struct.Struct(">Q24xQ4xI4x16sxB")  # data_offset, current_size, disk_type, uuid, hidden (from byte 16)
+_H = struct.Struct(">III16s")  # max_table_entries, block_size, checksum, parent uuid (from byte 28)
 _TYPES = C.DISK_TYPE_NAMES
 
 
-def _footer_ok(raw: bytes) -> bool:
-    if raw[:8] != C.FOOTER_COOKIE or len(raw) < 512:
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_adler = zlib.adler32
+
+
+def _footer_ok(f: bytes) -> bool:
+    """Cookie and checksum of a 512-byte footer; the byte sum via two exact Adler-32 halves (see byte_sum)."""
+    if len(f) < 512 or f[:8] != C.FOOTER_COOKIE:
         return False
-    csum = int.from_bytes(raw[64:68], "big")
-    return (~(sum(raw[:512]) - sum(raw[64:68])) & 0xFFFFFFFF) == csum
+    total = (_adler(f[:256]) & 0xFFFF) + (_adler(f[256:512]) & 0xFFFF) - 2 - f[64] - f[65] - f[66] - f[67]
+    return (~total & 0xFFFFFFFF) == int.from_bytes(f[64:68], "big")
+
+
+def _header_ok(h: bytes) -> bool:
+    if h[:8] != C.HEADER_COOKIE:
+        return False
+    total = ((_adler(h[:256]) & 0xFFFF) + (_adler(h[256:512]) & 0xFFFF) + (_adler(h[512:768]) & 0xFFFF)
+             + (_adler(h[768:1024]) & 0xFFFF) - 4 - h[36] - h[37] - h[38] - h[39])
+    return (~total & 0xFFFFFFFF) == int.from_bytes(h[36:40], "big")
 
 
 def scan_file(path: str) -> ImageInfo:
     """Scan one file; never raises for a bad image (``error`` is set instead)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as e:
         return _bad(path, 0, f"open: {e.strerror}")
     try:
-        head = os.pread(fd, C.DEFAULT_TABLE_OFFSET, 0)
+        head = os.pread(fd, 1536, 0)
         size = os.fstat(fd).st_size
-        tail = os.pread(fd, C.FOOTER_SIZE, size - C.FOOTER_SIZE) if size >= C.FOOTER_SIZE else b""
-        if _footer_ok(tail):
-            f = tail
-        elif _footer_ok(head):  # primary torn by an allocation in flight: the backup is authoritative
-            f = head
-        else:
-            return _bad(path, size, "footer: no valid footer (bad cookie or checksum)")
-        (_, _, _, doff, _, app, ver, _, _, cur, _, dtype, _, uid, _, hidden) = _F.unpack_from(f)
-        if dtype not in _TYPES:
-            return _bad(path, size, f"footer.disk_type: {dtype}")
-        info = ImageInfo(path, _TYPES[dtype], uuid_str(uid), None, None, cur, size, bool(hidden),
-                         creator=app.decode("latin-1").rstrip("\0 ") + f" {ver >> 16}.{ver & 0xFFFF}")
-        if dtype == C.DISK_FIXED:
-            return info
-        if doff + C.HEADER_SIZE > len(head):
-            head = os.pread(fd, C.HEADER_SIZE, doff)
-            doff = 0
-        h = head[doff : doff + C.HEADER_SIZE]
-        if len(h) < C.HEADER_SIZE or h[:8] != C.HEADER_COOKIE:
-            return _bad(path, size, "header.cookie: missing dynamic header", info)
-        if (~(sum(h) - sum(h[36:40])) & 0xFFFFFFFF) != int.from_bytes(h[36:40], "big"):
-            return _bad(path, size, "header.checksum: mismatch", info)
-        (_, _, _, _, entries, bsize, _, puuid, _) = _H.unpack_from(h)
-        info.block_size = bsize
-        info.max_virtual_size = entries * bsize
-        if dtype == C.DISK_DIFF:
-            info.parent_uuid = uuid_str(puuid)
-            info.parent_name = decode_parent_name(h[64:576])
-        return info
+        tail = os.pread(fd, 512, size - 512) if size >= 512 else b""
     except OSError as e:
         return _bad(path, 0, f"read: {e.strerror}")
     finally:
         os.close(fd)
+    if _footer_ok(tail):
+        f = tail
+    elif _footer_ok(head):  # primary torn by an allocation in flight: the backup is authoritative
+        f = head
+    else:
+        return _bad(path, size, "footer: no valid footer (bad cookie or checksum)")
+    doff, cur, dtype, uid, hidden = _F.unpack_from(f, 16)
+    if dtype == C.DISK_FIXED:
+        return ImageInfo(path, "fixed", uuid_str(uid), None, None, cur, size, hidden == 1)
+    if dtype not in _TYPES:
+        return _bad(path, size, f"footer.disk_type: {dtype}")
+    info = ImageInfo(path, _TYPES[dtype], uuid_str(uid), None, None, cur, size, hidden == 1)
+    if doff != 512:
+        return _read_header_at(path, doff, info)
+    return _apply_header(head[512:1536], info)
+
+
+def _read_header_at(path: str, doff: int, info: ImageInfo) -> ImageInfo:
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            h = os.pread(fd, C.HEADER_SIZE, doff)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return _bad(path, info.physical_size, f"read: {e.strerror}", info)
+    return _apply_header(h, info)
+
+
+def _apply_header(h: bytes, info: ImageInfo) -> ImageInfo:
+    if len(h) < C.HEADER_SIZE or not _header_ok(h):
+        return _bad(info.name, info.physical_size, "header: missing or bad checksum", info)
+    entries, bsize, _, puuid = _H.unpack_from(h, 28)
+    info.block_size = bsize
+    info.max_virtual_size = entries * bsize
+    if info.disk_type == "differencing":
+        info.parent_uuid = uuid_str(puuid)
+        info.parent_name = decode_parent_name(h[64:576])
+    return info
 
 
 def _bad(path: str, size: int, why: str, info: Optional[ImageInfo] = None) -> ImageInfo:

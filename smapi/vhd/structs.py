@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from . import constants as C
 from .errors import CorruptImage, UnsupportedImage
-from .geometry import checksum
+from .geometry import byte_sum, checksum
 
 _FOOTER = struct.Struct(">8sIIQI4sI4sQQIII16sBB426s")
 _HEADER = struct.Struct(">8sQQIIII16sII512s")
@@ -165,11 +165,12 @@ class Header:
 def decode_parent_name(raw: bytes) -> str:
     """UTF-16BE, NUL padded; blktap's early creator used a BOM-detected UTF-16. Unpaired surrogates are replaced."""
     raw = raw[: len(raw) // 2 * 2]
-    # Cut at the first UTF-16 NUL unit.
-    for i in range(0, len(raw), 2):
-        if raw[i] == 0 and raw[i + 1] == 0:
-            raw = raw[:i]
-            break
+    # Cut at the first UTF-16 NUL unit (an even offset; find() keeps this in C for SR scans).
+    i = raw.find(b"\0\0")
+    while i != -1 and i % 2:
+        i = raw.find(b"\0\0", i + 1)
+    if i != -1:
+        raw = raw[:i]
     if raw[:2] == b"\xff\xfe":
         return raw[2:].decode("utf-16-le", "replace")
     if raw[:2] == b"\xfe\xff":
@@ -245,4 +246,4 @@ def batmap_checksum(batmap: bytes, current_size: int, block_size: int) -> int:
     Generalised to other block sizes as one bit per block of the virtual size; identical for 2 MiB blocks.
     """
     nbytes = max(512, C.pad512((current_size // block_size) >> 3))
-    return ~sum(batmap[:nbytes]) & 0xFFFFFFFF
+    return ~byte_sum(memoryview(batmap)[:nbytes]) & 0xFFFFFFFF
