@@ -242,6 +242,47 @@ class VDI_skeleton(Skeleton):
         """
         raise Unimplemented("VDI.resize")
 
+    def set_name_label(self, dbg: str, sr: str, vdi: str, new_name_label: str) -> None:
+        """Extension: [set_name_label task sr vdi new_name_label] renames [vdi]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        new_name_label: The new name
+        """
+        raise Unimplemented("VDI.set_name_label")
+
+    def set_name_description(self, dbg: str, sr: str, vdi: str, new_name_description: str) -> None:
+        """Extension: [set_name_description task sr vdi new_name_description] changes [vdi]'s description
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        new_name_description: The new description
+        """
+        raise Unimplemented("VDI.set_name_description")
+
+    def add_to_sm_config(self, dbg: str, sr: str, vdi: str, key: str, value: str) -> None:
+        """Extension: [add_to_sm_config task sr vdi key value] sets sm_config[key]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        key: The key
+        value: The value
+        """
+        raise Unimplemented("VDI.add_to_sm_config")
+
+    def remove_from_sm_config(self, dbg: str, sr: str, vdi: str, key: str) -> None:
+        """Extension: [remove_from_sm_config task sr vdi key] removes sm_config[key]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        key: The key
+        """
+        raise Unimplemented("VDI.remove_from_sm_config")
+
 
 class SR_skeleton(Skeleton):
     """Operations which act on Storage Repositories"""
@@ -311,6 +352,24 @@ class SR_skeleton(Skeleton):
         returns vdis (vdi_info list): List of all the visible VDIs in the SR
         """
         raise Unimplemented("SR.scan")
+
+    def set_name_label(self, dbg: str, sr: str, new_name_label: str) -> None:
+        """Extension: [set_name_label task sr new_name_label] renames the SR
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        new_name_label: The new name
+        """
+        raise Unimplemented("SR.set_name_label")
+
+    def set_name_description(self, dbg: str, sr: str, new_name_description: str) -> None:
+        """Extension: [set_name_description task sr new_name_description] changes the SR's description
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        new_name_description: The new description
+        """
+        raise Unimplemented("SR.set_name_description")
 
     def stat(self, dbg: str, sr: str) -> Any:
         """Extension: [stat task sr] returns the size, free space and health of an attached SR
