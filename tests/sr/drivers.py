@@ -1,0 +1,50 @@
+"""SRs under test: a pytest-free factory per driver, shared with the conformance suite.
+
+Each factory returns an :class:`SRUnderTest`: which driver to load, the `device_config` that reaches a fresh SR
+inside `tmp_path`, and the environment the driver must run under (its host-local run directory and GC mode live
+in `tmp_path` too, so tests never touch /run/smapi nor leave a background collector behind).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List
+
+
+@dataclass
+class SRUnderTest:
+    """Everything a test needs to drive one SR type."""
+
+    #: `module:Class` reference accepted by `smapi.driver.load_driver`
+    driver_spec: str
+    #: device_config for SR.create / SR.attach / SR.probe
+    device_config: Dict[str, str]
+    #: environment variables to set (in-process with monkeypatch, or for subprocesses)
+    env: Dict[str, str]
+    #: short name of the driver, for test ids
+    name: str = "file"
+    _cleanups: List[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def cleanup(self) -> None:
+        """Undo host-local side effects; the SR's files go away with tmp_path."""
+        while self._cleanups:
+            self._cleanups.pop()()
+
+
+def file_sr_factory(tmp_path: str | os.PathLike[str]) -> SRUnderTest:
+    """A file SR in `<tmp_path>/file-sr`, host-local state in `<tmp_path>/run`, GC run synchronously."""
+    root = os.fspath(tmp_path)
+    sr_path = os.path.join(root, "file-sr")
+    run_dir = os.path.join(root, "run")
+    os.makedirs(run_dir, exist_ok=True)
+    return SRUnderTest(
+        driver_spec="smapi.drivers.file:FileDriver",
+        device_config={"path": sr_path},
+        env={"SMAPI_RUN_DIR": run_dir, "SMAPI_GC": "sync"},
+        name="file",
+    )
+
+
+#: every SR type the conformance suite should run against, by name
+FACTORIES: Dict[str, Callable[[str | os.PathLike[str]], SRUnderTest]] = {"file": file_sr_factory}
