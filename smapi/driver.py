@@ -48,8 +48,15 @@ class Driver:
         return self._impls[api]
 
     def implementation_classes(self, api: str) -> Mapping[str, type]:
-        classes = getattr(type(self), api, None)
-        if not isinstance(classes, Mapping):
+        """The classes serving `api`. A driver with storage-interface implementations also serves SMAPIv3,
+        through `smapi.rpc.v3_adapter`, for every v3 interface it does not implement itself."""
+        classes = dict(getattr(type(self), api, None) or {})
+        if api == "v3" and type(self).storage:
+            from smapi.rpc.v3_adapter import ADAPTERS
+
+            for iface, adapter in ADAPTERS.items():
+                classes.setdefault(iface, adapter)
+        if not classes:
             raise Unimplemented(f"the {api} API (driver {self.name} does not serve it)")
         return classes
 

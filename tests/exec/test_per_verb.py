@@ -56,9 +56,9 @@ def test_storage_verbs_end_to_end(plugin_dirs, sr_dir):
 
 def test_typed_failures_follow_the_v3_convention(plugin_dirs):
     v3, d = plugin_dirs
-    rc, out, _ = call(v3, "Volume.snapshot", {"dbg": "t", "sr": "s", "key": "k"})
+    rc, out, _ = call(v3, "Volume.compare", {"dbg": "t", "sr": "s", "key": "k", "key2": "k2"})
     assert rc == 1 and out["code"] == "SR_BACKEND_FAILURE"
-    assert out["params"] == ["Unimplemented", "Volume.snapshot"]
+    assert out["params"] == ["Unimplemented", "Volume.compare"]
     assert set(out["backtrace"]) == {"error", "files", "lines"}
     rc, out, _ = call(d, "VDI.stat", {"dbg": "t", "sr": "unknown", "vdi": "v"})
     assert rc == 1 and out["params"] == ["Sr_not_attached", "unknown"]
@@ -92,3 +92,29 @@ def test_positional_form_for_people(plugin_dirs, sr_dir):
     assert os.path.exists(os.path.join(sr_dir, "sr.json"))
     p = subprocess.run([str(d / "VDI.stat"), "t", "s2", "v"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and p.stderr.startswith("Sr_not_attached")
+
+
+def test_v3_verbs_served_on_top_of_the_storage_interface(plugin_dirs, sr_dir):
+    """A storage-interface driver answers SMAPIv3 executables through the adapter, as xapi-storage-script calls."""
+    v3, _ = plugin_dirs
+    rc, config, err = call(v3, "SR.create", {"dbg": "t", "uuid": "s3", "configuration": {"path": sr_dir},
+                                             "name": "", "description": ""})
+    assert rc == 0, err
+    assert config == {"path": sr_dir, "sr_uuid": "s3"}
+    rc, sr, _ = call(v3, "SR.attach", {"dbg": "t", "configuration": config})
+    assert (rc, sr) == (0, "s3")
+    rc, vol, err = call(v3, "Volume.create", {"dbg": "t", "sr": sr, "name": "v", "description": "d",
+                                              "size": 4096, "sharable": False})
+    assert rc == 0, err
+    assert vol["name"] == "v" and vol["virtual_size"] == 4096 and vol["uri"] == [f"smapi://s3/{vol['key']}"]
+    rc, listed, _ = call(v3, "SR.ls", {"dbg": "t", "sr": sr})
+    assert rc == 0 and listed == [vol]
+    assert call(v3, "Volume.stat", {"dbg": "t", "sr": sr, "key": vol["key"]})[1] == vol
+    rc, out, _ = call(v3, "Volume.snapshot", {"dbg": "t", "sr": sr, "key": vol["key"]})
+    assert rc == 1 and out["params"] == ["Unimplemented", "VDI.snapshot"]
+    rc, out, _ = call(v3, "Volume.stat", {"dbg": "t", "sr": sr, "key": "nope"})
+    assert rc == 1 and out["params"] == ["Vdi_does_not_exist", "nope"]
+    rc, out, _ = call(v3, "SR.attach", {"dbg": "t", "configuration": {"path": sr_dir}})
+    assert rc == 1 and out["params"] == ["Missing_configuration_parameter", "sr_uuid"]
+    rc, q, _ = call(v3, "Plugin.Query", {"dbg": "t"})
+    assert rc == 0 and q["plugin"] == "dirsr"

@@ -1,0 +1,239 @@
+"""SMAPIv3 (Plugin, SR, Volume, Datapath) served on top of a driver's storage-interface verbs.
+
+A driver written once against the storage interface answers SMAPIv3 per-verb executables through these
+implementations; they play the part xapi-storage-script plays in the other direction. A driver that declares
+its own v3 implementation for an interface keeps it (see `Driver.implementation_classes`).
+
+Mapping, and why:
+* an SMAPIv3 `sr` reference is the SR uuid: SR.create stores it in the returned configuration (`sr_uuid`), and
+  SR.attach reads it back, so the toolstack's PBD carries everything needed to attach again;
+* a volume `key` is the storage interface's `vdi`;
+* volume `keys` (opaque toolstack metadata) live in the VDI's sm_config;
+* datapaths use `dp = "v3/<domain>"`, so two domains using one volume follow the storage state rules;
+* volume URIs are `smapi://<sr>/<vdi>`, which the Datapath implementation below parses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Tuple
+from urllib.parse import quote, unquote, urlsplit
+
+from smapi.interface.errors import Invalid_argument, Missing_configuration_parameter, Vdi_does_not_exist
+from smapi.interface.skeletons.v3 import Datapath_skeleton, Plugin_skeleton, SR_skeleton, Volume_skeleton
+
+URI_SCHEME = "smapi"
+
+
+def volume_uri(sr: str, vdi: str) -> str:
+    return f"{URI_SCHEME}://{quote(sr, safe='')}/{quote(vdi, safe='')}"
+
+
+def parse_volume_uri(uri: str) -> Tuple[str, str]:
+    parts = urlsplit(uri)
+    if parts.scheme != URI_SCHEME or not parts.netloc or not parts.path.strip("/"):
+        raise Invalid_argument("uri", f"expected {URI_SCHEME}://<sr>/<volume>, got {uri!r}")
+    return unquote(parts.netloc), unquote(parts.path.strip("/"))
+
+
+class _OnStorage:
+    """Calls the driver's storage-interface implementations through the dispatcher (so they are checked)."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        from smapi.interface.apis import get_api
+        from smapi.rpc.dispatcher import Dispatcher
+
+        self._storage = Dispatcher(get_api("storage"), driver.implementations("storage"))
+
+    def s(self, wire_name: str, dbg: str, **args: Any) -> Any:
+        return self._storage.call(wire_name, {"dbg": dbg, **args})
+
+    @staticmethod
+    def to_volume(sr: str, info: Mapping[str, Any]) -> Dict[str, Any]:
+        return {
+            "key": info["vdi"], "uuid": info["vdi"], "name": info["name_label"],
+            "description": info["name_description"], "read_write": not info["read_only"], "sharable": False,
+            "virtual_size": info["virtual_size"], "physical_utilisation": info["physical_utilisation"],
+            "uri": [volume_uri(sr, info["vdi"])], "keys": dict(info["sm_config"]),
+        }
+
+
+class PluginOnStorage(_OnStorage, Plugin_skeleton):
+    def query(self, dbg: str) -> Dict[str, Any]:
+        q = self.s("Query.query", dbg)
+        # SMAPIv3 calls deletion VDI_DESTROY; xapi-storage-script renames it back to VDI_DELETE.
+        features = ["VDI_DESTROY" if f == "VDI_DELETE" else f for f in q["features"]]
+        return {
+            "plugin": q["driver"], "name": q["name"], "description": q["description"], "vendor": q["vendor"],
+            "copyright": q["copyright"], "version": q["version"], "required_api_version": "5.0",
+            "features": features, "configuration": q["configuration"], "required_cluster_stack": [],
+        }
+
+    def ls(self, dbg: str) -> List[str]:
+        return self.s("SR.ls", dbg)
+
+    def diagnostics(self, dbg: str) -> str:
+        return self.s("Query.diagnostics", dbg)
+
+
+class SROnStorage(_OnStorage, SR_skeleton):
+    def create(self, dbg: str, uuid: str, configuration: Dict[str, str], name: str,
+               description: str) -> Dict[str, str]:
+        self.s("SR.create", dbg, sr=uuid, device_config=configuration, physical_size=0)
+        stored = {**configuration, "sr_uuid": uuid}
+        if name or description:
+            self.s("SR.attach", dbg, sr=uuid, device_config=stored)
+            try:
+                if name:
+                    self.s("SR.set_name_label", dbg, sr=uuid, new_name_label=name)
+                if description:
+                    self.s("SR.set_name_description", dbg, sr=uuid, new_name_description=description)
+            finally:
+                self.s("SR.detach", dbg, sr=uuid)
+        return stored
+
+    def attach(self, dbg: str, configuration: Dict[str, str]) -> str:
+        sr = configuration.get("sr_uuid")
+        if not sr:
+            raise Missing_configuration_parameter("sr_uuid")
+        self.s("SR.attach", dbg, sr=sr, device_config=configuration)
+        return sr
+
+    def detach(self, dbg: str, sr: str) -> None:
+        self.s("SR.detach", dbg, sr=sr)
+
+    def destroy(self, dbg: str, sr: str) -> None:
+        self.s("SR.destroy", dbg, sr=sr)
+
+    def stat(self, dbg: str, sr: str) -> Dict[str, Any]:
+        info = self.s("SR.stat", dbg, sr=sr)
+        health = info["health"]
+        return {
+            "sr": sr, "name": info["name_label"], "uuid": info.get("sr_uuid") or sr,
+            "description": info["name_description"], "free_space": info["free_space"],
+            "total_space": info["total_space"], "datasources": [], "clustered": info["clustered"],
+            "health": [health if isinstance(health, str) else health[0], ""],
+        }
+
+    def set_name(self, dbg: str, sr: str, new_name: str) -> None:
+        self.s("SR.set_name_label", dbg, sr=sr, new_name_label=new_name)
+
+    def set_description(self, dbg: str, sr: str, new_description: str) -> None:
+        self.s("SR.set_name_description", dbg, sr=sr, new_name_description=new_description)
+
+    def ls(self, dbg: str, sr: str) -> List[Dict[str, Any]]:
+        return [self.to_volume(sr, v) for v in self.s("SR.scan", dbg, sr=sr)]
+
+    def probe(self, dbg: str, configuration: Dict[str, str]) -> List[Dict[str, Any]]:
+        result = self.s("SR.probe", dbg, device_config=configuration, sm_config={})
+        if isinstance(result, list) and result[0] == "Probe":
+            out = []
+            for p in result[1]:
+                entry = {"configuration": p["configuration"], "complete": p["complete"],
+                         "extra_info": p.get("extra_info", {})}
+                sr_info = p.get("sr")
+                if sr_info:
+                    uuid = sr_info.get("sr_uuid") or ""
+                    entry["configuration"] = {**p["configuration"], "sr_uuid": uuid}
+                    entry["sr"] = {
+                        "sr": uuid, "name": sr_info["name_label"], "uuid": uuid or None,
+                        "description": sr_info["name_description"], "free_space": sr_info["free_space"],
+                        "total_space": sr_info["total_space"], "datasources": [], "clustered": sr_info["clustered"],
+                        "health": ["Healthy", ""],
+                    }
+                out.append(entry)
+            return out
+        return [{"configuration": configuration, "complete": False, "extra_info": {"raw": result[1]}}]
+
+
+class VolumeOnStorage(_OnStorage, Volume_skeleton):
+    def _stat(self, dbg: str, sr: str, key: str) -> Dict[str, Any]:
+        return self.s("VDI.stat", dbg, sr=sr, vdi=key)
+
+    def create(self, dbg: str, sr: str, name: str, description: str, size: int, sharable: bool) -> Dict[str, Any]:
+        info = self.s("VDI.create", dbg, sr=sr, vdi_info={"name_label": name, "name_description": description,
+                                                          "virtual_size": size})
+        return self.to_volume(sr, info)
+
+    def snapshot(self, dbg: str, sr: str, key: str) -> Dict[str, Any]:
+        return self.to_volume(sr, self.s("VDI.snapshot", dbg, sr=sr, vdi_info=self._stat(dbg, sr, key)))
+
+    def clone(self, dbg: str, sr: str, key: str) -> Dict[str, Any]:
+        return self.to_volume(sr, self.s("VDI.clone", dbg, sr=sr, vdi_info=self._stat(dbg, sr, key)))
+
+    def copy(self, dbg: str, sr: str, key: str, dest_sr: str) -> Dict[str, Any]:
+        new_vdi = self.s("VDI.copy", dbg, sr=sr, vdi=key, url="", dest=dest_sr)
+        return self.to_volume(dest_sr, self.s("VDI.stat", dbg, sr=dest_sr, vdi=new_vdi))
+
+    def destroy(self, dbg: str, sr: str, key: str) -> None:
+        self.s("VDI.destroy", dbg, sr=sr, vdi=key)
+
+    def set_name(self, dbg: str, sr: str, key: str, new_name: str) -> None:
+        self.s("VDI.set_name_label", dbg, sr=sr, vdi=key, new_name_label=new_name)
+
+    def set_description(self, dbg: str, sr: str, key: str, new_description: str) -> None:
+        self.s("VDI.set_name_description", dbg, sr=sr, vdi=key, new_name_description=new_description)
+
+    def set(self, dbg: str, sr: str, key: str, k: str, v: str) -> None:
+        self.s("VDI.add_to_sm_config", dbg, sr=sr, vdi=key, key=k, value=v)
+
+    def unset(self, dbg: str, sr: str, key: str, k: str) -> None:
+        self.s("VDI.remove_from_sm_config", dbg, sr=sr, vdi=key, key=k)
+
+    def resize(self, dbg: str, sr: str, key: str, new_size: int) -> None:
+        self.s("VDI.resize", dbg, sr=sr, vdi=key, new_size=new_size)
+
+    def stat(self, dbg: str, sr: str, key: str) -> Dict[str, Any]:
+        return self.to_volume(sr, self._stat(dbg, sr, key))
+
+    def similar_content(self, dbg: str, sr: str, key: str) -> List[str]:
+        return [v["vdi"] for v in self.s("VDI.similar_content", dbg, sr=sr, vdi=key)]
+
+
+class DatapathOnStorage(_OnStorage, Datapath_skeleton):
+    @staticmethod
+    def _dp(domain: str) -> str:
+        return f"v3/{domain}"
+
+    def open(self, dbg: str, uri: str, persistent: bool) -> None:
+        sr, vdi = parse_volume_uri(uri)
+        self.s("VDI.set_persistent", dbg, sr=sr, vdi=vdi, persistent=persistent)
+        self.s("VDI.epoch_begin", dbg, sr=sr, vdi=vdi)
+
+    def attach(self, dbg: str, uri: str, domain: str) -> Dict[str, Any]:
+        sr, vdi = parse_volume_uri(uri)
+        device = self.s("VDI.attach", dbg, dp=self._dp(domain), sr=sr, vdi=vdi, read_write=True)
+        implementations: List[Any] = []
+        if device.get("params_nbd"):
+            implementations.append(["Nbd", {"uri": device["params_nbd"]}])
+        params = device["params"]
+        if params.startswith("/dev/"):
+            implementations.append(["BlockDevice", {"path": params}])
+        elif params.startswith("/"):
+            implementations.append(["File", {"path": params}])
+        if not implementations:
+            raise Vdi_does_not_exist(f"{vdi} (the driver's attach gave no usable path: {params!r})")
+        return {"implementations": implementations}
+
+    def activate(self, dbg: str, uri: str, domain: str) -> None:
+        sr, vdi = parse_volume_uri(uri)
+        self.s("VDI.activate", dbg, dp=self._dp(domain), sr=sr, vdi=vdi)
+
+    activate_readonly = activate
+
+    def deactivate(self, dbg: str, uri: str, domain: str) -> None:
+        sr, vdi = parse_volume_uri(uri)
+        self.s("VDI.deactivate", dbg, dp=self._dp(domain), sr=sr, vdi=vdi)
+
+    def detach(self, dbg: str, uri: str, domain: str) -> None:
+        sr, vdi = parse_volume_uri(uri)
+        self.s("VDI.detach", dbg, dp=self._dp(domain), sr=sr, vdi=vdi)
+
+    def close(self, dbg: str, uri: str) -> None:
+        sr, vdi = parse_volume_uri(uri)
+        self.s("VDI.epoch_end", dbg, sr=sr, vdi=vdi)
+
+
+ADAPTERS: Dict[str, type] = {
+    "Plugin": PluginOnStorage, "SR": SROnStorage, "Volume": VolumeOnStorage, "Datapath": DatapathOnStorage,
+}
