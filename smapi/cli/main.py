@@ -5,21 +5,18 @@ Every command exits non-zero with a one-line reason on error (a typed SMAPI erro
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import click
 
-from smapi.cli.target import make_target
+from smapi.cli import data, sr, vdi
+from smapi.cli.common import DRIVER_HELP, emit, json_option, target, target_options
+from smapi.cli.vdi import vdi_create
 from smapi.interface.errors import SmapiError
-
-DRIVER_HELP = "driver: an installed name (smapi.drivers entry point), module:Class or path/file.py:Class"
-URL_HELP = ("server URL: http://127.0.0.1:PORT, xmlrpc+unix:///sock, jsonrpc+http://..., jsonrpc+unix:///sock "
-            "or exec:///plugin-dir")
 
 
 class SmapiGroup(click.Group):
@@ -36,34 +33,6 @@ class SmapiGroup(click.Group):
                 raise
             click.echo(f"error: {e}", err=True)
             ctx.exit(1)
-
-
-def parse_size(text: str) -> int:
-    """`10G`, `512M`, `4096`, `1.5T` -> bytes (binary units)."""
-    units = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    s = text.strip().upper().removesuffix("IB").removesuffix("B") if len(text.strip()) > 1 else text.strip()
-    unit = s[-1] if s and s[-1] in units else ""
-    number = s[:-1] if unit else s
-    try:
-        value = float(number)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size (examples: 4096, 512M, 10G)") from None
-    if value < 0:
-        raise click.BadParameter("a size cannot be negative")
-    return int(value * units[unit])
-
-
-def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--url", help=URL_HELP)(fn)
-    fn = click.option("--driver", help=DRIVER_HELP)(fn)
-    return fn
-
-
-def emit(value: Any, as_json: bool, human: Optional[Callable[[Any], None]] = None) -> None:
-    if as_json or human is None:
-        click.echo(json.dumps(value, indent=None if as_json else 2, sort_keys=not as_json))
-    else:
-        human(value)
 
 
 @click.group(cls=SmapiGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -129,10 +98,10 @@ def plugin_install(driver: str, api: Optional[str], directory: str) -> None:
 
 @cli.command("sm-query")
 @target_options
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@json_option
 def sm_query(driver: Optional[str], url: Optional[str], as_json: bool) -> None:
     """Show what a driver is and what it supports (Query.query)."""
-    result = make_target(driver, url).call("Query.query", dbg="sm-query")
+    result = target(driver, url).call("Query.query", dbg="sm-query")
 
     def human(q: Any) -> None:
         click.echo(f"{q['name']} ({q['driver']} {q['version']}) by {q['vendor']}")
@@ -144,19 +113,8 @@ def sm_query(driver: Optional[str], url: Optional[str], as_json: bool) -> None:
     emit(result, as_json, human)
 
 
-@cli.command("vdi-create")
-@target_options
-@click.option("--sr", required=True, help="the SR (uuid)")
-@click.option("--size", required=True, help="virtual size, e.g. 10G")
-@click.option("--name", "name_label", default="", help="name label")
-@click.option("--description", default="", help="name description")
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
-def vdi_create(driver: Optional[str], url: Optional[str], sr: str, size: str, name_label: str, description: str,
-               as_json: bool) -> None:
-    """Create a VDI and print its record."""
-    info = {"virtual_size": parse_size(size), "name_label": name_label, "name_description": description}
-    result = make_target(driver, url).call("VDI.create", dbg="vdi-create", sr=sr, vdi_info=info)
-    emit(result, as_json, lambda v: click.echo(f"{v['vdi']}  {v['virtual_size']} bytes  {v['name_label']}"))
+for _command in (*sr.COMMANDS, *vdi.COMMANDS, *data.COMMANDS):
+    cli.add_command(_command)
 
 
 def _mount_optional_groups() -> None:

@@ -8,7 +8,8 @@ import textwrap
 
 from click.testing import CliRunner
 
-from smapi.cli.main import cli, parse_size
+from smapi.cli.common import parse_size
+from smapi.cli.main import cli
 from smapi.driver import DriverNotFound, load_driver
 from tests.conftest import EXAMPLE_DRIVER
 
