@@ -101,7 +101,6 @@ class _Handler(QuietHandlerMixin, SimpleJSONRPCRequestHandler):
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_post
 
 
-
 class JsonRpcServer(AddressMixin, socketserver.ThreadingMixIn, SimpleJSONRPCServer):
     """A threaded jsonrpclib server answering JSON-RPC calls through a Dispatcher."""
 

@@ -126,7 +126,6 @@ class _Handler(QuietHandlerMixin, BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_post
 
 
-
 class XmlRpcServer(AddressMixin, socketserver.ThreadingMixIn, HTTPServer):
     """A threaded HTTP server answering XML-RPC calls through a Dispatcher."""
 
