@@ -1,0 +1,25 @@
+"""Datapath: make a VDI's bytes reachable by a consumer on this host (GitHub issue 8).
+
+A VHD chain is served as one raw disk over NBD by nbdkit (its Python plugin reads the chain through smapi.vhd) on
+a Unix socket; a raw file is served the same way and is also offered as a ``File`` or, on request, a loop
+``BlockDevice``. The SR engine drives it per datapath::
+
+    attach(vdi, ImageSpec("vhd", leaf, resolver_dir), dp=..., readonly=..., run_dir=...) -> AttachResult
+    activate(vdi, dp=..., run_dir=...)      deactivate(vdi, dp=..., run_dir=...)   # flushes
+    detach(vdi, dp=..., run_dir=...)        # the last dp stops the server, removes socket and loop device
+    stat(vdi, run_dir=...)                  cleanup_stale(run_dir)                 teardown_all(run_dir)
+
+Lower-level pieces: :mod:`.nbd` (nbdkit processes), :mod:`.nbd_plugin` (the plugin), :mod:`.loop` (loop devices),
+:mod:`.nbdclient` (a minimal NBD client for readiness and flush).
+"""
+
+from .facade import activate, attach, cleanup_stale, deactivate, detach, stat, teardown_all
+from .loop import BlockDevices, LoopDevices, kernel_nbd_available
+from .model import AttachResult, DatapathError, ImageSpec
+from .nbd import NbdExport, NbdServer
+
+__all__ = [
+    "attach", "activate", "deactivate", "detach", "stat", "cleanup_stale", "teardown_all",
+    "AttachResult", "DatapathError", "ImageSpec", "NbdExport", "NbdServer", "BlockDevices", "LoopDevices",
+    "kernel_nbd_available",
+]

@@ -1,0 +1,218 @@
+"""nbdkit servers for VDIs: start one per export on a Unix socket, find it again from any process, stop it.
+
+Each server runs ``nbdkit -f`` with the Python plugin of :mod:`smapi.datapath.nbd_plugin`, in its own session so it
+outlives the verb process that started it (per-verb executables exit after each call). Its pid and socket are
+recorded in a state file; ``stop`` works from that record alone, after checking (``/proc/<pid>/cmdline``) that the
+pid still is that nbdkit.
+
+    <run_dir>/nbd/<name>.json   {"export", "socket", "pid", "readonly", "image", "boot_id", "log"}
+    <run_dir>/nbd/<name>.sock   the server's socket (nbdkit does not remove it itself)
+    <run_dir>/nbd/<name>.log    nbdkit's stderr (read back when the start fails)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from . import procs, runtime
+from .model import DatapathError, ImageSpec
+from .nbdclient import NbdClient, NbdProtocolError
+
+PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nbd_plugin.py")
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(PLUGIN)))
+SUBDIR = "nbd"
+START_TIMEOUT = 30.0
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the terminating NUL
+
+
+@dataclass
+class NbdExport:
+    """A running (or recorded) server: one export of one image."""
+
+    name: str  # file name in the run dir
+    export: str  # the NBD export name (the VDI)
+    socket: str
+    pid: int
+    readonly: bool
+    image: ImageSpec
+    boot_id: str
+    log: str
+
+    @property
+    def uri(self) -> str:
+        """Standard NBD URI (libnbd, qemu)."""
+        return f"nbd+unix:///{self.export}?socket={self.socket}"
+
+    @property
+    def params_nbd(self) -> str:
+        """The classic blktap ``params_nbd`` form."""
+        return f"nbd:unix:{self.socket}:exportname={self.export}"
+
+    def running(self) -> bool:
+        """The recorded process is alive, from this boot, and still our nbdkit on this socket."""
+        return (self.boot_id == runtime.boot_id() and procs.running(self.pid)
+                and procs.matches(self.pid, "nbdkit", self.socket))
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"export": self.export, "socket": self.socket, "pid": self.pid, "readonly": self.readonly,
+                "image": self.image.to_json(), "boot_id": self.boot_id, "log": self.log}
+
+    @classmethod
+    def from_json(cls, name: str, d: Dict[str, Any]) -> NbdExport:
+        return cls(name, d["export"], d["socket"], int(d["pid"]), bool(d["readonly"]),
+                   ImageSpec.from_json(d["image"]), d["boot_id"], d["log"])
+
+
+class NbdServer:
+    """The nbdkit servers recorded under one run directory."""
+
+    def __init__(self, run_dir: str, *, nbdkit: Optional[str] = None) -> None:
+        self.dir = os.path.join(os.path.abspath(run_dir), SUBDIR)
+        self.nbdkit = nbdkit or shutil.which("nbdkit") or "/usr/sbin/nbdkit"
+
+    # -------------------------------------------------------------------------------------------- records
+    def _name(self, export: str) -> str:
+        name = runtime.file_name(export)
+        if len(self._path(name, ".sock")) > _SUN_PATH_MAX:
+            name = runtime.file_name("\0" + export)  # the digest form is shorter than most VDI keys
+        if len(self._path(name, ".sock")) > _SUN_PATH_MAX:
+            raise DatapathError(f"run directory {self.dir} is too long for a Unix socket path")
+        return name
+
+    def _path(self, name: str, suffix: str) -> str:
+        return os.path.join(self.dir, name + suffix)
+
+    def get(self, export: str) -> Optional[NbdExport]:
+        """The recorded server of ``export`` (running or not), if any."""
+        name = self._name(export)
+        rec = runtime.read_json(self._path(name, ".json"))
+        return NbdExport.from_json(name, rec) if rec else None
+
+    def exports(self) -> List[NbdExport]:
+        out = []
+        for entry in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
+            if entry.endswith(".json"):
+                rec = runtime.read_json(os.path.join(self.dir, entry))
+                if rec:
+                    out.append(NbdExport.from_json(entry[: -len(".json")], rec))
+        return out
+
+    # -------------------------------------------------------------------------------------------- start
+    def start(self, export: str, image: ImageSpec, *, readonly: bool) -> NbdExport:
+        """Start serving ``image`` as ``export``; returns once a client can connect.
+
+        Raises :class:`DatapathError` if a server for ``export`` is already running or nbdkit fails to start
+        (the message carries nbdkit's own error, e.g. a missing parent).
+        """
+        old = self.get(export)
+        if old is not None:
+            if old.running():
+                raise DatapathError(f"export {export!r} is already served by nbdkit pid {old.pid}")
+            self._remove_files(old.name)
+        name = self._name(export)
+        runtime.ensure_dir(self.dir)
+        sock, log = self._path(name, ".sock"), self._path(name, ".log")
+        runtime.remove(sock)  # a socket left by a killed server would make nbdkit fail with EADDRINUSE
+        cmd = [self.nbdkit, "-f", "-U", sock, "--exportname", export]
+        if readonly:
+            cmd.append("-r")
+        cmd += ["python", PLUGIN, f"image={image.path}", f"kind={image.kind}", f"mode={'ro' if readonly else 'rw'}",
+                f"export={export}", f"smapi_root={PACKAGE_ROOT}"]
+        if image.kind == "vhd":
+            cmd.append(f"resolver_dir={image.resolver_dir or os.path.dirname(image.path)}")
+        # The embedded interpreter is the system Python: keep the caller's virtualenv settings away from it.
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+        with open(log, "wb") as logf:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd="/", env=env,
+                                    start_new_session=True, close_fds=True)
+        procs.register_child(proc)
+        rec = NbdExport(name, export, sock, proc.pid, readonly, image, runtime.boot_id(), log)
+        # Recorded before waiting: if this caller dies now, cleanup can still find the process.
+        runtime.write_json(self._path(name, ".json"), rec.to_json())
+        try:
+            self._wait_ready(rec, proc)
+        except BaseException:
+            self.stop(export)
+            raise
+        return rec
+
+    def _wait_ready(self, rec: NbdExport, proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                raise DatapathError(f"nbdkit for {rec.export!r} exited with status {proc.returncode}: "
+                                    f"{_tail(rec.log)}")
+            if os.path.exists(rec.socket):
+                try:
+                    with NbdClient(rec.socket, rec.export, timeout=5.0):
+                        return
+                except (OSError, NbdProtocolError):
+                    pass  # listening but not answering yet
+            if time.monotonic() > deadline:
+                raise DatapathError(f"nbdkit for {rec.export!r} not ready after {START_TIMEOUT:.0f}s: "
+                                    f"{_tail(rec.log)}")
+            time.sleep(0.02)
+
+    # -------------------------------------------------------------------------------------------- use and stop
+    def flush(self, export: str) -> bool:
+        """Ask the server to make every write durable (NBD_CMD_FLUSH); False if nothing runs or it is read-only."""
+        rec = self.get(export)
+        if rec is None or not rec.running() or rec.readonly:
+            return False
+        try:
+            with NbdClient(rec.socket, rec.export) as client:
+                if client.info.can_flush:
+                    client.flush()
+        except (OSError, NbdProtocolError) as e:
+            raise DatapathError(f"flush of {export!r} failed: {e}") from e
+        return True
+
+    def stop(self, export: str) -> bool:
+        """Stop the server of ``export`` (from any process) and remove its files; True if one was running."""
+        rec = self.get(export)
+        if rec is None:
+            return False
+        was_running = rec.running()
+        if was_running:
+            # SIGTERM lets nbdkit call the plugin's cleanup, which commits outstanding VHD metadata.
+            procs.terminate(rec.pid)
+        self._remove_files(rec.name)
+        return was_running
+
+    def _remove_files(self, name: str) -> None:
+        for suffix in (".sock", ".log", ".json"):  # the record last: it is how a retry finds the rest
+            runtime.remove(self._path(name, suffix))
+
+
+def cleanup_stale(run_dir: str) -> List[str]:
+    """Stop every server recorded under ``run_dir`` and remove its socket and files (a host restart, or a caller
+    killed half way). A recorded pid is only signalled while it still is that nbdkit. Returns the exports cleaned.
+    """
+    server = NbdServer(run_dir)
+    cleaned = []
+    for rec in server.exports():
+        if rec.running():
+            procs.terminate(rec.pid)
+        server._remove_files(rec.name)
+        cleaned.append(rec.export)
+    # Sockets and logs without a record (the record is written right after the spawn, but be thorough).
+    if os.path.isdir(server.dir):
+        for entry in os.listdir(server.dir):
+            if entry.endswith((".sock", ".log")) or ".tmp." in entry:
+                runtime.remove(os.path.join(server.dir, entry))
+    return cleaned
+
+
+def _tail(path: str, limit: int = 2000) -> str:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return "(no log)"
+    text = data[-limit:].decode(errors="replace").strip()
+    return text or "(empty log)"

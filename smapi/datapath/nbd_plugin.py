@@ -1,0 +1,262 @@
+"""nbdkit Python plugin (API_VERSION 2): one VHD chain, or one raw file, served as a single raw disk.
+
+Run by ``nbdkit python`` (see :mod:`smapi.datapath.nbd`), which embeds the *system* Python, not the project's
+virtualenv; so this file imports nothing from smapi at load time and puts the package root on ``sys.path`` itself
+(from ``smapi_root=`` or from its own location inside the package).
+
+Parameters (``key=value`` after the script path)::
+
+    image=PATH          the leaf VHD, or the raw file (required)
+    kind=vhd|raw        default vhd
+    resolver_dir=DIR    where parents are looked up (default: the leaf's directory)
+    mode=rw|ro          ro opens the image read-only as well (nbdkit -r already refuses writes at the protocol)
+    export=NAME         the export name clients ask for (the empty default name is accepted as well)
+    smapi_root=DIR      the directory that contains the ``smapi`` package
+
+One image handle is opened when the server gets ready and shared by every connection: the VHD metadata (BAT,
+bitmaps) is cached in that object, so two handles on one leaf would overwrite each other's allocations. Requests
+are serialised (nbdkit's default thread model for Python), which the chain needs anyway.
+
+Writes are made durable on NBD flush or FUA, as the protocol allows: the VHD metadata commit (with its fdatasync
+barriers) would otherwise run after every write. ``cleanup`` (nbdkit exit, also on SIGTERM) commits what is left.
+"""
+
+import errno
+import os
+import sys
+
+import nbdkit  # provided by the embedding nbdkit
+
+API_VERSION = 2
+
+_ZERO_CHUNK = 1 << 20
+
+_cfg = {"kind": "vhd", "mode": "rw"}
+_disk = None  # the shared image object (_VhdDisk or _RawDisk)
+
+
+# ------------------------------------------------------------------------------------------------ disks
+class _VhdDisk:
+    def __init__(self, image, resolver_dir, writable):
+        from smapi.vhd import DirectoryResolver, open_chain
+
+        self.chain = open_chain(image, resolver=DirectoryResolver(resolver_dir), writable=writable)
+        self.writable = writable
+        # Writes accumulate metadata in memory until flush/FUA; the batch keeps Chain.write from committing
+        # (and so fdatasync-ing) on every request.
+        self._batch = self.chain.batch() if writable else None
+        if self._batch is not None:
+            self._batch.__enter__()
+
+    def size(self):
+        return self.chain.size
+
+    def readinto(self, buf, offset):
+        self.chain.readinto(buf, offset)
+
+    def write(self, buf, offset):
+        self.chain.write(offset, buf)
+
+    def flush(self):
+        self.chain.flush()
+
+    def reads_as_zero(self, offset, count):
+        # No image of the chain maps the range, so it already reads as zeros (metadata only).
+        return not self.chain.allocated(offset, count)
+
+    def extents(self, offset, count):
+        bs = self.chain.block_size
+        end = min(offset + count, self.chain.size)
+        out = []
+        pos = offset
+        while pos < end:
+            nxt = min(end, (pos // bs + 1) * bs)
+            kind = 0 if self.chain.allocated(pos, nxt - pos) else nbdkit.EXTENT_HOLE | nbdkit.EXTENT_ZERO
+            if out and out[-1][2] == kind:
+                out[-1] = (out[-1][0], out[-1][1] + nxt - pos, kind)
+            else:
+                out.append((pos, nxt - pos, kind))
+            pos = nxt
+        return out
+
+    def close(self):
+        try:
+            if self._batch is not None:
+                self._batch.__exit__(None, None, None)  # commits pending metadata
+                self._batch = None
+        finally:
+            self.chain.close()
+
+
+class _RawDisk:
+    def __init__(self, image, writable):
+        from smapi.vhd import FileBacking
+
+        self.backing = FileBacking(image, writable=writable)
+        self.writable = writable
+
+    def size(self):
+        return self.backing.size()
+
+    def readinto(self, buf, offset):
+        n = self.backing.readinto(memoryview(buf), offset)
+        if n != len(buf):
+            raise OSError(errno.EIO, f"short read {n}/{len(buf)} at {offset}")
+
+    def write(self, buf, offset):
+        self.backing.pwrite(buf, offset)
+
+    def flush(self):
+        self.backing.flush()
+
+    def reads_as_zero(self, offset, count):
+        return False  # no allocation metadata to consult; write the zeros
+
+    def extents(self, offset, count):
+        return [(offset, count, 0)]
+
+    def close(self):
+        self.backing.close()
+
+
+# ------------------------------------------------------------------------------------------------ lifecycle
+def _package_root():
+    """.../smapi/datapath/nbd_plugin.py -> the directory holding ``smapi``.
+
+    The embedding sets neither ``__file__`` nor ``sys.argv``; the code object still knows the script's path.
+    """
+    here = globals().get("__file__") or sys._getframe().f_code.co_filename
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(here))))
+
+
+def config(key, value):
+    if key not in ("image", "kind", "resolver_dir", "mode", "export", "smapi_root"):
+        raise RuntimeError(f"unknown parameter {key!r}")
+    _cfg[key] = value
+
+
+def config_complete():
+    if "image" not in _cfg:
+        raise RuntimeError("image=PATH is required")
+    if _cfg["kind"] not in ("vhd", "raw"):
+        raise RuntimeError(f"kind must be vhd or raw, not {_cfg['kind']!r}")
+    if _cfg["mode"] not in ("rw", "ro"):
+        raise RuntimeError(f"mode must be rw or ro, not {_cfg['mode']!r}")
+    root = _cfg.get("smapi_root") or _package_root()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def thread_model():
+    return nbdkit.THREAD_MODEL_SERIALIZE_ALL_REQUESTS
+
+
+def get_ready():
+    # Opening here (before nbdkit listens) makes a broken chain fail the server start, not the first client.
+    global _disk
+    image = _cfg["image"]
+    writable = _cfg["mode"] == "rw"
+    if _cfg["kind"] == "raw":
+        _disk = _RawDisk(image, writable)
+    else:
+        resolver_dir = _cfg.get("resolver_dir") or os.path.dirname(os.path.abspath(image))
+        _disk = _VhdDisk(image, resolver_dir, writable)
+
+
+def cleanup():
+    global _disk
+    if _disk is not None:
+        disk, _disk = _disk, None
+        disk.close()
+
+
+# ------------------------------------------------------------------------------------------------ per connection
+def list_exports(readonly, is_tls):
+    return [_cfg.get("export", "")]
+
+
+def default_export(readonly, is_tls):
+    return _cfg.get("export", "")
+
+
+def open(readonly):  # noqa: A001 - nbdkit looks the callbacks up by these names
+    # A client asking for another VDI's name reached the wrong socket: refuse rather than serve this disk.
+    name = nbdkit.export_name()
+    if name not in ("", _cfg.get("export", "")):
+        nbdkit.set_error(errno.ENOENT)
+        raise RuntimeError(f"no export named {name!r}")
+    return {"readonly": readonly or not _disk.writable}
+
+
+def get_size(h):
+    return _disk.size()
+
+
+def can_write(h):
+    return not h["readonly"]
+
+
+def can_flush(h):
+    return True
+
+
+def can_fua(h):
+    return nbdkit.FUA_EMULATE  # nbdkit turns FUA into write + flush
+
+
+def can_zero(h):
+    return not h["readonly"]
+
+
+def can_fast_zero(h):
+    return True
+
+
+def can_extents(h):
+    return True
+
+
+def can_multi_conn(h):
+    # Read-only data is the same on every connection. For writes the protocol would require a flush on any
+    # connection to cover all of them; the shared handle does that, but we do not promise it to clients.
+    return h["readonly"]
+
+
+def pread(h, buf, offset, flags):
+    _disk.readinto(buf, offset)
+
+
+def pwrite(h, buf, offset, flags):
+    if h["readonly"]:
+        nbdkit.set_error(errno.EROFS)
+        raise OSError(errno.EROFS, "read-only export")
+    _disk.write(buf, offset)
+    if flags & nbdkit.FLAG_FUA:
+        _disk.flush()
+
+
+def flush(h, flags):
+    if not h["readonly"]:
+        _disk.flush()
+
+
+def zero(h, count, offset, flags):
+    if h["readonly"]:
+        nbdkit.set_error(errno.EROFS)
+        raise OSError(errno.EROFS, "read-only export")
+    if not _disk.reads_as_zero(offset, count):
+        if flags & nbdkit.FLAG_FAST_ZERO:
+            nbdkit.set_error(errno.ENOTSUP)  # a fast zero must not fall back to writing
+            raise OSError(errno.ENOTSUP, "zeroing would write data")
+        zeros = bytes(min(count, _ZERO_CHUNK))
+        pos = 0
+        while pos < count:
+            n = min(count - pos, len(zeros))
+            _disk.write(memoryview(zeros)[:n], offset + pos)
+            pos += n
+    if flags & nbdkit.FLAG_FUA:
+        _disk.flush()
+
+
+def extents(h, count, offset, flags):
+    return _disk.extents(offset, count)
