@@ -8,13 +8,13 @@ struct keys each command needs, so the classic executable can check a call befor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, Tuple
 
+from smapi.interface.frozen import frozen
 from smapi.interface.types import BOOL, INT64, STRING, STRING_MAP, UNIT, Field, ListOf, Record, Type
 
 
-@dataclass(frozen=True)
+@frozen
 class ClassicArg:
     name: str
     #: how the string in `args` is to be read: STRING, INT64 (decimal) or BOOL ("true"/"false")
@@ -22,7 +22,7 @@ class ClassicArg:
     description: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ClassicCommand:
     name: str
     description: str

@@ -6,15 +6,15 @@ clients, per-verb executables, CLI help, the generated reference) is derived fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 from typing import Type as PyType
 
 from smapi.interface.errors import SmapiError
+from smapi.interface.frozen import frozen
 from smapi.interface.types import _NO_DEFAULT, Field, Type, named_types
 
 
-@dataclass(frozen=True)
+@frozen
 class Param:
     """One named argument (or the named result) of a method."""
 
@@ -32,7 +32,7 @@ class Param:
         return Field(self.name, self.type, self.description, self.default)
 
 
-@dataclass(frozen=True)
+@frozen
 class Method:
     name: str
     description: str
@@ -49,7 +49,7 @@ class Method:
         raise KeyError(name)
 
 
-@dataclass(frozen=True)
+@frozen
 class Interface:
     name: str
     description: str
@@ -66,7 +66,7 @@ class Interface:
         return f"{self.name}_skeleton"
 
 
-@dataclass(frozen=True)
+@frozen
 class Api:
     """A family of interfaces served together, e.g. the storage interface (Query, VDI, SR)."""
 
@@ -78,12 +78,13 @@ class Api:
     errors: Tuple[PyType[SmapiError], ...]
     #: where the definition comes from (seed file or reference section), for the docs
     source: str = ""
-    _index: Dict[str, Tuple[Interface, Method]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        index: Dict[str, Tuple[Interface, Method]] = {}
+        object.__setattr__(self, "_index", index)
         for iface in self.interfaces:
             for m in iface.methods:
-                self._index[f"{iface.name}.{m.name}".lower()] = (iface, m)
+                index[f"{iface.name}.{m.name}".lower()] = (iface, m)
 
     def interface(self, name: str) -> Interface:
         for i in self.interfaces:

@@ -11,8 +11,9 @@ two-element list `[tag, payload]`. Keeping the wire shape avoids a second object
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from smapi.interface.frozen import frozen
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -40,7 +41,7 @@ class Type:
     """Base of all types. Subclasses implement `check`, `doc` and `example`."""
 
     # Every subclass has a `name`: the name used in docs and signatures, e.g. "string", "vdi_info". It is
-    # not declared here because dataclass subclasses declare it as a field.
+    # not declared here because @frozen subclasses declare it as a field.
     name: str
 
     def check(self, value: Any, where: str) -> Any:  # pragma: no cover - abstract
@@ -145,7 +146,7 @@ FLOAT = _Float()
 UNIT = _Unit()
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class Alias(Type):
     """A documented name for another type (e.g. `debug_info` = string)."""
 
@@ -163,7 +164,7 @@ class Alias(Type):
         return [self, *self.base.walk()]
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class ListOf(Type):
     item: Type
 
@@ -188,7 +189,7 @@ class ListOf(Type):
         return [self, *self.item.walk()]
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class StringMap(Type):
     """`(string * string) list` on the OCaml side: a struct/object of string values on the wire."""
 
@@ -220,7 +221,7 @@ class StringMap(Type):
 STRING_MAP = StringMap()
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class Optional_(Type):
     """`t option`: None or a value of `item`. As a record field it is simply omitted when None."""
 
@@ -245,7 +246,7 @@ class Optional_(Type):
         return [self, *self.item.walk()]
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class Tuple_(Type):
     """`a * b`: a fixed-length array on the wire (how rpclib marshals tuples)."""
 
@@ -278,7 +279,7 @@ class Tuple_(Type):
 _NO_DEFAULT = object()
 
 
-@dataclass(frozen=True)
+@frozen
 class Field:
     """A record member. `default` makes it optional on input (SMAPIv2 records use `[@default]` widely)."""
 
@@ -303,7 +304,7 @@ class Field:
         return None
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class Record(Type):
     """A struct.
 
@@ -351,7 +352,7 @@ class Record(Type):
         return out
 
 
-@dataclass(frozen=True)
+@frozen
 class Case:
     """A variant constructor: `tag` alone (constant) or `tag of payload`."""
 
@@ -360,7 +361,7 @@ class Case:
     description: str = ""
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class Variant(Type):
     """A sum type, marshalled as rpclib does: a bare tag string, or `[tag, payload]`."""
 
@@ -412,7 +413,7 @@ class Variant(Type):
         return out
 
 
-@dataclass(frozen=True, repr=False)
+@frozen
 class Enum_(Type):
     """A closed set of strings (e.g. the Transfer API's `"http" | "bits" | "iscsi"`)."""
 
@@ -453,5 +454,5 @@ def check_mapping(values: Mapping[str, Any], fields: Sequence[Field], where: str
 __all__ = [
     "Alias", "BOOL", "Case", "Enum_", "FLOAT", "Field", "INT64", "ListOf", "Optional_", "Record", "STRING",
     "STRING_MAP", "StringMap", "Tuple_", "Type", "TypeCheckError", "UNIT", "Variant", "check_mapping",
-    "field", "named_types",
+    "named_types",
 ]

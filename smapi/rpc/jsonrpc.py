@@ -32,6 +32,7 @@ from smapi.rpc.listen import (
     DEFAULT_REQUEST_TIMEOUT,
     AddressMixin,
     QuietHandlerMixin,
+    drain_body,
     remove_stale_socket,
     tcp_family,
 )
@@ -73,6 +74,20 @@ class _Handler(QuietHandlerMixin, SimpleJSONRPCRequestHandler):
         except Exception as e:  # a bug in the transport itself: still answer with a typed error
             log.exception("JSON-RPC call %s failed", str(method)[:100])
             return error_fault(Internal_error(f"{type(e).__name__}: {e}"), config)
+
+    def do_POST(self) -> None:
+        length = self.headers.get("Content-Length", "")
+        if not self.is_rpc_path_valid():
+            # jsonrpclib would answer 404 without reading the body; drain it so the client sees the answer.
+            drain_body(self.connection, self.rfile, int(length) if length.isdigit() else 0)
+            self.report_404()
+            return
+        if length.isdigit() and int(length) > self.max_request_size > 0:
+            # jsonrpclib would refuse without reading; drain (bounded) so the client can read the 413.
+            drain_body(self.connection, self.rfile, int(length))
+            self._refuse(413, f"request of {length} bytes exceeds the limit of {self.max_request_size} bytes")
+            return
+        super().do_POST()
 
     def _refuse(self, status: int, message: str, headers: Optional[dict] = None) -> None:
         config = self.server.json_config

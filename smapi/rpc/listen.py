@@ -12,6 +12,7 @@ Both network transports (XML-RPC and JSON-RPC) share these rules so they cannot 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -121,3 +122,27 @@ class QuietHandlerMixin:
         import logging
 
         logging.getLogger(self.log_name).debug("%s %s", self.address_string(), format % args)
+
+
+#: how much of a refused body a server reads and discards before answering, so that a client still writing its
+#: request gets the typed refusal rather than EPIPE; larger bodies are cut off
+DRAIN_LIMIT = 4 << 20
+#: how long draining waits for more of the body: a client that announced a body it never sends must not hold it
+DRAIN_IDLE_SECONDS = 0.2
+
+
+def drain_body(connection: Any, rfile: Any, length: int) -> None:
+    remaining = min(length, DRAIN_LIMIT)
+    previous = connection.gettimeout()
+    connection.settimeout(DRAIN_IDLE_SECONDS)
+    try:
+        while remaining > 0:
+            chunk = rfile.read1(min(remaining, 65536)) if hasattr(rfile, "read1") else rfile.read(min(remaining, 65536))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+    except OSError:  # idle, or the client gave up: answer with what we have
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            connection.settimeout(previous)

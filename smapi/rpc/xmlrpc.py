@@ -20,6 +20,7 @@ from smapi.rpc.listen import (
     DEFAULT_REQUEST_TIMEOUT,
     AddressMixin,
     QuietHandlerMixin,
+    drain_body,
     remove_stale_socket,
     tcp_family,
 )
@@ -94,6 +95,8 @@ class _Handler(QuietHandlerMixin, BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         if self.path.split("?", 1)[0] not in RPC_PATHS:
+            length = self.headers.get("Content-Length", "")
+            drain_body(self.connection, self.rfile, int(length) if length.isdigit() else 0)
             self._send(404, encode_failure(Bad_request(f"no XML-RPC endpoint at {self.path[:100]}")), close=True)
             return
         raw_length = self.headers.get("Content-Length")
@@ -109,7 +112,9 @@ class _Handler(QuietHandlerMixin, BaseHTTPRequestHandler):
             self._send(400, encode_failure(Bad_request("invalid Content-Length header")), close=True)
             return
         if length > self.server.max_request:
-            # Refused before reading: the unread body makes the connection unusable, so close it.
+            # Refused without processing; the body is drained (bounded) so the client can read the answer, and the
+            # connection is closed.
+            drain_body(self.connection, self.rfile, length)
             self._send(413, encode_failure(Bad_request(
                 f"request of {length} bytes exceeds the limit of {self.server.max_request} bytes")), close=True)
             return
