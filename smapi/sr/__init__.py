@@ -1,1 +1,27 @@
+"""The SR engine: VDIs as VHD or raw images on a substrate, with journaled multi-step verbs, locks and GC.
 
+Modules, one job each:
+    substrate   the protocol a storage backend implements (volumes, documents, locks, space)
+    directory   the directory substrate (file and NFS SRs)
+    records     the SR document: SR names and one record per image
+    journal     intent entries of multi-step operations
+    recovery    replaying those entries at attach, scan and before every verb
+    locks       flock-based, re-entrant, cross-process locks
+    runstate    host-local state in $SMAPI_RUN_DIR (attached SRs, datapath states)
+    automaton   the VDI datapath state machine
+    engine      Engine: one SR on one substrate; shared helpers
+    lifecycle   create, destroy, resize, record edits
+    chains      image-level building blocks (split, child, reparent, sector copies)
+    snapshots   snapshot, clone, compose, reset on boot
+    datapath    attach/activate/deactivate/detach
+    gc          garbage collection and coalesce; background the sync/background/off policy
+    access      open_vdi data handles for tools
+    copying     VDI.copy
+    service     EngineDriver / EngineSR / EngineVDI: the storage interface over the engine
+    faults      SMAPI_FAULT fault points for crash tests
+"""
+
+from smapi.sr.engine import Engine
+from smapi.sr.substrate import Substrate
+
+__all__ = ["Engine", "Substrate"]

@@ -1,15 +1,28 @@
-"""FileDriver: the storage-interface implementations of the file SR (placeholder until the engine lands)."""
+"""FileDriver: the file SR, i.e. the SR engine on a directory substrate (one file per image).
+
+device_config:
+    path  directory of the SR (created by SR.create)
+    gc    optional: sync | background (default) | off -- when garbage collection runs after destroy/snapshot
+"""
 
 from __future__ import annotations
 
 from typing import Any, Dict
 
-from smapi import Driver, Query_skeleton, SR_skeleton, VDI_skeleton
+from smapi import Query_skeleton
+from smapi.interface.errors import Backend_error
+from smapi.sr.directory import DirectorySubstrate
+from smapi.sr.service import EngineDriver, EngineSR, EngineVDI
+from smapi.sr.substrate import Substrate
 
 FEATURES = ["SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",
             "VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "VDI_ACTIVATE", "VDI_DEACTIVATE",
-            "VDI_CLONE", "VDI_SNAPSHOT", "VDI_RESIZE", "VDI_UPDATE", "VDI_COMPOSE", "VDI_RESET_ON_BOOT/2"]
-CONFIGURATION = {"path": "Directory holding the SR (created by SR.create if missing)"}
+            "VDI_CLONE", "VDI_SNAPSHOT", "VDI_RESIZE", "VDI_UPDATE", "VDI_COMPOSE", "VDI_RESET_ON_BOOT/2",
+            "VDI_GENERATE_CONFIG"]
+CONFIGURATION = {
+    "path": "Directory holding the SR (created by SR.create if missing)",
+    "gc": "When garbage collection runs after destroy/snapshot: background (default), sync or off",
+}
 
 
 class FileQuery(Query_skeleton):
@@ -20,15 +33,18 @@ class FileQuery(Query_skeleton):
             "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
         }
 
+    def diagnostics(self, dbg: str) -> str:
+        from smapi.sr.runstate import RunState
 
-class FileSR(SR_skeleton):
-    pass
-
-
-class FileVDI(VDI_skeleton):
-    pass
+        return f"file SRs attached on this host: {RunState().attached_srs(FileDriver.reference())}"
 
 
-class FileDriver(Driver):
+class FileDriver(EngineDriver):
     name = "file"
-    storage = {"Query": FileQuery, "SR": FileSR, "VDI": FileVDI}
+    storage = {"Query": FileQuery, "SR": EngineSR, "VDI": EngineVDI}
+
+    def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
+        path = device_config.get("path")
+        if not path:
+            raise Backend_error.classic("ConfigLocationMissing", "the file SR needs device_config key 'path'")
+        return DirectorySubstrate(path)

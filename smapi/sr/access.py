@@ -1,0 +1,113 @@
+"""Data access for tools (vdi-import/export, copy, demo): `open_vdi` returns a handle with `read`, `write`,
+`flush`, `close` and `size`.
+
+A handle holds the VDI's lock for as long as it is open (exclusive when writable, shared when read-only), so no
+snapshot or compose can move the VDI's data to another volume under a writer's feet.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from smapi.interface.errors import Backend_error
+from smapi.sr.engine import Engine
+from smapi.sr.errors import mapped_errors
+from smapi.sr.locks import FileLock
+from smapi.vhd import Backing, Chain, open_chain
+
+
+class VdiHandle:
+    """Common part: size, lock release on close, context manager."""
+
+    size: int = 0
+
+    def __init__(self, lock: FileLock) -> None:
+        self._lock: Optional[FileLock] = lock
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> VdiHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+
+class ChainHandle(VdiHandle):
+    def __init__(self, chain: Chain, leaf: Backing, lock: FileLock) -> None:
+        super().__init__(lock)
+        self.chain = chain
+        self.leaf = leaf  # the chain does not own a backing it was given
+        self.size = chain.size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.chain.read(offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.chain.write(offset, data)
+
+    def flush(self) -> None:
+        self.chain.flush()
+
+    def close(self) -> None:
+        try:
+            self.chain.close()
+            self.leaf.close()
+        finally:
+            self._release()
+
+
+class RawHandle(VdiHandle):
+    def __init__(self, backing: Backing, size: int, lock: FileLock) -> None:
+        super().__init__(lock)
+        self.backing = backing
+        self.size = size
+
+    def _bounds(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"{length} bytes at {offset} fall outside the {self.size}-byte VDI")
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._bounds(offset, length)
+        data = self.backing.pread(length, offset)
+        return data + bytes(length - len(data))
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._bounds(offset, len(data))
+        self.backing.pwrite(data, offset)
+
+    def flush(self) -> None:
+        self.backing.flush()
+
+    def close(self) -> None:
+        try:
+            self.backing.close()
+        finally:
+            self._release()
+
+
+def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
+    lock = engine.vdi_lock(vdi)
+    with mapped_errors(f"opening VDI {vdi}"):
+        lock.acquire(exclusive=writable)
+    try:
+        with mapped_errors(f"opening VDI {vdi}"), engine.sr_lock().hold():
+            engine.recover()
+            rec = engine.visible(engine.load(), vdi)
+            if writable and rec.read_only:
+                raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only")
+            backing = engine.substrate.open_volume(rec.volume, writable=writable)
+            if rec.format == "raw":
+                return RawHandle(backing, rec.virtual_size, lock)
+            try:
+                chain = open_chain(backing, resolver=engine.substrate.resolver(), writable=writable)
+            except BaseException:
+                backing.close()
+                raise
+            return ChainHandle(chain, backing, lock)
+    except BaseException:
+        lock.release()
+        raise

@@ -1,0 +1,71 @@
+"""When the garbage collector runs: `SMAPI_GC=sync|background|off`, else device_config `gc`, else background.
+
+Background collection is a detached process (`python -m smapi.sr.background <sr>`) that finds the SR through the
+host's run directory, so it works the same after a per-verb executable, a classic call or a server request has
+returned. At most one collector runs per SR and at most one more waits behind it (the `gc-queue` lock); the
+waiting one catches whatever the running one might miss.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import List, Optional
+
+from smapi.sr.engine import Engine
+
+ENV = "SMAPI_GC"
+MODES = ("sync", "background", "off")
+
+
+def gc_mode(engine: Engine) -> str:
+    mode = os.environ.get(ENV) or engine.device_config.get("gc") or "background"
+    return mode if mode in MODES else "background"
+
+
+def schedule_gc(engine: Engine) -> None:
+    mode = gc_mode(engine)
+    if mode == "off":
+        return
+    if mode == "sync":
+        engine.gc_without_waiting()
+        return
+    if not engine.driver_ref:
+        return  # an engine not reached through an attached SR has nothing to re-open in another process
+    subprocess.Popen(
+        [sys.executable, "-m", "smapi.sr.background", engine.sr],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from smapi.driver import load_driver
+
+    args = sys.argv[1:] if argv is None else argv
+    sr = args[0]
+    from smapi.sr.runstate import RunState
+
+    record = RunState().attached(sr)
+    if record is None:
+        return 0  # detached meanwhile: nothing to do
+    driver = load_driver(record["driver"])
+    engine = driver.engine_for(sr)  # type: ignore[attr-defined]
+    queue = engine.substrate.lock("gc-queue")
+    if not queue.acquire(timeout=0):
+        return 0  # one collector is already waiting to run after the current one
+    try:
+        lock = engine.gc_lock()
+        lock.acquire(timeout=None)
+    finally:
+        queue.release()
+    try:
+        engine.gc()
+    finally:
+        lock.release()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The directory substrate: volumes are files in one directory (file SRs, and NFS SRs over a mount).
+
+Layout of `<path>`:
+
+    sr.json                the SR document (uuid, names, every VDI record)
+    <uuid>.vhd, <uuid>.raw one file per image
+    .journal/<id>.json     intents of multi-step operations not yet finished
+    .locks/                lock files (sr, gc, vdi-<uuid>)
+
+Documents are written to a temporary file, fsynced, renamed over the old one and the directory is fsynced, so a
+crash leaves either version, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from typing import Any, Dict, List, Optional, Tuple
+
+from smapi.sr.locks import FileLock
+from smapi.sr.substrate import Substrate
+from smapi.vhd import Backing, DirectoryResolver, FileBacking, ParentResolver
+
+EXTENSIONS = {"vhd": ".vhd", "raw": ".raw"}
+JOURNAL_DIR = ".journal"
+LOCK_DIR = ".locks"
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomically(path: str, value: Any) -> None:
+    """temp file + fsync + rename + fsync of the directory."""
+    directory = os.path.dirname(path)
+    tmp = f"{path}.tmp.{os.getpid()}.{id(value)}"
+    with open(tmp, "w") as f:
+        json.dump(value, f, sort_keys=True, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(directory)
+
+
+def read_json(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+class DirectorySubstrate(Substrate):
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+
+    # -- the SR as a whole ------------------------------------------------------------------------------------
+    def _doc_path(self, key: str) -> str:
+        if key.startswith("journal/"):
+            return os.path.join(self.path, JOURNAL_DIR, key[len("journal/"):] + ".json")
+        return os.path.join(self.path, key + ".json")
+
+    def exists(self) -> bool:
+        return os.path.isfile(self._doc_path(self.SR_DOCUMENT))
+
+    def initialise(self) -> None:
+        os.makedirs(os.path.join(self.path, JOURNAL_DIR), exist_ok=True)
+        os.makedirs(os.path.join(self.path, LOCK_DIR), exist_ok=True)
+
+    def wipe(self) -> None:
+        # The SR document goes first: from then on the directory is no SR, whatever else a crash leaves.
+        self.remove_document(self.SR_DOCUMENT)
+        for name in self.list_volumes():
+            self.remove_volume(name)
+        shutil.rmtree(os.path.join(self.path, JOURNAL_DIR), ignore_errors=True)
+        shutil.rmtree(os.path.join(self.path, LOCK_DIR), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.path)  # only when nothing foreign is left in it
+
+    def space(self) -> Tuple[int, int]:
+        st = os.statvfs(self.path)
+        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
+    def describe(self) -> Dict[str, str]:
+        return {"path": self.path}
+
+    def probe(self) -> List[Substrate]:
+        found: List[Substrate] = []
+        if self.exists():
+            found.append(self)
+        elif os.path.isdir(self.path):
+            for entry in sorted(os.listdir(self.path)):
+                sub = DirectorySubstrate(os.path.join(self.path, entry))
+                if os.path.isdir(sub.path) and sub.exists():
+                    found.append(sub)
+        return found
+
+    # -- volumes ----------------------------------------------------------------------------------------------
+    def volume_name(self, uuid: str, fmt: str) -> str:
+        return uuid + EXTENSIONS[fmt]
+
+    def _vol(self, name: str) -> str:
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"bad volume name {name!r}")
+        return os.path.join(self.path, name)
+
+    def create_volume(self, name: str, size: int = 0) -> Backing:
+        backing = FileBacking(self._vol(name), writable=True, create=True)
+        if size:
+            backing.resize(size)
+        return backing
+
+    def open_volume(self, name: str, *, writable: bool = False) -> Backing:
+        return FileBacking(self._vol(name), writable=writable)
+
+    def volume_exists(self, name: str) -> bool:
+        return os.path.isfile(self._vol(name))
+
+    def resize_volume(self, name: str, size: int) -> None:
+        os.truncate(self._vol(name), size)
+
+    def rename_volume(self, old: str, new: str) -> None:
+        os.replace(self._vol(old), self._vol(new))
+        fsync_dir(self.path)
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            os.unlink(self._vol(name))
+        except FileNotFoundError:
+            return
+        fsync_dir(self.path)
+
+    def list_volumes(self) -> List[str]:
+        exts = tuple(EXTENSIONS.values())
+        return sorted(n for n in os.listdir(self.path) if n.endswith(exts) and not n.startswith("."))
+
+    def volume_utilisation(self, name: str) -> int:
+        try:
+            return os.stat(self._vol(name)).st_blocks * 512
+        except FileNotFoundError:
+            return 0
+
+    def volume_url(self, name: str) -> str:
+        return "file://" + self._vol(name)
+
+    def volume_path(self, name: str) -> str:
+        return self._vol(name)
+
+    def resolver(self) -> ParentResolver:
+        return DirectoryResolver(self.path)
+
+    # -- documents --------------------------------------------------------------------------------------------
+    def load_document(self, key: str) -> Optional[Dict[str, Any]]:
+        return read_json(self._doc_path(key))
+
+    def store_document(self, key: str, value: Dict[str, Any]) -> None:
+        path = self._doc_path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_json_atomically(path, value)
+
+    def remove_document(self, key: str) -> None:
+        path = self._doc_path(key)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        fsync_dir(os.path.dirname(path))
+
+    def list_documents(self, prefix: str) -> List[str]:
+        if prefix != "journal/":
+            raise ValueError("only journal documents are listed")
+        directory = os.path.join(self.path, JOURNAL_DIR)
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        return sorted("journal/" + n[:-5] for n in names if n.endswith(".json"))
+
+    # -- locks --------------------------------------------------------------------------------------------------
+    def lock(self, name: str) -> FileLock:
+        return FileLock(os.path.join(self.path, LOCK_DIR, name))

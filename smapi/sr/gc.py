@@ -1,0 +1,168 @@
+"""Garbage collection and coalesce of hidden base copies.
+
+One pass, repeated until nothing is left to do:
+
+* **garbage**: a hidden image without children is referenced by nobody; it is removed (journaled as a destroy).
+* **coalesce**: a hidden image C whose parent P has C as its only child is merged into P: C's sectors are copied
+  into P (`smapi.vhd.coalesce`), C's children are re-pointed at P, the document forgets C, C's volume goes.
+
+Copying into P is safe while VDIs are in use, because every reader of P reads through C, and C covers every
+sector the copy changes. The copy runs without the SR lock; the relink and commit take the children's VDI locks
+(without waiting: a busy VDI just postpones that coalesce) and then the SR lock, and re-read the tree.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Set
+
+from smapi.sr.chains import reparent
+from smapi.sr.engine import Engine
+from smapi.sr.errors import mapped_errors
+from smapi.sr.faults import fault_point
+from smapi.sr.journal import JournalEntry
+from smapi.sr.lifecycle import remove_record
+from smapi.sr.locks import FileLock
+from smapi.sr.records import SrDocument
+from smapi.vhd import coalesce as vhd_coalesce
+
+RELINK_ATTEMPTS = 3
+
+
+def find_garbage(doc: SrDocument) -> List[str]:
+    return sorted(r.uuid for r in doc.vdis.values() if r.hidden and not doc.children(r.uuid))
+
+
+def find_coalescable(doc: SrDocument, skip: Set[str]) -> Optional[str]:
+    """A hidden image with children whose (hidden) parent has no other child; deepest chains first."""
+    found = []
+    for rec in doc.vdis.values():
+        if not rec.hidden or rec.uuid in skip or not rec.parent or rec.parent not in doc.vdis:
+            continue
+        parent = doc.vdis[rec.parent]
+        if parent.hidden and [c.uuid for c in doc.children(parent.uuid)] == [rec.uuid] and doc.children(rec.uuid):
+            found.append((-doc.depth(rec.uuid), rec.uuid))
+    return min(found)[1] if found else None
+
+
+def collect(engine: Engine, *, wait: bool = True) -> Dict[str, int]:
+    """Run GC passes until the SR has neither garbage nor coalescable chains. With `wait=False`, return at once
+    when another collector is running (it will see our changes: it loops until there is nothing left)."""
+    stats = {"deleted": 0, "coalesced": 0, "skipped": 0}
+    lock = engine.gc_lock()
+    with mapped_errors("SR garbage collection"):
+        if not lock.acquire(timeout=None if wait else 0):
+            stats["skipped"] = 1
+            return stats
+        try:
+            engine.recover(include_coalesce=True)
+            skip: Set[str] = set()
+            while True:
+                with engine.locked(what="SR garbage collection"):
+                    doc = engine.load()
+                    garbage = find_garbage(doc)
+                    for uuid in garbage:
+                        remove_record(engine, uuid)
+                    stats["deleted"] += len(garbage)
+                    candidate = None if garbage else find_coalescable(doc, skip)
+                if garbage:
+                    continue
+                if candidate is None:
+                    break
+                if coalesce_one(engine, candidate):
+                    stats["coalesced"] += 1
+                else:
+                    skip.add(candidate)
+                    stats["skipped"] += 1
+        finally:
+            lock.release()
+    return stats
+
+
+def coalesce_one(engine: Engine, child: str) -> bool:
+    """Merge hidden `child` into its parent; False when its VDIs were busy (the copy is kept, harmlessly)."""
+    with engine.sr_lock().hold():
+        doc = engine.load()
+        rec = doc.vdis[child]
+        parent = doc.vdis[rec.parent or ""]
+        entry = engine.journal.begin("coalesce", child=child, parent=parent.uuid, child_volume=rec.volume,
+                                     parent_volume=parent.volume, step="copy")
+    fault_point("coalesce.begin")
+    copy_into_parent(engine, entry.data["child_volume"])
+    fault_point("coalesce.copied")
+    for _ in range(RELINK_ATTEMPTS):
+        if relink_and_commit(engine, entry):
+            return True
+    # The children kept changing or stayed busy: the chain is still valid as it is; try again next pass.
+    with engine.sr_lock().hold():
+        engine.journal.end(entry)
+    return False
+
+
+def copy_into_parent(engine: Engine, child_volume: str) -> None:
+    backing = engine.substrate.open_volume(child_volume)
+    try:
+        vhd_coalesce(backing, resolver=engine.substrate.resolver())
+    finally:
+        backing.close()
+
+
+def relink_and_commit(engine: Engine, entry: JournalEntry) -> bool:
+    with engine.sr_lock().hold():
+        visible = [c.uuid for c in engine.load().children(entry.data["child"]) if not c.hidden]
+    locks: List[FileLock] = []
+    try:
+        for uuid in sorted(visible):
+            lock = engine.vdi_lock(uuid)
+            if not lock.acquire(timeout=0):
+                return False
+            locks.append(lock)
+        with engine.sr_lock().hold():
+            doc = engine.load()
+            now_visible = [c.uuid for c in doc.children(entry.data["child"]) if not c.hidden]
+            if sorted(now_visible) != sorted(visible):
+                return False
+            commit_coalesce(engine, doc, entry)
+            return True
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
+def commit_coalesce(engine: Engine, doc: SrDocument, entry: JournalEntry) -> None:
+    """Relink the children, forget the child, remove its volume; the caller holds the SR lock."""
+    d = entry.data
+    engine.journal.update(entry, step="relink")
+    child, parent = doc.vdis[d["child"]], doc.vdis[d["parent"]]
+    children = doc.children(child.uuid)
+    for c in children:
+        reparent(engine, c.volume, parent.volume)
+    fault_point("coalesce.relinked")
+    parent.virtual_size = max(parent.virtual_size, child.virtual_size)
+    for c in children:
+        c.parent = parent.uuid
+    del doc.vdis[child.uuid]
+    engine.save(doc)
+    fault_point("coalesce.committed")
+    engine.substrate.remove_volume(child.volume)
+    fault_point("coalesce.removed")
+    engine.journal.end(entry)
+
+
+def replay_coalesce_if_idle(engine: Engine, entry: JournalEntry) -> bool:
+    """Finish a dead collector's coalesce (the caller holds the SR lock); False if a collector is alive."""
+    lock = engine.gc_lock()
+    if not lock.acquire(timeout=0):
+        return False
+    try:
+        doc = engine.load()
+        d = entry.data
+        if d["child"] not in doc.vdis:  # committed: only the unlink may be missing
+            engine.substrate.remove_volume(d["child_volume"])
+            engine.journal.end(entry)
+            return True
+        if d.get("step") != "relink":
+            copy_into_parent(engine, d["child_volume"])  # a copy cut short is simply done again
+        commit_coalesce(engine, doc, entry)
+        return True
+    finally:
+        lock.release()

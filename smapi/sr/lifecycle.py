@@ -1,0 +1,158 @@
+"""VDI create, destroy and resize, and the single-document edits (names, flags, content id, sm_config)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Dict
+
+from smapi.interface.errors import Backend_error
+from smapi.sr.engine import DERIVED_SM_CONFIG, Engine, new_uuid
+from smapi.sr.errors import mapped_errors, no_space
+from smapi.sr.faults import fault_point
+from smapi.sr.records import USER_FIELDS, VdiRecord
+from smapi.vhd import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE, create_dynamic, info
+from smapi.vhd import resize as vhd_resize
+
+RAW_TYPES = ("raw", "aio")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def requested_format(sm_config: Dict[str, str]) -> str:
+    """VHD unless sm_config asks for raw (`type` as xe vdi-create sm-config:type=raw, or sm's `vdi_type`)."""
+    wanted = sm_config.get("type") or sm_config.get("vdi_type") or "vhd"
+    if wanted in RAW_TYPES:
+        return "raw"
+    if wanted != "vhd":
+        raise Backend_error.classic("VDIType", f"sm_config type {wanted!r}: this SR stores vhd or raw")
+    return "vhd"
+
+
+def user_fields(info_in: Dict[str, Any]) -> Dict[str, Any]:
+    fields = {k: info_in[k] for k in USER_FIELDS if k in info_in}
+    fields["sm_config"] = {k: v for k, v in dict(info_in.get("sm_config") or {}).items()
+                           if k not in DERIVED_SM_CONFIG}
+    return fields
+
+
+def rounded_size(fmt: str, size: int) -> int:
+    if size < 0:
+        raise Backend_error.classic("VDISize", f"virtual_size {size} is negative")
+    if fmt == "raw":
+        return (size + 511) // 512 * 512
+    if size > MAX_VIRTUAL_SIZE:
+        raise Backend_error.classic("VDISize", f"virtual_size {size} exceeds the VHD maximum {MAX_VIRTUAL_SIZE}")
+    # An empty VDI still gets one block: a VHD cannot be zero-sized.
+    return max(DEFAULT_BLOCK_SIZE, (size + DEFAULT_BLOCK_SIZE - 1) // DEFAULT_BLOCK_SIZE * DEFAULT_BLOCK_SIZE)
+
+
+def create(engine: Engine, info_in: Dict[str, Any]) -> Dict[str, Any]:
+    fields = user_fields(info_in)
+    fmt = requested_format(dict(info_in.get("sm_config") or {}))
+    size = rounded_size(fmt, int(info_in["virtual_size"]))
+    wanted = info_in.get("vdi") or ""
+    with engine.locked(what="VDI.create"):
+        doc = engine.load()
+        uuid = wanted if wanted and _SAFE_ID.match(wanted) and wanted not in doc.vdis else new_uuid()
+        if fmt == "raw" and size > engine.free_space(doc):
+            # Raw images are provisioned in full (sm's rule), so they must fit; VHDs are thin.
+            raise no_space(f"a raw VDI of {size} bytes needs that much free space; "
+                           f"{engine.free_space(doc)} bytes are free")
+        volume = engine.volume_of(uuid, fmt)
+        entry = engine.journal.begin("create", vdi=uuid, volume=volume)
+        with mapped_errors(f"creating VDI {uuid}"):
+            backing = engine.substrate.create_volume(volume, size if fmt == "raw" else 0)
+            try:
+                if fmt == "vhd":
+                    size = create_dynamic(backing, size).virtual_size
+                backing.flush()
+            finally:
+                backing.close()
+        fault_point("create.volume")
+        rec = VdiRecord(uuid=uuid, format=fmt, volume=volume, virtual_size=size, **fields)
+        doc.vdis[uuid] = rec
+        engine.save(doc)
+        engine.journal.end(entry)
+        return engine.info(rec)
+
+
+def destroy(engine: Engine, vdi: str) -> None:
+    with engine.locked(vdi, what="VDI.destroy"):
+        doc = engine.load()
+        rec = engine.visible(doc, vdi)
+        busy = engine.run.dp_states(engine.sr, vdi)
+        if busy:
+            raise Backend_error.classic(
+                "VDIInUse", f"VDI {vdi} is attached on this host ({busy}); detach it (VDI.detach) first")
+        remove_record(engine, rec.uuid)
+    engine.after_change()
+
+
+def remove_record(engine: Engine, uuid: str) -> None:
+    """Journaled removal of one image (a VDI or a garbage base copy); the caller holds the SR lock."""
+    doc = engine.load()
+    rec = doc.vdis[uuid]
+    entry = engine.journal.begin("destroy", vdi=uuid, volume=rec.volume)
+    fault_point("destroy.begin")
+    del doc.vdis[uuid]
+    engine.save(doc)
+    fault_point("destroy.committed")
+    with mapped_errors(f"removing volume {rec.volume}"):
+        engine.substrate.remove_volume(rec.volume)
+    fault_point("destroy.removed")
+    engine.journal.end(entry)
+
+
+def actual_size(engine: Engine, rec: VdiRecord) -> int:
+    """The virtual size the image itself reports (what recovery trusts after a crash)."""
+    if rec.format == "raw":
+        backing = engine.substrate.open_volume(rec.volume)
+        try:
+            return backing.size()
+        finally:
+            backing.close()
+    backing = engine.substrate.open_volume(rec.volume)
+    try:
+        return info(backing, count_blocks=False).virtual_size
+    finally:
+        backing.close()
+
+
+def resize(engine: Engine, vdi: str, new_size: int) -> int:
+    with engine.locked(vdi, what="VDI.resize"):
+        doc = engine.load()
+        rec = engine.visible(doc, vdi)
+        if new_size < rec.virtual_size:
+            raise Backend_error.classic(
+                "VDISize", f"shrinking VDI {vdi} from {rec.virtual_size} to {new_size} bytes is not supported "
+                           f"(data past the new end would be lost); copy the data to a smaller VDI instead")
+        if new_size == rec.virtual_size:
+            return rec.virtual_size
+        target = rounded_size(rec.format, new_size)
+        if rec.format == "raw" and target - rec.virtual_size > engine.free_space(doc):
+            raise no_space(f"growing raw VDI {vdi} by {target - rec.virtual_size} bytes")
+        entry = engine.journal.begin("resize", vdi=vdi, old=rec.virtual_size, new=target)
+        fault_point("resize.begin")
+        with mapped_errors(f"resizing VDI {vdi}"):
+            if rec.format == "raw":
+                engine.substrate.resize_volume(rec.volume, target)
+                size = target
+            else:
+                backing = engine.substrate.open_volume(rec.volume, writable=True)
+                try:
+                    size = vhd_resize(backing, target)
+                finally:
+                    backing.close()
+        fault_point("resize.grown")
+        rec.virtual_size = size
+        engine.save(doc)
+        fault_point("resize.committed")
+        engine.journal.end(entry)
+        return size
+
+
+def edit(engine: Engine, vdi: str, change: Callable[[VdiRecord], None], what: str) -> None:
+    """One atomic read-modify-write of a VDI record."""
+    with engine.locked(what=what):
+        doc = engine.load()
+        change(engine.visible(doc, vdi))
+        engine.save(doc)

@@ -1,0 +1,109 @@
+"""Advisory file locks (flock) that work across processes and between threads of one process.
+
+Every per-verb and classic call is its own process, so the engine's mutual exclusion has to live in lock files.
+`flock` locks belong to an open file description, so two threads that each open the file exclude each other too.
+A thread that already holds a lock may take it again (re-entrant, counted): engine helpers nest freely.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Tuple
+
+#: how long a blocking lock waits before the verb fails with a "busy" error
+DEFAULT_TIMEOUT = 120.0
+_POLL = 0.01
+
+_held = threading.local()
+
+
+def _table() -> Dict[str, Tuple[int, bool, int]]:
+    if not hasattr(_held, "locks"):
+        _held.locks = {}
+    return _held.locks
+
+
+class LockTimeout(Exception):
+    """The lock stayed busy for the whole timeout."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__(f"{path} still locked after {timeout:.0f}s")
+        self.path = path
+
+
+class FileLock:
+    """One lock file. `exclusive=False` takes a shared lock (many readers, no writer)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def held(self) -> bool:
+        return self.path in _table()
+
+    def acquire(self, *, exclusive: bool = True, timeout: Optional[float] = DEFAULT_TIMEOUT) -> bool:
+        """Take the lock; `timeout=0` tries once and returns False when busy, otherwise LockTimeout."""
+        table = _table()
+        if self.path in table:
+            fd, excl, count = table[self.path]
+            if exclusive and not excl:
+                # Upgrading would let two sharers deadlock each other; the engine never needs it.
+                raise RuntimeError(f"cannot upgrade shared lock {self.path} to exclusive")
+            table[self.path] = (fd, excl, count + 1)
+            return True
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, op)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+            if deadline is not None and time.monotonic() >= deadline:
+                os.close(fd)
+                if timeout == 0:
+                    return False
+                raise LockTimeout(self.path, timeout or 0)
+            time.sleep(_POLL)
+        table[self.path] = (fd, exclusive, 1)
+        return True
+
+    def release(self) -> None:
+        table = _table()
+        fd, excl, count = table[self.path]
+        if count > 1:
+            table[self.path] = (fd, excl, count - 1)
+            return
+        del table[self.path]
+        os.close(fd)  # closing the only descriptor drops the flock
+
+    @contextmanager
+    def hold(self, *, exclusive: bool = True, timeout: Optional[float] = DEFAULT_TIMEOUT) -> Iterator[None]:
+        self.acquire(exclusive=exclusive, timeout=timeout)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+@contextmanager
+def hold_all(locks: List[FileLock], *, exclusive: bool = True,
+             timeout: Optional[float] = DEFAULT_TIMEOUT) -> Iterator[None]:
+    """Take several locks in path order (a global order, so two callers never deadlock)."""
+    taken: List[FileLock] = []
+    try:
+        for lock in sorted({lk.path: lk for lk in locks}.values(), key=lambda lk: lk.path):
+            lock.acquire(exclusive=exclusive, timeout=timeout)
+            taken.append(lock)
+        yield
+    finally:
+        for lock in reversed(taken):
+            lock.release()

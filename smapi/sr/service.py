@@ -1,0 +1,254 @@
+"""The storage interface served by the SR engine: skeleton implementations any engine-based driver reuses.
+
+A driver subclasses `EngineDriver`, says how to build its substrate from a device_config, and lists
+`EngineSR` / `EngineVDI` (plus its own Query) in `storage`. Every call is self-contained: the SR is found
+through the host's run directory, so per-verb and classic executables (one process per call) behave exactly like
+a long-running server.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from smapi import Driver, SR_skeleton, VDI_skeleton
+from smapi.interface.errors import Backend_error, Sr_not_attached
+from smapi.sr import copying, datapath, lifecycle, snapshots
+from smapi.sr.access import VdiHandle
+from smapi.sr.engine import Engine
+from smapi.sr.errors import mapped_errors
+from smapi.sr.records import SrDocument, VdiRecord
+from smapi.sr.runstate import RunState
+from smapi.sr.substrate import Substrate
+
+
+class EngineDriver(Driver):
+    """A driver whose SRs are run by the SR engine on some substrate."""
+
+    def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
+        raise NotImplementedError
+
+    @classmethod
+    def reference(cls) -> str:
+        return f"{cls.__module__}:{cls.__qualname__}"
+
+    def engine_for(self, sr: str) -> Engine:
+        """The engine of an SR attached on this host; Sr_not_attached otherwise."""
+        record = RunState().attached(sr)
+        if record is None:
+            raise Sr_not_attached(sr)
+        config = record["device_config"]
+        return Engine(self.make_substrate(config), sr, driver_ref=self.reference(), device_config=config)
+
+    # -- for tools (CLI vdi-import/export, demo, VDI.copy) ------------------------------------------------------
+    def open_vdi(self, sr: str, vdi: str, writable: bool = False) -> VdiHandle:
+        return self.engine_for(sr).open_vdi(vdi, writable=writable)
+
+    def gc(self, sr: str) -> Dict[str, int]:
+        return self.engine_for(sr).gc()
+
+
+class _EngineImpl:
+    driver: EngineDriver
+
+    def _engine(self, sr: str) -> Engine:
+        return self.driver.engine_for(sr)
+
+
+class EngineSR(_EngineImpl, SR_skeleton):
+    def ls(self, dbg: str) -> List[str]:
+        return RunState().attached_srs(self.driver.reference())
+
+    def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
+        sub = self._substrate(device_config)
+        with mapped_errors(f"SR.create {sr}"):
+            if sub.exists():
+                raise Backend_error.classic("SRExists", f"an SR already exists at {sub.describe()}")
+            sub.initialise()
+            doc = SrDocument(uuid=sr)
+            if physical_size > 0:
+                doc.options["physical_size"] = str(physical_size)
+            sub.store_document(Substrate.SR_DOCUMENT, doc.to_dict())
+
+    def attach(self, dbg: str, sr: str, device_config: Dict[str, str]) -> None:
+        sub = self._substrate(device_config)
+        if not sub.exists():
+            raise Backend_error.classic("SRUnavailable", f"no SR at {sub.describe()}; create it (SR.create)")
+        engine = Engine(sub, sr, driver_ref=self.driver.reference(), device_config=device_config)
+        with mapped_errors(f"SR.attach {sr}"):
+            found = engine.load().uuid
+            if found != sr:
+                raise Backend_error.classic("SRUnavailable", f"{sub.describe()} holds SR {found}, not {sr}")
+            engine.recover(include_coalesce=True)
+        engine.run.record_attach(sr, self.driver.reference(), dict(device_config))
+
+    def detach(self, dbg: str, sr: str) -> None:
+        engine = self._engine(sr)
+        datapath.release_all(engine)
+        engine.run.forget_attach(sr)
+
+    def destroy(self, dbg: str, sr: str) -> None:
+        engine = self._engine(sr)
+        datapath.release_all(engine)
+        # Every VDI goes with the SR (the interface's "destroys"); a running collector is waited for first.
+        with mapped_errors(f"SR.destroy {sr}"), engine.gc_lock().hold(), engine.sr_lock().hold():
+            engine.substrate.wipe()
+        engine.run.forget_attach(sr)
+
+    def reset(self, dbg: str, sr: str) -> None:
+        record = RunState().attached(sr)
+        if record is not None:
+            datapath.release_all(self._engine(sr))
+
+    def scan(self, dbg: str, sr: str) -> List[Dict[str, Any]]:
+        engine = self._engine(sr)
+        with mapped_errors(f"SR.scan {sr}"):
+            engine.recover(include_coalesce=True)
+        with engine.locked(what="SR.scan"):
+            doc = engine.load()
+            return [engine.info(r) for r in sorted(doc.visible(), key=lambda r: r.uuid)]
+
+    def stat(self, dbg: str, sr: str) -> Dict[str, Any]:
+        engine = self._engine(sr)
+        with mapped_errors(f"SR.stat {sr}"):
+            return engine.sr_info()
+
+    def set_name_label(self, dbg: str, sr: str, new_name_label: str) -> None:
+        self._edit_sr(sr, "name_label", new_name_label)
+
+    def set_name_description(self, dbg: str, sr: str, new_name_description: str) -> None:
+        self._edit_sr(sr, "name_description", new_name_description)
+
+    def probe(self, dbg: str, device_config: Dict[str, str], sm_config: Dict[str, str]) -> Any:
+        sub = self._substrate(device_config)
+        found = []
+        with mapped_errors("SR.probe"):
+            for candidate in sub.probe():
+                raw = candidate.load_document(Substrate.SR_DOCUMENT) or {}
+                doc = SrDocument.from_dict(raw)
+                engine = Engine(candidate, doc.uuid)
+                found.append({"configuration": candidate.describe(), "complete": True,
+                              "sr": engine.sr_info(doc), "extra_info": {"vdis": str(len(doc.visible()))}})
+        return ["Probe", found]
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _substrate(self, device_config: Dict[str, str]) -> Substrate:
+        return self.driver.make_substrate(device_config)
+
+    def _edit_sr(self, sr: str, field: str, value: str) -> None:
+        engine = self._engine(sr)
+        with engine.locked(what=f"SR.set_{field}"):
+            doc = engine.load()
+            setattr(doc, field, value)
+            engine.save(doc)
+
+
+class EngineVDI(_EngineImpl, VDI_skeleton):
+    def create(self, dbg: str, sr: str, vdi_info: Dict[str, Any]) -> Dict[str, Any]:
+        return lifecycle.create(self._engine(sr), vdi_info)
+
+    def snapshot(self, dbg: str, sr: str, vdi_info: Dict[str, Any]) -> Dict[str, Any]:
+        return snapshots.snapshot_like(self._engine(sr), vdi_info, "snapshot")
+
+    def clone(self, dbg: str, sr: str, vdi_info: Dict[str, Any]) -> Dict[str, Any]:
+        return snapshots.snapshot_like(self._engine(sr), vdi_info, "clone")
+
+    def destroy(self, dbg: str, sr: str, vdi: str) -> None:
+        lifecycle.destroy(self._engine(sr), vdi)
+
+    def stat(self, dbg: str, sr: str, vdi: str) -> Dict[str, Any]:
+        engine = self._engine(sr)
+        with engine.locked(what="VDI.stat"):
+            return engine.info(engine.visible(engine.load(), vdi))
+
+    def set_persistent(self, dbg: str, sr: str, vdi: str, persistent: bool) -> None:
+        snapshots.set_persistent(self._engine(sr), vdi, persistent)
+
+    def epoch_begin(self, dbg: str, sr: str, vdi: str) -> None:
+        snapshots.epoch_begin(self._engine(sr), vdi)
+
+    def epoch_end(self, dbg: str, sr: str, vdi: str) -> None:
+        engine = self._engine(sr)
+        with engine.locked(what="VDI.epoch_end"):
+            engine.visible(engine.load(), vdi)  # nothing to do at the end of an epoch but to exist
+
+    def attach(self, dbg: str, dp: str, sr: str, vdi: str, read_write: bool) -> Dict[str, Any]:
+        return datapath.attach(self._engine(sr), dp, vdi, read_write)
+
+    def activate(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
+        datapath.activate(self._engine(sr), dp, vdi)
+
+    def deactivate(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
+        datapath.deactivate(self._engine(sr), dp, vdi)
+
+    def detach(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
+        datapath.detach(self._engine(sr), dp, vdi)
+
+    def copy(self, dbg: str, sr: str, vdi: str, url: str, dest: str) -> str:
+        return copying.copy(self._engine(sr), vdi, url, dest)
+
+    def get_url(self, dbg: str, sr: str, vdi: str) -> str:
+        engine = self._engine(sr)
+        with engine.locked(what="VDI.get_url"):
+            return engine.substrate.volume_url(engine.visible(engine.load(), vdi).volume)
+
+    def get_by_name(self, dbg: str, sr: str, name: str) -> Dict[str, Any]:
+        from smapi.interface.errors import Does_not_exist
+
+        engine = self._engine(sr)
+        with engine.locked(what="VDI.get_by_name"):
+            doc = engine.load()
+            matches = sorted((r for r in doc.visible() if name in (r.name_label, r.uuid)),
+                             key=lambda r: (r.name_label != name, r.uuid))
+            if not matches:
+                raise Does_not_exist("vdi", name)
+            return engine.info(matches[0])
+
+    def set_content_id(self, dbg: str, sr: str, vdi: str, content_id: str) -> None:
+        self._set(sr, vdi, "content_id", content_id)
+
+    def set_name_label(self, dbg: str, sr: str, vdi: str, new_name_label: str) -> None:
+        self._set(sr, vdi, "name_label", new_name_label)
+
+    def set_name_description(self, dbg: str, sr: str, vdi: str, new_name_description: str) -> None:
+        self._set(sr, vdi, "name_description", new_name_description)
+
+    def add_to_sm_config(self, dbg: str, sr: str, vdi: str, key: str, value: str) -> None:
+        lifecycle.edit(self._engine(sr), vdi, lambda r: r.sm_config.__setitem__(key, value),
+                       "VDI.add_to_sm_config")
+
+    def remove_from_sm_config(self, dbg: str, sr: str, vdi: str, key: str) -> None:
+        lifecycle.edit(self._engine(sr), vdi, lambda r: r.sm_config.pop(key, None), "VDI.remove_from_sm_config")
+
+    def compose(self, dbg: str, sr: str, vdi1: str, vdi2: str) -> None:
+        snapshots.compose(self._engine(sr), vdi1, vdi2)
+
+    def similar_content(self, dbg: str, sr: str, vdi: str) -> List[Dict[str, Any]]:
+        engine = self._engine(sr)
+        with engine.locked(what="VDI.similar_content"):
+            doc = engine.load()
+            engine.visible(doc, vdi)
+            return [engine.info(doc.vdis[u]) for u in related_by_chain(doc, vdi)]
+
+    def resize(self, dbg: str, sr: str, vdi: str, new_size: int) -> int:
+        return lifecycle.resize(self._engine(sr), vdi, new_size)
+
+    def _set(self, sr: str, vdi: str, field: str, value: Any) -> None:
+        def change(rec: VdiRecord) -> None:
+            setattr(rec, field, value)
+
+        lifecycle.edit(self._engine(sr), vdi, change, f"VDI.set_{field}")
+
+
+def related_by_chain(doc: SrDocument, vdi: str) -> List[str]:
+    """Visible VDIs sharing an ancestor with `vdi`, fewest tree edges apart first."""
+    mine = [vdi] + doc.ancestors(vdi)
+    distance_up = {u: i for i, u in enumerate(mine)}
+    ranked = []
+    for rec in doc.visible():
+        if rec.uuid == vdi:
+            continue
+        for steps, anc in enumerate([rec.uuid] + doc.ancestors(rec.uuid)):
+            if anc in distance_up:
+                ranked.append((steps + distance_up[anc], rec.uuid))
+                break
+    return [u for _, u in sorted(ranked)]

@@ -1,0 +1,194 @@
+"""Snapshot, clone, compose and reset-on-boot: the verbs that grow or rearrange the VDI tree.
+
+Each runs under the locks of the VDIs it touches plus the SR lock, journals its intent first, calls a fault
+point after each step, and commits the SR document as its last step (see `recovery` for the replay rules).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from smapi.interface.errors import Backend_error
+from smapi.interface.storage import EPOCH
+from smapi.sr.chains import (
+    commit_split,
+    copy_own_sectors,
+    copy_raw,
+    make_child,
+    reparent,
+    split_leaf,
+)
+from smapi.sr.engine import Engine, new_uuid, now_iso
+from smapi.sr.errors import chain_too_long, mapped_errors, no_space
+from smapi.sr.faults import fault_point
+from smapi.sr.lifecycle import user_fields
+from smapi.sr.records import SrDocument, VdiRecord
+from smapi.vhd import MAX_CHAIN_DEPTH
+from smapi.vhd import reset as vhd_reset
+
+
+def _check_depth(doc: SrDocument, vdi: str, extra: int = 1) -> None:
+    depth = doc.depth(vdi)
+    if depth + extra > MAX_CHAIN_DEPTH:
+        raise chain_too_long(vdi, depth)
+
+
+def snapshot_like(engine: Engine, info_in: Dict[str, Any], kind: str) -> Dict[str, Any]:
+    """VDI.snapshot (kind "snapshot") and VDI.clone (kind "clone") of `info_in["vdi"]`."""
+    src = info_in["vdi"]
+    fields = user_fields(info_in)
+    if kind == "snapshot":
+        given = info_in.get("snapshot_time") or EPOCH
+        fields.update(is_a_snapshot=True, snapshot_of=src, snapshot_time=given if given != EPOCH else now_iso())
+    else:
+        fields.update(is_a_snapshot=False, snapshot_of="", snapshot_time=EPOCH)
+    with engine.locked(src, what=f"VDI.{kind}"):
+        doc = engine.load()
+        rec = engine.visible(doc, src)
+        new = new_uuid()
+        if rec.format == "raw":
+            new_rec = _full_raw_copy(engine, doc, rec, new, fields, kind)
+        else:
+            _check_depth(doc, src)
+            base = new_uuid()
+            base_volume = engine.volume_of(base, "vhd")
+            new_volume = engine.volume_of(new, "vhd")
+            entry = engine.journal.begin(kind, vdi=src, leaf_volume=rec.volume, base=base,
+                                         base_volume=base_volume, new=new, new_volume=new_volume)
+            fault_point(f"{kind}.begin")
+            with mapped_errors(f"VDI.{kind} of {src}"):
+                split_leaf(engine, rec.volume, base_volume, kind)
+                make_child(engine, new_volume, base_volume)
+            fault_point(f"{kind}.child")
+            commit_split(doc, rec, base, base_volume)
+            new_rec = VdiRecord(uuid=new, format="vhd", volume=new_volume, virtual_size=rec.virtual_size,
+                                parent=base, **fields)
+            doc.vdis[new] = new_rec
+            engine.save(doc)
+            fault_point(f"{kind}.committed")
+            engine.journal.end(entry)
+        result = engine.info(new_rec)
+    engine.after_change()
+    return result
+
+
+def _full_raw_copy(engine: Engine, doc: SrDocument, rec: VdiRecord, new: str, fields: Dict[str, Any],
+                   kind: str) -> VdiRecord:
+    """A raw image has no differencing children: its snapshot or clone is a full (sparse) copy."""
+    if rec.virtual_size > engine.free_space(doc):
+        raise no_space(f"a {kind} of raw VDI {rec.uuid} is a full copy of {rec.virtual_size} bytes")
+    volume = engine.volume_of(new, "raw")
+    entry = engine.journal.begin("create", vdi=new, volume=volume)
+    with mapped_errors(f"copying raw VDI {rec.uuid}"):
+        source = engine.substrate.open_volume(rec.volume)
+        try:
+            target = engine.substrate.create_volume(volume, rec.virtual_size)
+            try:
+                copy_raw(source, target, rec.virtual_size)
+            finally:
+                target.close()
+        finally:
+            source.close()
+    fault_point(f"{kind}.copied")
+    new_rec = VdiRecord(uuid=new, format="raw", volume=volume, virtual_size=rec.virtual_size, **fields)
+    doc.vdis[new] = new_rec
+    engine.save(doc)
+    engine.journal.end(entry)
+    return new_rec
+
+
+def set_persistent(engine: Engine, vdi: str, persistent: bool) -> None:
+    """A VDI made non-persistent gets an empty leaf over its current content (xapi's clone-and-destroy), which
+    `epoch_begin` then resets: every VM start sees the content of the moment it was made non-persistent."""
+    with engine.locked(vdi, what="VDI.set_persistent"):
+        doc = engine.load()
+        rec = engine.visible(doc, vdi)
+        if persistent or not rec.persistent:
+            rec.persistent = persistent
+            engine.save(doc)
+            return
+        if rec.format != "vhd":
+            raise Backend_error.classic("VDIType", f"VDI {vdi} is raw; only VHD VDIs can be reset on boot")
+        _check_depth(doc, vdi)
+        base = new_uuid()
+        base_volume = engine.volume_of(base, "vhd")
+        entry = engine.journal.begin("persist", vdi=vdi, leaf_volume=rec.volume, base=base,
+                                     base_volume=base_volume)
+        with mapped_errors(f"making VDI {vdi} non-persistent"):
+            split_leaf(engine, rec.volume, base_volume, "persist")
+        commit_split(doc, rec, base, base_volume)
+        rec.persistent = False
+        engine.save(doc)
+        fault_point("persist.committed")
+        engine.journal.end(entry)
+    engine.after_change()
+
+
+def epoch_begin(engine: Engine, vdi: str) -> None:
+    with engine.locked(vdi, what="VDI.epoch_begin"):
+        rec = engine.visible(engine.load(), vdi)
+        if rec.persistent or rec.format != "vhd" or not rec.parent:
+            return
+        with mapped_errors(f"resetting non-persistent VDI {vdi}"):
+            backing = engine.substrate.open_volume(rec.volume, writable=True)
+            try:
+                vhd_reset(backing)
+            finally:
+                backing.close()
+
+
+def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
+    """Layer vdi2's own data on top of vdi1's content, modifying vdi2 only.
+
+    vdi1 is split first (its content becomes a hidden base copy B and vdi1 an empty leaf over B, so vdi1 stays
+    usable and its later writes cannot leak into vdi2); then vdi2's own image is re-parented onto B. A vdi2 with
+    no parent (a dynamic image) cannot be re-parented in place: its sectors are copied into a new child of B
+    that then replaces it.
+    """
+    if vdi1 == vdi2:
+        raise Backend_error.classic("VDIUnavailable", f"cannot compose VDI {vdi1} with itself")
+    with engine.locked(vdi1, vdi2, what="VDI.compose"):
+        doc = engine.load()
+        r1, r2 = engine.visible(doc, vdi1), engine.visible(doc, vdi2)
+        for rec in (r1, r2):
+            if rec.format != "vhd":
+                raise Backend_error.classic("VDIType", f"VDI {rec.uuid} is raw; compose needs VHD VDIs")
+        # vdi2 ends up one image below B, which takes vdi1's place in its chain.
+        _check_depth(doc, vdi1)
+        base = new_uuid()
+        base_volume = engine.volume_of(base, "vhd")
+        rebase_volume = None if r2.parent else engine.volume_of(new_uuid(), "vhd")
+        entry = engine.journal.begin("compose", vdi1=vdi1, vdi2=vdi2, leaf_volume=r1.volume, base=base,
+                                     base_volume=base_volume, vdi2_volume=r2.volume,
+                                     rebase_volume=rebase_volume, step="split")
+        fault_point("compose.begin")
+        with mapped_errors(f"VDI.compose {vdi1} {vdi2}"):
+            split_leaf(engine, r1.volume, base_volume, "compose")
+            if rebase_volume:
+                make_child(engine, rebase_volume, base_volume)
+                copy_own_sectors(engine, r2.volume, rebase_volume)
+                fault_point("compose.copied")
+            engine.journal.update(entry, step="reparent")
+            finish_compose_images(engine, entry.data)
+        fault_point("compose.reparented")
+        commit_compose(doc, entry.data)
+        engine.save(doc)
+        fault_point("compose.committed")
+        engine.journal.end(entry)
+    engine.after_change()
+
+
+def finish_compose_images(engine: Engine, data: Dict[str, Any]) -> None:
+    """The re-parent step of compose; idempotent, so recovery can repeat it."""
+    rebase = data.get("rebase_volume")
+    if rebase:
+        if engine.substrate.volume_exists(rebase):
+            engine.substrate.rename_volume(rebase, data["vdi2_volume"])
+    else:
+        reparent(engine, data["vdi2_volume"], data["base_volume"])
+
+
+def commit_compose(doc: SrDocument, data: Dict[str, Any]) -> None:
+    r1, r2 = doc.vdis[data["vdi1"]], doc.vdis[data["vdi2"]]
+    commit_split(doc, r1, data["base"], data["base_volume"])
+    r2.parent = data["base"]

@@ -1,0 +1,108 @@
+"""What the SR engine needs from the place where bytes live.
+
+A substrate holds named volumes (one per image), the SR's metadata documents and its lock files. The engine is
+written only against this protocol, so the same snapshot/GC/journal code runs on a directory (file and NFS SRs)
+and, later, on an LVM volume group (LVM and iSCSI SRs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from smapi.sr.locks import FileLock
+from smapi.vhd import Backing, ParentResolver
+
+
+class Substrate:
+    """Protocol (abstract base) of a substrate; every method must be safe to call from many processes."""
+
+    #: SR metadata document name
+    SR_DOCUMENT = "sr"
+
+    # -- the SR as a whole ------------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """True when an SR has been created here (its SR document exists)."""
+        raise NotImplementedError
+
+    def initialise(self) -> None:
+        """Prepare empty storage for a new SR (directories, volume group...)."""
+        raise NotImplementedError
+
+    def wipe(self) -> None:
+        """Remove every volume, document and lock of the SR (SR.destroy)."""
+        raise NotImplementedError
+
+    def space(self) -> Tuple[int, int]:
+        """(total, free) bytes available to volumes."""
+        raise NotImplementedError
+
+    def describe(self) -> Dict[str, str]:
+        """A device_config that reaches this SR again."""
+        raise NotImplementedError
+
+    def probe(self) -> List[Substrate]:
+        """SRs found at or directly below this location."""
+        raise NotImplementedError
+
+    # -- volumes ----------------------------------------------------------------------------------------------
+    def volume_name(self, uuid: str, fmt: str) -> str:
+        """The name a VDI's image has here (also what a VHD child's parent locator stores)."""
+        raise NotImplementedError
+
+    def create_volume(self, name: str, size: int = 0) -> Backing:
+        """A new, writable, zero-filled volume of `size` bytes; fails if the name exists."""
+        raise NotImplementedError
+
+    def open_volume(self, name: str, *, writable: bool = False) -> Backing:
+        raise NotImplementedError
+
+    def volume_exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def resize_volume(self, name: str, size: int) -> None:
+        raise NotImplementedError
+
+    def rename_volume(self, old: str, new: str) -> None:
+        """Atomically give a volume a new name (replacing any volume called `new`)."""
+        raise NotImplementedError
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume; absent volumes are not an error (removal is replayed after crashes)."""
+        raise NotImplementedError
+
+    def list_volumes(self) -> List[str]:
+        raise NotImplementedError
+
+    def volume_utilisation(self, name: str) -> int:
+        """Bytes the volume occupies on the storage."""
+        raise NotImplementedError
+
+    def volume_url(self, name: str) -> str:
+        raise NotImplementedError
+
+    def volume_path(self, name: str) -> str:
+        """What a datapath opens (a file or device path)."""
+        raise NotImplementedError
+
+    def resolver(self) -> ParentResolver:
+        """Maps the parent names stored in VHD locators to volumes of this substrate."""
+        raise NotImplementedError
+
+    # -- metadata documents (stored atomically) ----------------------------------------------------------------
+    def load_document(self, key: str) -> Optional[Dict[str, Any]]:
+        raise NotImplementedError
+
+    def store_document(self, key: str, value: Dict[str, Any]) -> None:
+        """Replace the document atomically and durably: readers see the old or the new one, never a mix."""
+        raise NotImplementedError
+
+    def remove_document(self, key: str) -> None:
+        raise NotImplementedError
+
+    def list_documents(self, prefix: str) -> List[str]:
+        raise NotImplementedError
+
+    # -- locks --------------------------------------------------------------------------------------------------
+    def lock(self, name: str) -> FileLock:
+        """A lock every host and process using this SR agrees on."""
+        raise NotImplementedError
