@@ -1,0 +1,209 @@
+"""Data through the NBD datapath with real clients (qemu-img, qemu-io, nbdcopy, nbdinfo, python3-libnbd), checked
+in the VHD afterwards with smapi.vhd and against qemu-img's view of the export."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import smapi.vhd as vhd
+from smapi import datapath
+from smapi.datapath import ImageSpec
+
+from .dptestlib import (
+    BLOCK,
+    MiB,
+    chain_bytes,
+    libnbd,
+    libnbd_available,
+    make_chain,
+    pyvhdi_available,
+    pyvhdi_read,
+    qemu_convert_to_raw,
+    qemu_io,
+    run,
+    sha,
+)
+
+SIZE = 16 * MiB
+
+
+def _attach(run_dir: str, leaf: str, *, readonly: bool = False, vdi: str = "vdi-a", dp: str = "dp1"):
+    res = datapath.attach(vdi, ImageSpec("vhd", leaf), dp=dp, readonly=readonly, run_dir=run_dir)
+    datapath.activate(vdi, dp=dp, run_dir=run_dir)
+    return res
+
+
+def _release(run_dir: str, vdi: str = "vdi-a", dp: str = "dp1") -> None:
+    datapath.deactivate(vdi, dp=dp, run_dir=run_dir)
+    datapath.detach(vdi, dp=dp, run_dir=run_dir)
+
+
+def test_chain_served_as_raw_disk(scratch, run_dir):
+    size = 4 * SIZE  # room for unallocated blocks
+    leaf, model = make_chain(scratch, size, depth=4)
+    res = _attach(run_dir, leaf, readonly=True)
+    try:
+        assert res.params_nbd == f"nbd:unix:{run_dir}/nbd/vdi-a.sock:exportname=vdi-a"
+        assert res.implementations == [["Nbd", {"uri": res.params_nbd}],
+                                       ["Nbd", {"uri": f"nbd+unix:///vdi-a?socket={run_dir}/nbd/vdi-a.sock"}]]
+        # Standard URI: qemu's raw view of the export equals the chain, byte for byte.
+        assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "q.raw"))) == sha(bytes(model))
+        # nbdcopy to a file.
+        out = os.path.join(scratch, "c.raw")
+        run("nbdcopy", res.nbd_uri, out)
+        with open(out, "rb") as f:
+            assert sha(f.read()) == sha(bytes(model))
+        # The classic params_nbd form is understood by qemu too.
+        info = json.loads(run("qemu-img", "info", "--output=json", res.params_nbd).stdout)
+        assert info["virtual-size"] == size
+        # Allocation map: blocks no image maps are holes that read as zeros, the others data.
+        mapping = json.loads(run("nbdinfo", "--map", "--json", res.nbd_uri).stdout)
+        seen = bytearray(size // BLOCK)
+        for e in mapping:
+            for blk in range(e["offset"] // BLOCK, (e["offset"] + e["length"]) // BLOCK):
+                seen[blk] = 0 if e["type"] == 3 else 1
+        with vhd.open_chain(leaf) as chain:
+            assert seen == chain.allocation_map() and 0 in seen
+    finally:
+        _release(run_dir)
+
+
+def test_qemu_io_writes_land_in_the_leaf(scratch, run_dir):
+    leaf, model = make_chain(scratch, SIZE, depth=3)
+    parents_before = {p: sha(open(os.path.join(scratch, p), "rb").read()) for p in ("d0.vhd", "d1.vhd")}
+    res = _attach(run_dir, leaf)
+    writes = [(0, 512, 0x11), (BLOCK - 4096, 8192, 0x22), (5 * MiB + 3, 70001, 0x33), (SIZE - 512, 512, 0x44)]
+    try:
+        for off, n, pat in writes:
+            qemu_io(res.nbd_uri, f"write -P {pat:#x} {off} {n}")
+            model[off : off + n] = bytes([pat]) * n
+        # Unaligned requests (qemu-io issues them as given) and zeroing of mapped data.
+        qemu_io(res.nbd_uri, f"write -z {3 * BLOCK} {BLOCK}")
+        model[3 * BLOCK : 4 * BLOCK] = bytes(BLOCK)
+        qemu_io(res.nbd_uri, f"read -P 0x33 {5 * MiB + 3} 70001")
+    finally:
+        _release(run_dir)
+    assert sha(chain_bytes(leaf)) == sha(bytes(model))
+    report = vhd.check(leaf)
+    assert report.ok, report.errors
+    # Only the leaf was written.
+    for p, digest in parents_before.items():
+        assert sha(open(os.path.join(scratch, p), "rb").read()) == digest
+
+
+@pytest.mark.skipif(not pyvhdi_available(), reason="pyvhdi not importable (Debian python3-libvhdi)")
+def test_libvhdi_reads_what_nbd_clients_wrote(scratch, run_dir):
+    # libvhdi is an independent reader of the bitmaps and BAT the plugin wrote (4 KiB aligned: its bitmap bug).
+    leaf, model = make_chain(scratch, SIZE, depth=3, align=4096)
+    res = _attach(run_dir, leaf)
+    try:
+        qemu_io(res.nbd_uri, "write -P 0x61 12288 1M", f"write -P 0x62 {SIZE - 8192} 8192")
+        model[12288 : 12288 + MiB] = b"\x61" * MiB
+        model[SIZE - 8192 :] = b"\x62" * 8192
+    finally:
+        _release(run_dir)
+    paths = [os.path.join(scratch, f"d{i}.vhd") for i in range(3)]
+    assert sha(pyvhdi_read(paths)) == sha(bytes(model))
+
+
+def test_nbdcopy_whole_disk_then_qemu_img_convert(scratch, run_dir):
+    leaf, _ = make_chain(scratch, SIZE, depth=2)
+    src = os.path.join(scratch, "src.raw")
+    data = bytearray(os.urandom(SIZE))
+    data[4 * BLOCK : 6 * BLOCK] = bytes(2 * BLOCK)  # zero runs exercise nbdcopy's zero requests
+    with open(src, "wb") as f:
+        f.write(data)
+    res = _attach(run_dir, leaf)
+    try:
+        run("nbdcopy", src, res.nbd_uri)
+        assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "back.raw"))) == sha(bytes(data))
+    finally:
+        _release(run_dir)
+    assert sha(chain_bytes(leaf)) == sha(bytes(data))
+
+
+@pytest.mark.skipif(not libnbd_available(), reason="python3-libnbd not installed for /usr/bin/python3")
+def test_libnbd_writes_visible_after_deactivate(scratch, run_dir):
+    leaf, model = make_chain(scratch, SIZE, depth=2)
+    res = _attach(run_dir, leaf)
+    try:
+        out = libnbd("h.pwrite(b'libnbd!' * 1000, 1048577)\n"
+                     "assert h.pread(7, 1048577) == b'libnbd!'\n"
+                     "print(h.get_size(), h.can_flush(), h.is_read_only())\n"
+                     "h.shutdown()\n", res.nbd_uri)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == [str(SIZE), "True", "False"]
+        model[1048577 : 1048577 + 7000] = b"libnbd!" * 1000
+        # Deactivate flushes: the server still runs, yet a fresh reader of the VHD file sees the data.
+        datapath.deactivate("vdi-a", dp="dp1", run_dir=run_dir)
+        assert datapath.stat("vdi-a", run_dir=run_dir)["server"]["running"]
+        assert sha(chain_bytes(leaf)) == sha(bytes(model))
+    finally:
+        _release(run_dir)
+
+
+def test_readonly_export_refuses_writes(scratch, run_dir):
+    leaf, model = make_chain(scratch, SIZE, depth=2)
+    before = {p: sha(open(os.path.join(scratch, p), "rb").read()) for p in os.listdir(scratch) if p.endswith(".vhd")}
+    res = _attach(run_dir, leaf, readonly=True)
+    try:
+        assert res.readonly
+        info = run("nbdinfo", "--json", res.nbd_uri).stdout
+        assert json.loads(info)["exports"][0]["is_read_only"] is True
+        bad = qemu_io(res.nbd_uri, "write -P 0x55 0 4096", check=False)
+        assert bad.returncode != 0 or b"failed" in bad.stdout + bad.stderr
+        if libnbd_available():
+            out = libnbd("try:\n    h.pwrite(b'x' * 512, 0)\nexcept nbd.Error as e:\n    print('refused', e.errno)\n",
+                         res.nbd_uri)
+            assert out.stdout.startswith("refused"), out.stdout + out.stderr
+        assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "ro.raw"))) == sha(bytes(model))
+    finally:
+        _release(run_dir)
+    after = {p: sha(open(os.path.join(scratch, p), "rb").read()) for p in before}
+    assert after == before
+
+
+def test_two_exports_at_once(scratch, run_dir):
+    da, db = os.path.join(scratch, "a"), os.path.join(scratch, "b")
+    os.mkdir(da)
+    os.mkdir(db)
+    leaf_a, model_a = make_chain(da, SIZE, depth=2, seed=1)
+    leaf_b, model_b = make_chain(db, SIZE, depth=1, seed=2)
+    ra = _attach(run_dir, leaf_a, vdi="vdi-a")
+    rb = _attach(run_dir, leaf_b, vdi="vdi-b")
+    try:
+        assert ra.params_nbd != rb.params_nbd
+        qemu_io(ra.nbd_uri, "write -P 0xaa 0 1M")
+        qemu_io(rb.nbd_uri, "write -P 0xbb 0 1M")
+        model_a[: MiB] = b"\xaa" * MiB
+        model_b[: MiB] = b"\xbb" * MiB
+        # A client asking one socket for the other VDI's export name is refused.
+        wrong = ra.nbd_uri.replace("/vdi-a?", "/vdi-b?")
+        assert run("qemu-img", "info", wrong, check=False).returncode != 0
+    finally:
+        _release(run_dir, "vdi-a")
+        _release(run_dir, "vdi-b")
+    assert sha(chain_bytes(leaf_a)) == sha(bytes(model_a))
+    assert sha(chain_bytes(leaf_b)) == sha(bytes(model_b))
+    assert os.listdir(os.path.join(run_dir, "nbd")) == []
+
+
+def test_raw_file_over_nbd(scratch, run_dir):
+    path = os.path.join(scratch, "disk.raw")
+    data = os.urandom(4 * MiB)
+    with open(path, "wb") as f:
+        f.write(data)
+    res = datapath.attach("raw-1", ImageSpec("raw", path), dp="dp1", readonly=False, run_dir=run_dir)
+    try:
+        assert res.implementations[0] == ["File", {"path": path}]
+        assert res.params == path
+        qemu_io(res.nbd_uri, "write -P 0x77 4095 10")
+        assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "r.raw"))) == \
+            sha(data[:4095] + b"\x77" * 10 + data[4105:])
+    finally:
+        datapath.detach("raw-1", dp="dp1", run_dir=run_dir)
+    with open(path, "rb") as f:
+        assert f.read(4105)[4095:] == b"\x77" * 10
