@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
+from urllib.parse import quote
 
 from . import procs, runtime
 from .model import DatapathError, ImageSpec
@@ -45,8 +46,8 @@ class NbdExport:
 
     @property
     def uri(self) -> str:
-        """Standard NBD URI (libnbd, qemu)."""
-        return f"nbd+unix:///{self.export}?socket={self.socket}"
+        """Standard NBD URI (libnbd, qemu); the export name and socket path are percent-encoded."""
+        return f"nbd+unix:///{quote(self.export, safe='')}?socket={quote(self.socket, safe='/')}"
 
     @property
     def params_nbd(self) -> str:

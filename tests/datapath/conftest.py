@@ -46,9 +46,9 @@ def our_nbdkits() -> List[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             args = procs.cmdline(int(entry)) or []
-            if args and os.path.basename(args[0]) == "nbdkit" and any(a.startswith(PREFIX) for a in args):
-                if procs.running(int(entry)):
-                    pids.append(int(entry))
+            ours = args and os.path.basename(args[0]) == "nbdkit" and any(a.startswith(PREFIX) for a in args)
+            if ours and procs.running(int(entry)):
+                pids.append(int(entry))
     return pids
 
 

@@ -48,6 +48,11 @@ def chain_bytes(leaf: str) -> bytes:
         return chain.read(0, chain.size)
 
 
+def file_sha(path: str) -> str:
+    with open(path, "rb") as f:
+        return sha(f.read())
+
+
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -59,8 +64,8 @@ def run(*args: str, check: bool = True, input: bytes | None = None) -> subproces
     return res
 
 
-def qemu_io(uri: str, *commands: str, check: bool = True) -> subprocess.CompletedProcess:
-    args = ["qemu-io", "-f", "raw"]
+def qemu_io(uri: str, *commands: str, check: bool = True, readonly: bool = False) -> subprocess.CompletedProcess:
+    args = ["qemu-io", "-f", "raw"] + (["-r"] if readonly else [])
     for c in commands:
         args += ["-c", c]
     return run(*args, uri, check=check)

@@ -16,6 +16,7 @@ from .dptestlib import (
     BLOCK,
     MiB,
     chain_bytes,
+    file_sha,
     libnbd,
     libnbd_available,
     make_chain,
@@ -73,7 +74,7 @@ def test_chain_served_as_raw_disk(scratch, run_dir):
 
 def test_qemu_io_writes_land_in_the_leaf(scratch, run_dir):
     leaf, model = make_chain(scratch, SIZE, depth=3)
-    parents_before = {p: sha(open(os.path.join(scratch, p), "rb").read()) for p in ("d0.vhd", "d1.vhd")}
+    parents_before = {p: file_sha(os.path.join(scratch, p)) for p in ("d0.vhd", "d1.vhd")}
     res = _attach(run_dir, leaf)
     writes = [(0, 512, 0x11), (BLOCK - 4096, 8192, 0x22), (5 * MiB + 3, 70001, 0x33), (SIZE - 512, 512, 0x44)]
     try:
@@ -91,7 +92,7 @@ def test_qemu_io_writes_land_in_the_leaf(scratch, run_dir):
     assert report.ok, report.errors
     # Only the leaf was written.
     for p, digest in parents_before.items():
-        assert sha(open(os.path.join(scratch, p), "rb").read()) == digest
+        assert file_sha(os.path.join(scratch, p)) == digest
 
 
 @pytest.mark.skipif(not pyvhdi_available(), reason="pyvhdi not importable (Debian python3-libvhdi)")
@@ -147,7 +148,7 @@ def test_libnbd_writes_visible_after_deactivate(scratch, run_dir):
 
 def test_readonly_export_refuses_writes(scratch, run_dir):
     leaf, model = make_chain(scratch, SIZE, depth=2)
-    before = {p: sha(open(os.path.join(scratch, p), "rb").read()) for p in os.listdir(scratch) if p.endswith(".vhd")}
+    before = {p: file_sha(os.path.join(scratch, p)) for p in os.listdir(scratch) if p.endswith(".vhd")}
     res = _attach(run_dir, leaf, readonly=True)
     try:
         assert res.readonly
@@ -162,7 +163,7 @@ def test_readonly_export_refuses_writes(scratch, run_dir):
         assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "ro.raw"))) == sha(bytes(model))
     finally:
         _release(run_dir)
-    after = {p: sha(open(os.path.join(scratch, p), "rb").read()) for p in before}
+    after = {p: file_sha(os.path.join(scratch, p)) for p in before}
     assert after == before
 
 
