@@ -2,8 +2,9 @@
 
 A VDI is Detached, Attached(RO|RW) or Activated(RO|RW) on each datapath (dp). The rules: activate needs an
 attach first, detach needs a deactivate first, and one VDI cannot be attached read-only on one datapath and
-read-write on another (nor go from RO to RW on one datapath). A refused transition raises
-`Illegal_transition(current, requested)` with states written `Detached`, `Attached(RO)`, `Activated(RW)`.
+read-write on another when the read-only one came first (nor go from RO to RW on one
+datapath). A refused transition raises
+`Illegal_transition(current, requested)`, states written `Detached`, `Attached(RO)`, `Activated(RW)`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def after_attach(states: Dict[str, str], dp: str, read_write: bool) -> str:
     current = states.get(dp, DETACHED)
     others = {d: s for d, s in states.items() if d != dp}
     other_super = superstate(others)
-    if other_super != DETACHED and mode_of(other_super) != mode:
+    if other_super != DETACHED and mode_of(other_super) == "RO" and mode == "RW":
+        # Readers were promised stable content; a writer joining them would change it under their feet.
+        # (Readers joining a writer is allowed: the superstate stays RW, as in vdi_automaton.ml.)
         raise Illegal_transition(other_super, attached(mode))
     if current == DETACHED:
         return attached(mode)

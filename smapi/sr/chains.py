@@ -7,7 +7,7 @@ written before the split becomes immutable.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Tuple
 
 from smapi.sr.engine import Engine
 from smapi.sr.faults import fault_point
@@ -113,6 +113,13 @@ def copy_own_sectors(engine: Engine, source_volume: str, target_volume: str) -> 
                 voff, vlen = blk * bs, min(bs, img.virtual_size - blk * bs)
                 buf = bytearray(vlen)
                 view = memoryview(buf)
+                if not img.is_differencing:
+                    # A dynamic image marks whole blocks present when it allocates them, so its bitmap cannot
+                    # tell written sectors from the zeros around them: its updates are its non-zero sectors.
+                    img.read_raw(view, data_off)
+                    for lo, hi in nonzero_runs(view):
+                        out.write(voff + lo, view[lo:hi])
+                    continue
                 if img.block_full(blk):
                     img.read_raw(view, data_off)
                     out.write(voff, view)
@@ -127,6 +134,25 @@ def copy_own_sectors(engine: Engine, source_volume: str, target_volume: str) -> 
     finally:
         src.close()
         dst.close()
+
+
+_ZERO_SECTOR = bytes(C.SECTOR)
+
+
+def nonzero_runs(view: memoryview) -> List[Tuple[int, int]]:
+    """Byte ranges of consecutive sectors of `view` that are not all zeros."""
+    runs: List[Tuple[int, int]] = []
+    start = None
+    for off in range(0, len(view), C.SECTOR):
+        zero = view[off:off + C.SECTOR] == _ZERO_SECTOR
+        if not zero and start is None:
+            start = off
+        elif zero and start is not None:
+            runs.append((start, off))
+            start = None
+    if start is not None:
+        runs.append((start, len(view)))
+    return runs
 
 
 def copy_all(read_raw, size: int, out) -> None:  # type: ignore[no-untyped-def]

@@ -100,9 +100,9 @@ class Engine:
     # -- vdi_info -------------------------------------------------------------------------------------------------
     def info(self, rec: VdiRecord) -> Dict[str, Any]:
         sm_config = dict(rec.sm_config)
+        # The parent (a hidden base copy) is not named: callers cannot use it, and a snapshot would change the
+        # source's record for nothing.
         sm_config["vdi_type"] = VDI_TYPES[rec.format]
-        if rec.parent:
-            sm_config["vhd-parent"] = rec.parent
         return VDI_INFO.make(
             vdi=rec.uuid, content_id=rec.content_id, name_label=rec.name_label,
             name_description=rec.name_description, ty=rec.ty, metadata_of_pool=rec.metadata_of_pool,

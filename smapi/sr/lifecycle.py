@@ -10,10 +10,12 @@ from smapi.sr.engine import DERIVED_SM_CONFIG, Engine, new_uuid
 from smapi.sr.errors import mapped_errors, no_space
 from smapi.sr.faults import fault_point
 from smapi.sr.records import USER_FIELDS, VdiRecord
-from smapi.vhd import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE, create_dynamic, info
+from smapi.vhd import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE, info
 from smapi.vhd import resize as vhd_resize
+from smapi.vhd.create import create_sparse_on
 
 RAW_TYPES = ("raw", "aio")
+SECTOR = 512
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -41,8 +43,18 @@ def rounded_size(fmt: str, size: int) -> int:
         return (size + 511) // 512 * 512
     if size > MAX_VIRTUAL_SIZE:
         raise Backend_error.classic("VDISize", f"virtual_size {size} exceeds the VHD maximum {MAX_VIRTUAL_SIZE}")
-    # An empty VDI still gets one block: a VHD cannot be zero-sized.
-    return max(DEFAULT_BLOCK_SIZE, (size + DEFAULT_BLOCK_SIZE - 1) // DEFAULT_BLOCK_SIZE * DEFAULT_BLOCK_SIZE)
+    # Whole sectors, not blktap's whole 2 MiB blocks: an imported disk keeps its exact size through export.
+    # A VHD cannot be zero-sized, so an empty VDI gets one sector.
+    return max(SECTOR, (size + SECTOR - 1) // SECTOR * SECTOR)
+
+
+def growth_target(rec: VdiRecord, new_size: int) -> int:
+    """The size a resize to `new_size` produces: smapi.vhd grows a block-aligned image in whole blocks, so a
+    repeated request (already rounded up last time) is recognised as a no-op rather than as a shrink."""
+    target = rounded_size(rec.format, new_size)
+    if rec.format == "vhd" and rec.virtual_size % DEFAULT_BLOCK_SIZE == 0:
+        target = (target + DEFAULT_BLOCK_SIZE - 1) // DEFAULT_BLOCK_SIZE * DEFAULT_BLOCK_SIZE
+    return target
 
 
 def create(engine: Engine, info_in: Dict[str, Any]) -> Dict[str, Any]:
@@ -63,7 +75,8 @@ def create(engine: Engine, info_in: Dict[str, Any]) -> Dict[str, Any]:
             backing = engine.substrate.create_volume(volume, size if fmt == "raw" else 0)
             try:
                 if fmt == "vhd":
-                    size = create_dynamic(backing, size).virtual_size
+                    create_sparse_on(backing, size, round_to_block=False)
+                    size = info(backing, count_blocks=False).virtual_size
                 backing.flush()
             finally:
                 backing.close()
@@ -121,13 +134,13 @@ def resize(engine: Engine, vdi: str, new_size: int) -> int:
     with engine.locked(vdi, what="VDI.resize"):
         doc = engine.load()
         rec = engine.visible(doc, vdi)
-        if new_size < rec.virtual_size:
+        target = growth_target(rec, new_size)
+        if target < rec.virtual_size:
             raise Backend_error.classic(
                 "VDISize", f"shrinking VDI {vdi} from {rec.virtual_size} to {new_size} bytes is not supported "
                            f"(data past the new end would be lost); copy the data to a smaller VDI instead")
-        if new_size == rec.virtual_size:
-            return rec.virtual_size
-        target = rounded_size(rec.format, new_size)
+        if target == rec.virtual_size:
+            return rec.virtual_size  # already that big once rounded: repeating a resize is harmless
         if rec.format == "raw" and target - rec.virtual_size > engine.free_space(doc):
             raise no_space(f"growing raw VDI {vdi} by {target - rec.virtual_size} bytes")
         entry = engine.journal.begin("resize", vdi=vdi, old=rec.virtual_size, new=target)

@@ -145,11 +145,11 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
     no parent (a dynamic image) cannot be re-parented in place: its sectors are copied into a new child of B
     that then replaces it.
     """
-    if vdi1 == vdi2:
-        raise Backend_error.classic("VDIUnavailable", f"cannot compose VDI {vdi1} with itself")
     with engine.locked(vdi1, vdi2, what="VDI.compose"):
         doc = engine.load()
         r1, r2 = engine.visible(doc, vdi1), engine.visible(doc, vdi2)
+        if vdi1 == vdi2:
+            raise Backend_error.classic("VDIUnavailable", f"cannot compose VDI {vdi1} with itself")
         for rec in (r1, r2):
             if rec.format != "vhd":
                 raise Backend_error.classic("VDIType", f"VDI {rec.uuid} is raw; compose needs VHD VDIs")
