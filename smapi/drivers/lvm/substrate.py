@@ -1,0 +1,396 @@
+"""The volume-group substrate: an SR is one LVM volume group, each image one LV (classic LVHD layout).
+
+In the volume group ``VG_XenStorage-<sr>`` (tags ``smapi`` and ``provisioning=<thick|thin>``):
+
+    MGT            8 MiB: the SR's metadata documents (SR document with every VDI record, journal entries),
+                   two checksummed slots replaced alternately (see :mod:`smapi.drivers.lvm.mgt`)
+    VHD-<uuid>     a VDI's (or base copy's) VHD; the LV's last sector holds a copy of the VHD footer
+    LV-<uuid>      a raw VDI; tag ``size=<bytes>`` records its exact size (LVs come in whole extents)
+
+Everything needed to attach the SR on another host is in the volume group. Host-local state is only the
+generated lvm.conf and the lock files (single host: fcntl locks under ``$SMAPI_LVM_LOCK_DIR``, default
+/run/lock/smapi-lvm/<vg>/).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from typing import Any, Dict, List, Optional, Tuple
+
+from smapi.drivers.lvm.access import SEGMENT_FIELDS, LvAccess, SegmentMapAccess, access_for
+from smapi.drivers.lvm.config import LvmConfig
+from smapi.drivers.lvm.lvmcli import Lvm, size_arg, tags_of
+from smapi.drivers.lvm.mgt import MGT_LV, MGT_SIZE, MgtStore
+from smapi.drivers.lvm.provision import raw_lv_size
+from smapi.drivers.lvm.segmap import zero_range
+from smapi.drivers.lvm.volume import RawVolume, VhdVolume
+from smapi.interface.errors import Backend_error
+from smapi.sr.locks import FileLock
+from smapi.sr.runstate import run_dir
+from smapi.sr.substrate import Substrate
+from smapi.vhd import Backing, ParentNotFound, ParentResolver
+
+VG_PREFIX = "VG_XenStorage-"
+PREFIXES = {"vhd": "VHD-", "raw": "LV-"}
+SMAPI_TAG = "smapi"
+PROVISIONING_TAG = "provisioning="
+SIZE_TAG = "size="
+LOCK_ENV = "SMAPI_LVM_LOCK_DIR"
+DEFAULT_LOCK_DIR = "/run/lock/smapi-lvm"
+CONF_ENV = "SMAPI_LVM_SYSTEM_DIR"
+_LV_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.-")
+#: bytes at the start of a device that must be zero for it to count as unused
+CLEAN_PREFIX = 1 << 20
+
+
+def lvm_for(devices: List[str]) -> Lvm:
+    conf = os.environ.get(CONF_ENV) or os.path.join(run_dir(), "lvm", "etc")
+    return Lvm(devices, conf)
+
+
+def vg_name_for(sr: str) -> str:
+    name = VG_PREFIX + sr
+    if not set(sr) <= _LV_CHARS or len(name) > 127:
+        raise Backend_error.classic("ConfigDeviceInvalid", f"SR uuid {sr!r} cannot name a volume group")
+    return name
+
+
+def _missing_lv(err: Backend_error) -> bool:
+    text = " ".join(getattr(err, "lvm_stderr", [])).lower()
+    return "failed to find logical volume" in text or "not found" in text
+
+
+class LvResolver(ParentResolver):
+    """Parent locators name LVs of the same volume group (``VHD-<uuid>``)."""
+
+    def __init__(self, substrate: VolumeGroupSubstrate) -> None:
+        self.substrate = substrate
+
+    def open_parent(self, name: str, *, writable: bool = False) -> Backing:
+        try:
+            return self.substrate.open_volume(name, writable=writable)
+        except FileNotFoundError:
+            raise ParentNotFound(f"parent {name!r} is not an LV of {self.substrate.vg}") from None
+
+
+class VolumeGroupSubstrate(Substrate):
+    def __init__(self, config: LvmConfig, vg: Optional[str], *, lvm: Optional[Lvm] = None) -> None:
+        self.config = config
+        self.devices = config.devices
+        self.lvm = lvm or lvm_for(self.devices)
+        self.vg = vg
+        self._access: Optional[LvAccess] = None
+        self._vg_row: Optional[Dict[str, str]] = None
+        self._mgt_extents: Any = None
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+    def _need_vg(self) -> str:
+        if self.vg is None:
+            raise Backend_error.classic("SRUnavailable", f"no smapi volume group on {','.join(self.devices)}")
+        return self.vg
+
+    @property
+    def access(self) -> LvAccess:
+        if self._access is None:
+            self._access = access_for(self.lvm, self._need_vg())
+        return self._access
+
+    def _vg_info(self, fresh: bool = False) -> Dict[str, str]:
+        if self._vg_row is None or fresh:
+            rows = self.lvm.vgs(["vg_name", "vg_size", "vg_free", "vg_extent_size", "vg_tags", "pv_count",
+                                 "vg_missing_pv_count"], self._need_vg())
+            if not rows:
+                raise Backend_error.classic("SRUnavailable", f"volume group {self.vg} not found")
+            self._vg_row = rows[0]
+        return self._vg_row
+
+    @property
+    def extent_size(self) -> int:
+        return int(self._vg_info()["vg_extent_size"])
+
+    @property
+    def provisioning(self) -> str:
+        if self.config.provisioning:
+            return self.config.provisioning
+        for tag in tags_of(self._vg_info(), "vg_tags"):
+            if tag.startswith(PROVISIONING_TAG):
+                return tag[len(PROVISIONING_TAG):]
+        return "thick"
+
+    def _lv(self, name: str) -> str:
+        if not name or not set(name) <= _LV_CHARS or name[0] == "-" or name in (".", "..", MGT_LV):
+            raise ValueError(f"bad volume name {name!r}")
+        return f"{self._need_vg()}/{name}"
+
+    def _vg_exists(self) -> bool:
+        if self.vg is None:
+            return False
+        try:
+            self._vg_info(fresh=True)
+            return True
+        except Backend_error as e:
+            if "not found" in " ".join(getattr(e, "lvm_stderr", [])).lower():
+                return False
+            raise
+
+    # -- the SR as a whole ------------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self._vg_exists() and self.load_document(self.SR_DOCUMENT) is not None
+
+    def device_usage(self) -> Dict[str, str]:
+        """Why each device counts as holding data (devices missing from the result look unused)."""
+        used: Dict[str, str] = {}
+        for row in self.lvm.pvs(["pv_name", "vg_name"]):
+            vg = row.get("vg_name") or ""
+            used[row["pv_name"]] = f"an LVM physical volume of volume group {vg}" if vg else "an LVM physical volume"
+        for dev in self.devices:
+            if dev in used:
+                continue
+            fd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                head = os.pread(fd, CLEAN_PREFIX, 0)
+            finally:
+                os.close(fd)
+            if head.count(0) != len(head):
+                used[dev] = "data in its first MiB (a partition table, file system or other signature)"
+        return used
+
+    def initialise(self) -> None:
+        vg = self._need_vg()
+        used = self.device_usage()
+        ours = self._vg_exists()  # a create that died before writing the SR document: take it over
+        if used and not (self.config.force or ours):
+            what = "; ".join(f"{d} holds {why}" for d, why in sorted(used.items()))
+            raise Backend_error.classic("SRInUse", f"{what}. Pass force=true in device_config to overwrite")
+        if used:
+            self._wipe_devices(used)
+        self.lvm.run("pvcreate", "-ff", "-y", "--zero", "y", *self.devices)
+        self.lvm.run("vgcreate", "--addtag", SMAPI_TAG, "--addtag", PROVISIONING_TAG + (self.provisioning_for_new()),
+                     vg, *self.devices)
+        self._vg_row = None
+        self.lvm.run("lvcreate", "-an", "-Zn", "-Wn", "-y", "-L", size_arg(MGT_SIZE), "-n", MGT_LV, vg)
+        self._mgt().format()
+
+    def provisioning_for_new(self) -> str:
+        return self.config.provisioning or "thick"
+
+    def _wipe_devices(self, used: Dict[str, str]) -> None:
+        """Remove old volume groups and labels from our devices, then zero their first MiB (signatures)."""
+        vgs = {row["vg_name"] for row in self.lvm.pvs(["pv_name", "vg_name"]) if row.get("vg_name")}
+        for vg in sorted(vgs):
+            self.lvm.run("vgremove", "-ff", "-y", vg)
+        pvs = [row["pv_name"] for row in self.lvm.pvs(["pv_name"])]
+        if pvs:
+            self.lvm.run("pvremove", "-ff", "-y", *pvs)
+        for dev in self.devices:
+            fd = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                zero_range(fd, 0, CLEAN_PREFIX)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def wipe(self) -> None:
+        vg = self._need_vg()
+        # The SR document goes first: from then on the VG is no SR, whatever else a crash leaves.
+        if self._vg_exists():
+            self._mgt().update(lambda docs: docs.clear())
+            self.lvm.run("vgremove", "-ff", "-y", vg)
+        pvs = [row["pv_name"] for row in self.lvm.pvs(["pv_name", "vg_name"]) if not row.get("vg_name")]
+        if pvs:
+            self.lvm.run("pvremove", "-ff", "-y", *pvs)
+        shutil.rmtree(self._lock_dir(), ignore_errors=True)
+
+    def space(self) -> Tuple[int, int]:
+        row = self._vg_info(fresh=True)
+        return int(row["vg_size"]), int(row["vg_free"])
+
+    def describe(self) -> Dict[str, str]:
+        out = {"device": ",".join(self.devices)}
+        if self.vg is not None and self._vg_exists():
+            out["provisioning"] = self.provisioning
+        return out
+
+    def probe(self) -> List[Substrate]:
+        found: List[Substrate] = []
+        for vg, devices in self.volume_groups().items():
+            if not vg.startswith(VG_PREFIX):
+                continue
+            sub = VolumeGroupSubstrate(LvmConfig(devices, None, False, vg[len(VG_PREFIX):]), vg, lvm=self.lvm)
+            if sub.exists():
+                found.append(sub)
+        return found
+
+    def volume_groups(self) -> Dict[str, List[str]]:
+        """Every volume group with a PV on our devices, with those PVs."""
+        out: Dict[str, List[str]] = {}
+        for row in self.lvm.pvs(["pv_name", "vg_name"]):
+            if row.get("vg_name"):
+                out.setdefault(row["vg_name"], []).append(row["pv_name"])
+        return out
+
+    # -- volumes ----------------------------------------------------------------------------------------------
+    def volume_name(self, uuid: str, fmt: str) -> str:
+        return PREFIXES[fmt] + uuid
+
+    @staticmethod
+    def is_vhd(name: str) -> bool:
+        return name.startswith(PREFIXES["vhd"])
+
+    def _segments(self, name: str) -> List[Dict[str, str]]:
+        try:
+            rows = self.lvm.lvs(SEGMENT_FIELDS + ["lv_size", "lv_tags"], self._lv(name), segments=True)
+        except Backend_error as e:
+            if _missing_lv(e):
+                raise FileNotFoundError(errno.ENOENT, f"no LV {name} in {self.vg}") from None
+            raise
+        if not rows:
+            raise FileNotFoundError(errno.ENOENT, f"no LV {name} in {self.vg}")
+        return rows
+
+    def _open_raw(self, name: str, writable: bool, rows: Optional[List[Dict[str, str]]] = None) -> Backing:
+        access = self.access
+        if isinstance(access, SegmentMapAccess):
+            rows = rows or self._segments(name)
+            from smapi.drivers.lvm.segmap import SegmentMapBacking, build_map
+
+            return SegmentMapBacking(f"{self.vg}/{name}", build_map(rows, access.pe_starts(), self.extent_size),
+                                     writable=writable, loader=lambda: access.extents(name),
+                                     resizer=lambda size: access.lvresize(name, size))
+        return access.open(name, writable=writable)  # pragma: no cover - kernel path
+
+    def _wrap(self, name: str, raw: Backing, rows: List[Dict[str, str]], *, new: bool) -> Backing:
+        if self.is_vhd(name):
+            return VhdVolume(raw, extent_size=self.extent_size, thick=self.provisioning == "thick",
+                             logical=0 if new else None)
+        size = raw.size()
+        for tag in tags_of(rows[0]):
+            if tag.startswith(SIZE_TAG):
+                size = int(tag[len(SIZE_TAG):])
+        return RawVolume(raw, 0 if new else size, extent_size=self.extent_size,
+                         on_size=lambda n: self._set_size_tag(name, n))
+
+    def _set_size_tag(self, name: str, size: int) -> None:
+        rows = self.lvm.lvs(["lv_tags"], self._lv(name))
+        old = [t for t in tags_of(rows[0]) if t.startswith(SIZE_TAG)] if rows else []
+        args: List[str] = []
+        for t in old:
+            args += ["--deltag", t]
+        self.lvm.run("lvchange", *args, "--addtag", f"{SIZE_TAG}{size}", self._lv(name))
+
+    def create_volume(self, name: str, size: int = 0) -> Backing:
+        lv_size = raw_lv_size(size, self.extent_size)
+        tags = [] if self.is_vhd(name) else ["--addtag", f"{SIZE_TAG}{size}"]
+        self.lvm.run("lvcreate", "-an", "-Zn", "-Wn", "-y", "-L", size_arg(lv_size), "-n", name, *tags,
+                     self._need_vg())
+        try:
+            rows = self._segments(name)
+            vol = self._wrap(name, self._open_raw(name, True, rows), rows, new=True)
+            if size:
+                vol.resize(size)  # zero-filled, as the protocol promises (extents are never zeroed by lvm)
+            return vol
+        except BaseException:
+            self.remove_volume(name)
+            raise
+
+    def open_volume(self, name: str, *, writable: bool = False) -> Backing:
+        rows = self._segments(name)
+        return self._wrap(name, self._open_raw(name, writable, rows), rows, new=False)
+
+    def volume_exists(self, name: str) -> bool:
+        return name in self.list_volumes()
+
+    def resize_volume(self, name: str, size: int) -> None:
+        with self.open_volume(name, writable=True) as vol:
+            vol.resize(size)
+
+    def rename_volume(self, old: str, new: str) -> None:
+        # lvrename cannot replace: remove the target first. A crash in between leaves only `old`, which the
+        # engine's journal replays the rename from (it checks for `old`, not `new`).
+        if self.volume_exists(new):
+            self.remove_volume(new)
+        if self.is_vhd(old):
+            # A renamed VHD is a leaf becoming a snapshot's base (or a rebuilt leaf taking a VDI's place): give
+            # back its unused extents *before* the engine creates the new leaf, so a thick snapshot needs room
+            # for one inflated leaf, not two (LVHD's order: deflate the base, then inflate the new leaf).
+            # A leaf that stays writable is inflated again by its next writable flush.
+            with self.open_volume(old, writable=True) as vol:
+                vol.deflate()  # type: ignore[attr-defined]
+        self.lvm.run("lvrename", self._need_vg(), old, new)
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.lvm.run("lvremove", "-f", self._lv(name))
+        except Backend_error as e:
+            if not _missing_lv(e):
+                raise
+        self.access.release(name)
+
+    def list_volumes(self) -> List[str]:
+        rows = self.lvm.lvs(["lv_name"], self._need_vg())
+        return sorted(r["lv_name"] for r in rows if r["lv_name"] != MGT_LV)
+
+    def volume_sizes(self) -> Dict[str, int]:
+        rows = self.lvm.lvs(["lv_name", "lv_size"], self._need_vg())
+        return {r["lv_name"]: int(r["lv_size"]) for r in rows}
+
+    def volume_utilisation(self, name: str) -> int:
+        try:
+            rows = self.lvm.lvs(["lv_size"], self._lv(name))
+        except Backend_error as e:
+            if _missing_lv(e):
+                return 0
+            raise
+        return int(rows[0]["lv_size"]) if rows else 0
+
+    def volume_url(self, name: str) -> str:
+        return f"lvm://{self._need_vg()}/{name}"
+
+    def volume_path(self, name: str) -> str:
+        return self.access.path(name)
+
+    def resolver(self) -> ParentResolver:
+        return LvResolver(self)
+
+    # -- metadata documents -------------------------------------------------------------------------------------
+    def _mgt(self) -> MgtStore:
+        def open_mgt(writable: bool) -> Backing:
+            if not isinstance(self.access, SegmentMapAccess):
+                return self.access.open(MGT_LV, writable=writable)  # pragma: no cover - kernel path
+            if self._mgt_extents is None:  # MGT never changes size: one segment lookup per substrate
+                self._mgt_extents = self.access.extents(MGT_LV)
+            from smapi.drivers.lvm.segmap import SegmentMapBacking
+
+            return SegmentMapBacking(f"{self.vg}/{MGT_LV}", self._mgt_extents, writable=writable)
+
+        return MgtStore(open_mgt)
+
+    def load_document(self, key: str) -> Optional[Dict[str, Any]]:
+        try:
+            docs = self._mgt().load()
+        except Backend_error as e:
+            if _missing_lv(e):
+                return None
+            raise
+        return docs.get(key)
+
+    def store_document(self, key: str, value: Dict[str, Any]) -> None:
+        with self.lock("mgt").hold():
+            self._mgt().update(lambda docs: docs.__setitem__(key, value))
+
+    def remove_document(self, key: str) -> None:
+        with self.lock("mgt").hold():
+            self._mgt().update(lambda docs: docs.pop(key, None))
+
+    def list_documents(self, prefix: str) -> List[str]:
+        return sorted(k for k in self._mgt().load() if k.startswith(prefix))
+
+    # -- locks --------------------------------------------------------------------------------------------------
+    def _lock_dir(self) -> str:
+        root = os.environ.get(LOCK_ENV) or DEFAULT_LOCK_DIR
+        return os.path.join(root, self._need_vg())
+
+    def lock(self, name: str) -> FileLock:
+        return FileLock(os.path.join(self._lock_dir(), name))
