@@ -1,12 +1,13 @@
 """nbdkit servers for VDIs: start one per export on a Unix socket, find it again from any process, stop it.
 
-Each server runs ``nbdkit -f`` with the Python plugin of :mod:`smapi.datapath.nbd_plugin`, in its own session so it
-outlives the verb process that started it (per-verb executables exit after each call). Its pid and socket are
-recorded in a state file; ``stop`` works from that record alone, after checking (``/proc/<pid>/cmdline``) that the
-pid still is that nbdkit.
+Each server runs nbdkit with the Python plugin of :mod:`smapi.datapath.nbd_plugin`, backgrounded by nbdkit itself
+in a new session, so it outlives the verb process that started it (per-verb executables exit after each call). Its
+pid and socket are recorded in a state file; ``stop`` works from that record alone, after checking
+(``/proc/<pid>/cmdline``) that the pid still is that nbdkit.
 
     <run_dir>/nbd/<name>.json   {"export", "socket", "pid", "readonly", "image", "boot_id", "log"}
     <run_dir>/nbd/<name>.sock   the server's socket (nbdkit does not remove it itself)
+    <run_dir>/nbd/<name>.pid    nbdkit's pidfile (written once the socket is bound)
     <run_dir>/nbd/<name>.log    nbdkit's stderr (read back when the start fails)
 """
 
@@ -54,9 +55,13 @@ class NbdExport:
         """The classic blktap ``params_nbd`` form."""
         return f"nbd:unix:{self.socket}:exportname={self.export}"
 
+    def __post_init__(self) -> None:
+        if not self.pid:  # recorded while starting: the server's pidfile (if any) names it
+            self.pid = _read_pid(os.path.splitext(self.log)[0] + ".pid")
+
     def running(self) -> bool:
         """The recorded process is alive, from this boot, and still our nbdkit on this socket."""
-        return (self.boot_id == runtime.boot_id() and procs.running(self.pid)
+        return (self.boot_id == runtime.boot_id() and self.pid > 0 and procs.running(self.pid)
                 and procs.matches(self.pid, "nbdkit", self.socket))
 
     def to_json(self) -> Dict[str, Any]:
@@ -117,47 +122,54 @@ class NbdServer:
             self._remove_files(old.name)
         name = self._name(export)
         runtime.ensure_dir(self.dir)
-        sock, log = self._path(name, ".sock"), self._path(name, ".log")
-        runtime.remove(sock)  # a socket left by a killed server would make nbdkit fail with EADDRINUSE
-        cmd = [self.nbdkit, "-f", "-U", sock, "--exportname", export]
+        sock, log, pidfile = self._path(name, ".sock"), self._path(name, ".log"), self._path(name, ".pid")
+        for leftover in (sock, pidfile):  # nbdkit removes neither; an old socket makes it fail with EADDRINUSE
+            runtime.remove(leftover)
+        # Not -f: nbdkit 1.32 arms PR_SET_PDEATHSIG in main() even without --exit-with-parent, so a foreground
+        # server dies with the verb process that started it. Its own background fork clears that; the pidfile
+        # appears once the socket is bound.
+        cmd = [self.nbdkit, "-U", sock, "-P", pidfile, "--log=stderr", "--exportname", export]
         if readonly:
             cmd.append("-r")
         cmd += ["python", PLUGIN, f"image={image.path}", f"kind={image.kind}", f"mode={'ro' if readonly else 'rw'}",
                 f"export={export}", f"smapi_root={PACKAGE_ROOT}"]
         if image.kind == "vhd":
             cmd.append(f"resolver_dir={image.resolver_dir or os.path.dirname(image.path)}")
+        rec = NbdExport(name, export, sock, 0, readonly, image, runtime.boot_id(), log)
+        # Recorded before the spawn (pid 0: look in the pidfile) so a caller killed from here on leaves a trail.
+        runtime.write_json(self._path(name, ".json"), rec.to_json())
         # The embedded interpreter is the system Python: keep the caller's virtualenv settings away from it.
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        with open(log, "wb") as logf:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd="/", env=env,
-                                    start_new_session=True, close_fds=True)
-        procs.register_child(proc)
-        rec = NbdExport(name, export, sock, proc.pid, readonly, image, runtime.boot_id(), log)
-        # Recorded before waiting: if this caller dies now, cleanup can still find the process.
-        runtime.write_json(self._path(name, ".json"), rec.to_json())
         try:
-            self._wait_ready(rec, proc)
+            with open(log, "wb") as logf:
+                # A new session: no signal aimed at the caller's terminal or process group reaches the server.
+                res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd="/", env=env,
+                                     start_new_session=True, close_fds=True, timeout=START_TIMEOUT)
+            if res.returncode != 0:
+                raise DatapathError(f"nbdkit for {export!r} failed to start (status {res.returncode}): {_tail(log)}")
+            rec.pid = self._wait_ready(rec, pidfile)
+            runtime.write_json(self._path(name, ".json"), rec.to_json())
         except BaseException:
             self.stop(export)
             raise
         return rec
 
-    def _wait_ready(self, rec: NbdExport, proc: subprocess.Popen) -> None:
+    def _wait_ready(self, rec: NbdExport, pidfile: str) -> int:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
-            if proc.poll() is not None:
-                raise DatapathError(f"nbdkit for {rec.export!r} exited with status {proc.returncode}: "
-                                    f"{_tail(rec.log)}")
-            if os.path.exists(rec.socket):
+            pid = _read_pid(pidfile)
+            if pid and os.path.exists(rec.socket):
                 try:
                     with NbdClient(rec.socket, rec.export, timeout=5.0):
-                        return
+                        return pid
                 except (OSError, NbdProtocolError):
                     pass  # listening but not answering yet
+            if pid and not procs.running(pid):
+                raise DatapathError(f"nbdkit for {rec.export!r} exited: {_tail(rec.log)}")
             if time.monotonic() > deadline:
                 raise DatapathError(f"nbdkit for {rec.export!r} not ready after {START_TIMEOUT:.0f}s: "
                                     f"{_tail(rec.log)}")
-            time.sleep(0.02)
+            time.sleep(0.01)
 
     # -------------------------------------------------------------------------------------------- use and stop
     def flush(self, export: str) -> bool:
@@ -186,7 +198,7 @@ class NbdServer:
         return was_running
 
     def _remove_files(self, name: str) -> None:
-        for suffix in (".sock", ".log", ".json"):  # the record last: it is how a retry finds the rest
+        for suffix in (".sock", ".pid", ".log", ".json"):  # the record last: it is how a retry finds the rest
             runtime.remove(self._path(name, suffix))
 
 
@@ -204,9 +216,17 @@ def cleanup_stale(run_dir: str) -> List[str]:
     # Sockets and logs without a record (the record is written right after the spawn, but be thorough).
     if os.path.isdir(server.dir):
         for entry in os.listdir(server.dir):
-            if entry.endswith((".sock", ".log")) or ".tmp." in entry:
+            if entry.endswith((".sock", ".pid", ".log")) or ".tmp." in entry:
                 runtime.remove(os.path.join(server.dir, entry))
     return cleaned
+
+
+def _read_pid(path: str) -> int:
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _tail(path: str, limit: int = 2000) -> str:

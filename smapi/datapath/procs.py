@@ -7,18 +7,11 @@ and a process that has exited but was not reaped yet (a zombie, waiting for its 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import subprocess
 import time
-from typing import Dict, List, Optional
-
-# Servers started by this process: reaping them here keeps them from lingering as zombies of a long-lived caller.
-_children: Dict[int, subprocess.Popen] = {}
-
-
-def register_child(proc: subprocess.Popen) -> None:
-    _children[proc.pid] = proc
+from typing import List, Optional
 
 
 def cmdline(pid: int) -> Optional[List[str]]:
@@ -41,7 +34,6 @@ def _state(pid: int) -> Optional[str]:
 
 def running(pid: int) -> bool:
     """True while the process exists and has not exited (zombies are not running)."""
-    _reap(pid)
     state = _state(pid)
     return state is not None and state not in ("Z", "X")
 
@@ -50,12 +42,6 @@ def matches(pid: int, program: str, marker: str) -> bool:
     """The pid runs ``program`` (basename of argv[0]) with ``marker`` among its arguments."""
     args = cmdline(pid)
     return bool(args) and os.path.basename(args[0]) == program and marker in args[1:]
-
-
-def _reap(pid: int) -> None:
-    proc = _children.get(pid)
-    if proc is not None and proc.poll() is not None:
-        del _children[pid]
 
 
 def terminate(pid: int, *, timeout: float = 10.0) -> None:
@@ -70,6 +56,6 @@ def terminate(pid: int, *, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + wait
         while running(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-    proc = _children.pop(pid, None)
-    if proc is not None:
-        proc.wait(timeout=5)
+    # A child of this process (tests start helpers directly) is reaped here; others are their parent's business.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
