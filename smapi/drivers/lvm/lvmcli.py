@@ -124,7 +124,7 @@ def classify(command: str, lines: Sequence[str]) -> str:
     text = "\n".join(lines).lower()
     if "insufficient free space" in text or "insufficient suitable allocatable extents" in text:
         return "SRNoSpace"
-    if "lock" in text and ("can't get" in text or "failed to" in text or "timed out" in text):
+XX
         return "LockErr"
     if "volume group" in text and "not found" in text:
         return "SRUnavailable"
