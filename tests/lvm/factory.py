@@ -46,7 +46,7 @@ def remove_lvm_state(devices: List[str], config_dir: str) -> None:
         pass
 
 
-def _factory(tmp_path: "str | os.PathLike[str]", provisioning: str, *, pv_size: int = DEFAULT_PV_SIZE,
+def _factory(tmp_path: str | os.PathLike[str], provisioning: str, *, pv_size: int = DEFAULT_PV_SIZE,
              pv_count: int = 1) -> SRUnderTest:
     root = os.fspath(tmp_path)
     os.makedirs(root, exist_ok=True)
@@ -86,11 +86,11 @@ def _factory(tmp_path: "str | os.PathLike[str]", provisioning: str, *, pv_size: 
     return sut
 
 
-def lvm_sr_factory(tmp_path: "str | os.PathLike[str]") -> SRUnderTest:
+def lvm_sr_factory(tmp_path: str | os.PathLike[str]) -> SRUnderTest:
     """A thick-provisioned LVM SR on one 4 GiB sparse loop device."""
     return _factory(tmp_path, "thick")
 
 
-def lvm_thin_sr_factory(tmp_path: "str | os.PathLike[str]") -> SRUnderTest:
+def lvm_thin_sr_factory(tmp_path: str | os.PathLike[str]) -> SRUnderTest:
     """A thin-provisioned LVM SR on one 4 GiB sparse loop device."""
     return _factory(tmp_path, "thin")

@@ -105,7 +105,8 @@ def test_missing_pv_is_srunavailable(make_loop, tmp_path: Path, vg_name: str) ->
     ("vgs", ["Volume group \"v\" not found", "Cannot process volume group v"], "SRUnavailable"),
     ("lvs", ["WARNING: Couldn't find device with uuid abc."], "SRUnavailable"),
     ("pvcreate", ["No device found for /dev/nope."], "ConfigDeviceInvalid"),
-    ("lvcreate", ["Global lock failed: check that global lockspace is started"], "LVMCreate"),
+    ("lvcreate", ["Global lock failed: check that global lockspace is started"], "LockErr"),
+    ("lvcreate", ["Logical volume name \"-x\" is invalid."], "LVMCreate"),
     ("vgcreate", ["Can't get lock for VG_x"], "LockErr"),
     ("lvremove", ["something unexpected"], "LVMDelete"),
 ])

@@ -124,7 +124,7 @@ def classify(command: str, lines: Sequence[str]) -> str:
     text = "\n".join(lines).lower()
     if "insufficient free space" in text or "insufficient suitable allocatable extents" in text:
         return "SRNoSpace"
-XX
+    if "lock" in text and any(s in text for s in ("can't get", "failed to", "lock failed", "timed out")):
         return "LockErr"
     if "volume group" in text and "not found" in text:
         return "SRUnavailable"
