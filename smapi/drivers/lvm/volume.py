@@ -135,6 +135,9 @@ class VhdVolume(_Volume):
         self._closed = False
         #: cleared by deflate(): a volume deflated on purpose is not inflated again by the same session
         self._may_inflate = thick
+        #: an image that existed before this session (checked for inflation at its first allocation)
+        self._existing = logical is None
+        self._data_end: Optional[int] = None
         if logical is None:
             self._validate_tail()
 
@@ -230,6 +233,18 @@ class VhdVolume(_Volume):
             return
         self._grow_lv(GrowthPolicy(self._extent, cap=full).target(end, lv))
 
+    def pwritev(self, buffers: List[Buffer], offset: int) -> None:
+        if self._may_inflate and self._existing:
+            end = offset + sum(len(memoryview(b).cast("B")) for b in buffers)
+            if self._data_end is None:
+                self._data_end = self.physical_end()
+            if end > self._data_end:
+                # A block allocation in an existing image: a thick leaf (also one made by snapshot or clone)
+                # holds its full size from its first new block on. Footer rewrites never reach past the data.
+                self._existing = False
+                self._inflate_if_thick(differencing=True)
+        super().pwritev(buffers, offset)
+
     def resize(self, size: int) -> None:
         self._check_writable()
         self._make_room(size)
@@ -237,11 +252,14 @@ class VhdVolume(_Volume):
             self.raw.zero(self._logical, size - self._logical)  # type: ignore[attr-defined]
         self._logical = size
 
-    def _inflate_if_thick(self) -> None:
+    def _inflate_if_thick(self, *, differencing: bool = False) -> None:
         """Thick SRs reserve a new VDI's full size when it is created (its first flush). A differencing leaf
         (made by snapshot or clone) is inflated by its first write instead: the engine creates it before it hides
         the base, and a read-only snapshot need never hold more than its metadata."""
-        if not self._may_inflate or _disk_type(self.raw.pread(SECTOR, 0)) != 3 or self.is_hidden():
+        if not self._may_inflate:
+            return
+        kinds = _SPARSE_TYPES if differencing else (3,)
+        if _disk_type(self.raw.pread(SECTOR, 0)) not in kinds or self.is_hidden():
             return
         full = self._full_size()
         if full > self.raw.size():
