@@ -1,0 +1,142 @@
+"""NfsDriver: a shared SR in `<serverpath>/<sr_uuid>/` on an NFS export, run by the unchanged SR engine.
+
+Each host mounts the serverpath at `<run>/nfs/<sr_uuid>` when it attaches the SR (kernel client or the FUSE
+userspace client, `mount.py`) and the engine works on the directory substrate there; the locks are lease
+directories on the export (`leases.py`), so several hosts may attach the SR and change it at the same time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid as uuidlib
+from typing import Any, Dict, Iterator, List
+
+from smapi import Query_skeleton
+from smapi.drivers.file.driver import FEATURES as FILE_FEATURES
+from smapi.drivers.nfs.config import CONFIGURATION, NfsTarget, from_device_config
+from smapi.drivers.nfs.discovery import discover, exports_xml
+from smapi.drivers.nfs.mount import is_mounted, mounter
+from smapi.drivers.nfs.substrate import PUBLIC_KEYS, NfsSubstrate
+from smapi.interface.errors import Backend_error
+from smapi.sr.runstate import RunState, run_dir
+from smapi.sr.service import EngineDriver, EngineSR, EngineVDI
+from smapi.sr.substrate import Substrate
+
+FEATURES = [*FILE_FEATURES, "SR_CACHING"]
+#: private device_config keys the driver adds for the engine (never shown to callers)
+SR_KEY = "_nfs_sr"
+PATH_KEY = "_nfs_path"
+
+
+def mountpoint(sr: str) -> str:
+    return os.path.join(run_dir(), "nfs", sr)
+
+
+def public(device_config: Dict[str, str]) -> Dict[str, str]:
+    return {k: v for k, v in device_config.items() if not k.startswith("_nfs_")}
+
+
+class NfsQuery(Query_skeleton):
+    def query(self, dbg: str) -> Dict[str, Any]:
+        return {
+            "driver": "nfs", "name": "NFS SR", "description": "VHD or raw VDIs as files on an NFS export, shared by "
+            "every host that attaches it", "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
+            "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+        }
+
+    def diagnostics(self, dbg: str) -> str:
+        srs = RunState().attached_srs(NfsDriver.reference())
+        return f"NFS SRs attached on this host: {srs}; client: {mounter().name}"
+
+
+@contextlib.contextmanager
+def mounted_serverpath(target: NfsTarget, device_config: Dict[str, str], sr: str = "") -> Iterator[str]:
+    """The serverpath mounted somewhere: the SR's own mount when this host has it, else a temporary one."""
+    if sr and is_mounted(mountpoint(sr)):
+        yield mountpoint(sr)
+        return
+    mnt = os.path.join(run_dir(), "nfs", f"tmp-{uuidlib.uuid4().hex[:12]}")
+    m = mounter()
+    m.mount(target, public(device_config), mnt)
+    try:
+        yield mnt
+    finally:
+        m.unmount(mnt)
+        with contextlib.suppress(OSError):
+            os.rmdir(mnt)
+
+
+class NfsSR(EngineSR):
+    def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
+        target = from_device_config(device_config)
+        with mounted_serverpath(target, device_config, sr) as mnt:
+            # One SR per serverpath, so a device_config names one SR (as for every other SR type); more SRs
+            # on one export live in subdirectories (serverpath=/export/sr2), which v3 and v4 both mount.
+            others = [os.path.basename(s.path) for s in NfsSubstrate(mnt, target, device_config).probe()]
+            if others:
+                raise Backend_error.classic("SRExists", f"{target.remote()} already holds SR {', '.join(others)}; "
+                                                        "use another serverpath (a subdirectory works)")
+            path = os.path.join(mnt, sr)
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as e:
+                raise Backend_error.classic("NFSCreate", f"{target.remote()}/{sr}: {e}") from e
+            super().create(dbg, sr, {**device_config, PATH_KEY: path}, physical_size)
+
+    def attach(self, dbg: str, sr: str, device_config: Dict[str, str]) -> None:
+        target = from_device_config(device_config)
+        mnt = mountpoint(sr)
+        fresh = not is_mounted(mnt)
+        m = mounter()
+        m.mount(target, public(device_config), mnt)
+        try:
+            super().attach(dbg, sr, {**public(device_config), SR_KEY: sr})
+        except BaseException:
+            if fresh:
+                with contextlib.suppress(Exception):
+                    m.unmount(mnt)
+            raise
+
+    def detach(self, dbg: str, sr: str) -> None:
+        try:
+            super().detach(dbg, sr)
+        finally:
+            self._unmount(sr)
+
+    def destroy(self, dbg: str, sr: str) -> None:
+        super().destroy(dbg, sr)
+        self._unmount(sr)
+
+    def probe(self, dbg: str, device_config: Dict[str, str], sm_config: Dict[str, str]) -> Any:
+        target = from_device_config(device_config, need_path=False)
+        if not target.serverpath:
+            explicit = bool((device_config.get("nfsversion") or "").strip())
+            return ["Raw", exports_xml(target.server, discover(target, explicit))]
+        with mounted_serverpath(target, device_config) as mnt:
+            return super().probe(dbg, {**device_config, PATH_KEY: mnt}, sm_config)
+
+    @staticmethod
+    def _unmount(sr: str) -> None:
+        mnt = mountpoint(sr)
+        mounter().unmount(mnt)
+        with contextlib.suppress(OSError):
+            os.rmdir(mnt)
+
+
+class NfsDriver(EngineDriver):
+    name = "nfs"
+    storage = {"Query": NfsQuery, "SR": NfsSR, "VDI": EngineVDI}
+
+    def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
+        target = from_device_config(device_config)
+        path = device_config.get(PATH_KEY)
+        if not path:
+            sr = device_config.get(SR_KEY)
+            if not sr:
+                raise Backend_error.classic("SRUnavailable", "NFS SR used before SR.attach on this host")
+            path = os.path.join(mountpoint(sr), sr)
+        return NfsSubstrate(path, target, device_config)
+
+
+__all__: List[str] = ["NfsDriver", "PUBLIC_KEYS"]
