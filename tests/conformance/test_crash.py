@@ -1,4 +1,5 @@
-"""Crash recovery: a process killed at each journaled step of snapshot, clone, resize and destroy loses nothing.
+"""Crash recovery: a process killed at each journaled step of snapshot, clone, resize, destroy and of garbage
+collection (coalesce) loses nothing.
 
 The steps are not listed here: they are discovered by running the operation once in-process and recording
 every fault point the engine passes (`smapi.sr.faults.fault_point`), so a step added to the engine is tested
@@ -9,6 +10,7 @@ existed must read exactly as before, while the interrupted operation has either 
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from types import FrameType
@@ -25,6 +27,7 @@ State = Dict[str, Tuple[Dict[str, Any], str]]
 #: record fields that may legitimately change while the data stays the same (sizes on disk, parent pointers)
 VOLATILE = {"physical_utilisation", "sm_config"}
 GROWN = 5 * MiB + 7
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _state(sr: SRClient) -> State:
@@ -32,15 +35,33 @@ def _state(sr: SRClient) -> State:
             for vdi, info in sr.scan().items()}
 
 
-def _prepare(sr: SRClient) -> Dict[str, str]:
-    """A small tree: a leaf with a snapshot below it and data in both layers, plus an unrelated VDI."""
+def _prepare(sr: SRClient, op: str) -> Dict[str, str]:
+    """A small tree: a leaf with a snapshot below it and data in both layers, plus an unrelated VDI.
+
+    For "gc" the leaf gets a second snapshot and both snapshots are destroyed (with automatic collection off):
+    its chain is then made of hidden images with one child each, which is what coalesce works on.
+    """
     leaf = sr.create(2 * MiB, name_label="leaf")["vdi"]
     sr.write(leaf, 0, pattern("base layer", 2 * MiB))
     snap = sr.snapshot(leaf)["vdi"]
     sr.write(leaf, MiB - 300, pattern("top layer", 70_000))
     other = sr.create(MiB, name_label="other")["vdi"]
     sr.write(other, 512, b"unrelated" * 300)
+    if op == "gc":
+        snap2 = sr.snapshot(leaf)["vdi"]
+        sr.write(leaf, 3000, pattern("third layer", 9000))
+        sr.destroy(snap)
+        sr.destroy(snap2)
     return {"leaf": leaf, "snap": snap, "other": other}
+
+
+GC_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from smapi.driver import load_driver
+from tests.conformance.conftest import find_hook
+find_hook(load_driver(sys.argv[1]), "gc")(sys.argv[2])
+"""
 
 
 def _operation(op: str, call: Callable[..., Any], vdis: Dict[str, str],
@@ -52,6 +73,8 @@ def _operation(op: str, call: Callable[..., Any], vdis: Dict[str, str],
     elif op == "destroy":
         # the snapshot: its destruction leaves the hidden base with one child, which GC may coalesce
         call("VDI.destroy", vdi=vdis["snap"])
+    elif op == "gc":
+        call("gc")
     else:  # pragma: no cover - the parametrisation below names every op
         raise AssertionError(op)
 
@@ -139,6 +162,7 @@ def _recover_and_check(sr: SRClient, op: str, step: str, vdis: Dict[str, str], b
     problem = _check(op, vdis, before, after, f"{step}, after attach")
     if problem is None and op == "resize":
         problem = _leaf_contents_ok(sr, vdis["leaf"], leaf_before)
+        problem = problem and f"{step}, after attach: {problem}"
     if problem is None:
         # recovery must leave a collectable SR, and collecting must not change anything visible
         sr.gc()
@@ -146,51 +170,73 @@ def _recover_and_check(sr: SRClient, op: str, step: str, vdis: Dict[str, str], b
     if problem is None:
         # and the SR is not wedged: the same operation now runs to completion
         try:
-            if op == "destroy" and vdis["snap"] not in after:
+            if op == "gc":
+                sr.gc()
+            elif op == "destroy" and vdis["snap"] not in after:
                 with pytest.raises(Vdi_does_not_exist):
                     sr.stat(vdis["snap"])
             else:
                 _operation(op, sr.v, vdis, sr.stat)
         except Exception as e:
-            problem = f"{step}: repeating VDI.{op} after recovery failed: {e!r}"
+            problem = f"{step}: repeating {op} after recovery failed: {e!r}"
     return problem
 
 
-@pytest.mark.parametrize("op", ["snapshot", "clone", "resize", "destroy"])
+def _killed_at(op: str, step: str, sr: SRClient, vdis: Dict[str, str], plugin: str) -> Optional[str]:
+    """Run `op` in another process that dies at `step`; None when it died there, else what happened instead."""
+    from smapi.sr.faults import FAULT_EXIT_CODE
+
+    if op == "gc":  # no verb: the collector runs in its own process anyway
+        proc = subprocess.run([sys.executable, "-c", GC_SCRIPT, sr.sut.driver_spec, sr.sr, str(REPO)],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != FAULT_EXIT_CODE:
+            return f"{step}: the collector exited with {proc.returncode}, not at the fault point: {proc.stderr}"
+        return None
+    install_plugin(sr.sut.driver_spec, plugin, api="storage")
+    try:
+        _operation(op, _over(connect("exec://" + plugin), sr.sr), vdis, sr.stat)
+    except Backend_error as e:
+        # the exec transport reports a script that died without answering as SCRIPT_FAILED with its status
+        if e.code == "SCRIPT_FAILED" and str(FAULT_EXIT_CODE) in e.backend_params:
+            return None
+        return f"{step}: expected death at the fault point, got {e}"
+    return f"{step}: the per-verb process finished instead of dying at the fault point"
+
+
+def _in_process(sr: SRClient) -> Callable[..., Any]:
+    return lambda verb, **args: sr.gc() if verb == "gc" else sr.v(verb, **args)
+
+
+@pytest.mark.parametrize("op", ["snapshot", "clone", "resize", "destroy", "gc"])
 def test_a_process_killed_at_any_step_loses_nothing(factory: Factory, tmp_path: Path, op: str) -> None:
     with pytest.MonkeyPatch.context() as mp, provisioned(factory, tmp_path / "discover", mp) as sr:
-        vdis = _prepare(sr)
-        steps = _fault_points(lambda: _operation(op, sr.v, vdis, sr.stat))
-    assert steps, f"VDI.{op} passes no fault point: the engine journals nothing for it, so a crash is untestable"
+        if op == "gc":
+            mp.setenv("SMAPI_GC", "off")  # the garbage must still be there when the collector runs
+        vdis = _prepare(sr, op)
+        steps = _fault_points(lambda: _operation(op, _in_process(sr), vdis, sr.stat))
+    assert steps, f"{op} passes no fault point: the engine journals nothing for it, so a crash is untestable"
 
-    from smapi.sr.faults import ENV, FAULT_EXIT_CODE
+    from smapi.sr.faults import ENV
 
     problems: List[str] = []
     for step in steps:
         with pytest.MonkeyPatch.context() as mp, provisioned(factory, tmp_path / step, mp) as sr:
-            vdis = _prepare(sr)
+            if op == "gc":
+                mp.setenv("SMAPI_GC", "off")
+            vdis = _prepare(sr, op)
             before = _state(sr)
             leaf_before = sr.read_all(vdis["leaf"])
-            plugin = str(tmp_path / step / "plugin")
-            install_plugin(sr.sut.driver_spec, plugin, api="storage")
-            client = connect("exec://" + plugin)
             mp.setenv(ENV, step)
             try:
-                _operation(op, _over(client, sr.sr), vdis, sr.stat)
-                problems.append(f"{step}: the per-verb process finished instead of dying at the fault point")
-                continue
-            except Backend_error as e:
-                # the exec transport reports a script that died without answering as SCRIPT_FAILED with its status
-                if e.code != "SCRIPT_FAILED" or str(FAULT_EXIT_CODE) not in e.backend_params:
-                    problems.append(f"{step}: expected death at the fault point, got {e}")
-                    continue
+                problem = _killed_at(op, step, sr, vdis, str(tmp_path / step / "plugin"))
             finally:
                 mp.delenv(ENV)
-            try:
-                problem = _recover_and_check(sr, op, step, vdis, before, leaf_before)
-            except Exception as e:  # report every step, not only the first that raises
-                problem = f"{step}: recovery raised {e!r}"
+            if problem is None:
+                try:
+                    problem = _recover_and_check(sr, op, step, vdis, before, leaf_before)
+                except Exception as e:  # report every step, not only the first that raises
+                    problem = f"{step}: recovery raised {e!r}"
             if problem:
                 problems.append(problem)
-    assert not problems, f"{len(problems)} of {len(steps)} fault points of VDI.{op} lost or broke something:\n" + \
+    assert not problems, f"{len(problems)} of {len(steps)} fault points of {op} lost or broke something:\n" + \
         "\n".join(problems)
