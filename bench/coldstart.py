@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from smapi.rpc.plugin_dir import install_plugin  # noqa: E402
 
-DRIVER = f"{REPO / 'examples' / 'dirsr.py'}:DirSR"
+#: the driver whose executables are timed: the file SR, the driver xapi would actually fork
+DRIVER = "smapi.drivers.file:FileDriver"
 REQUEST = json.dumps({"dbg": "bench"}) + "\n"
 
 
@@ -43,16 +44,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--calls", type=int, default=20, help="process starts per contender per round")
+    ap.add_argument("--driver", default=DRIVER, help="driver to install (default: the file SR)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SMAPI_EXAMPLE_STATE"] = os.path.join(tmp, "state")
+        os.environ["SMAPI_RUN_DIR"] = os.path.join(tmp, "run")
         plugin = os.path.join(tmp, "plugin")
-        install_plugin(DRIVER, plugin)
+        install_plugin(args.driver, plugin)
         query = os.path.join(plugin, "Plugin.Query")
         # Correctness gate before timing: the executable answers the query.
         out = subprocess.run([query, "--json"], input=REQUEST, capture_output=True, text=True, check=True).stdout
-        assert json.loads(out)["plugin"] == "dirsr", out
+        assert json.loads(out)["plugin"], out
 
         contenders: Dict[str, Callable[[], float]] = {
             "python -c pass": lambda: timed_calls([sys.executable, "-c", "pass"], "", args.calls),
@@ -67,7 +70,7 @@ def main() -> int:
                 samples[name].append(fn())
 
     ratios = [q / p for q, p in zip(samples["Plugin.Query --json"], samples["python -c pass"])]
-    print(f"cold start, {args.rounds} rounds x {args.calls} calls, interpreter {sys.executable}")
+    print(f"cold start of {args.driver}, {args.rounds} rounds x {args.calls} calls, interpreter {sys.executable}")
     for name, values in samples.items():
         print(f"  {name:22s} median {statistics.median(values) * 1000:6.1f} ms  min {min(values) * 1000:6.1f} ms")
     print(f"  ratio Plugin.Query / python -c pass: median {statistics.median(ratios):.2f}x  "

@@ -18,44 +18,49 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import Any, ClassVar, Dict, Mapping, Optional, Type
+from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Type, Union
 
 from smapi.interface.errors import Unimplemented
 
 ENTRY_POINT_GROUP = "smapi.drivers"
 
 
+#: an implementation: the class itself, or "module:Class" so that its import waits until a call needs it
+ImplementationRef = Union[type, str]
+
+
 class Driver:
-    """Groups a driver's implementations, one per interface, for each API it serves."""
+    """Groups a driver's implementations, one per interface, for each API it serves.
+
+    Implementations may be given as "module:Class" strings: they are imported and constructed only when a call
+    reaches that interface, so a per-verb executable answering `Plugin.Query` does not load the SR engine.
+    """
 
     #: the driver's name (the SR type)
     name: ClassVar[str] = "driver"
-    #: interface name -> implementation class, for the storage interface (Query, VDI, SR)
-    storage: ClassVar[Mapping[str, type]] = {}
+    #: interface name -> implementation, for the storage interface (Query, VDI, SR)
+    storage: ClassVar[Mapping[str, ImplementationRef]] = {}
     #: the same for SMAPIv3 (Plugin, SR, Volume, Datapath)
-    v3: ClassVar[Mapping[str, type]] = {}
+    v3: ClassVar[Mapping[str, ImplementationRef]] = {}
     #: the same for the Transfer API
-    transfer: ClassVar[Mapping[str, type]] = {}
+    transfer: ClassVar[Mapping[str, ImplementationRef]] = {}
 
     def __init__(self) -> None:
-        self._impls: Dict[str, Dict[str, Any]] = {}
+        self._impls: Dict[str, _Implementations] = {}
 
-    def implementations(self, api: str) -> Dict[str, Any]:
-        """The implementation objects serving `api`, created once per driver instance."""
+    def implementations(self, api: str) -> Mapping[str, Any]:
+        """The implementation objects serving `api`; each is created on first use, once per driver instance."""
         if api not in self._impls:
-            classes = self.implementation_classes(api)
-            self._impls[api] = {iface: cls(self) for iface, cls in classes.items()}
+            self._impls[api] = _Implementations(self, self.implementation_classes(api))
         return self._impls[api]
 
-    def implementation_classes(self, api: str) -> Mapping[str, type]:
-        """The classes serving `api`. A driver with storage-interface implementations also serves SMAPIv3,
+    def implementation_classes(self, api: str) -> Mapping[str, ImplementationRef]:
+        """The implementations serving `api`. A driver with storage-interface implementations also serves SMAPIv3,
         through `smapi.rpc.v3_adapter`, for every v3 interface it does not implement itself."""
-        classes = dict(getattr(type(self), api, None) or {})
+        classes: Dict[str, ImplementationRef] = dict(getattr(type(self), api, None) or {})
         if api == "v3" and type(self).storage:
-            from smapi.rpc.v3_adapter import ADAPTERS
-
-            for iface, adapter in ADAPTERS.items():
-                classes.setdefault(iface, adapter)
+            for iface in ("Plugin", "SR", "Volume", "Datapath"):
+                classes.setdefault(iface, f"smapi.rpc.v3_adapter:{iface}OnStorage")
         if not classes:
             raise Unimplemented(f"the {api} API (driver {self.name} does not serve it)")
         return classes
@@ -65,6 +70,28 @@ class Driver:
             return bool(self.implementation_classes(api))
         except Unimplemented:
             return False
+
+
+class _Implementations(Mapping):
+    """Interface name -> implementation object, importing and constructing each on first access."""
+
+    def __init__(self, driver: Driver, refs: Mapping[str, ImplementationRef]) -> None:
+        self._driver = driver
+        self._refs = dict(refs)
+        self._made: Dict[str, Any] = {}
+
+    def __getitem__(self, iface: str) -> Any:
+        if iface not in self._made:
+            ref = self._refs[iface]
+            cls = _load_attribute(*ref.rsplit(":", 1)) if isinstance(ref, str) else ref
+            self._made[iface] = cls(self._driver)
+        return self._made[iface]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
 
 
 class DriverNotFound(LookupError):

@@ -43,7 +43,8 @@ class Dispatcher:
 
     def __init__(self, api: Api, implementations: Mapping[str, Any]):
         self.api = api
-        self.implementations = dict(implementations)
+        # Kept as given: a driver's mapping constructs each implementation only when a call reaches it.
+        self.implementations = implementations
 
     def resolve(self, method_name: str) -> Tuple[Interface, Method]:
         found = self.api.lookup(method_name) if isinstance(method_name, str) else None

@@ -233,7 +233,3 @@ class DatapathOnStorage(_OnStorage, Datapath_skeleton):
         sr, vdi = parse_volume_uri(uri)
         self.s("VDI.epoch_end", dbg, sr=sr, vdi=vdi)
 
-
-ADAPTERS: Dict[str, type] = {
-    "Plugin": PluginOnStorage, "SR": SROnStorage, "Volume": VolumeOnStorage, "Datapath": DatapathOnStorage,
-}

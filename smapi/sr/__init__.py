@@ -17,11 +17,23 @@ Modules, one job each:
     gc          garbage collection and coalesce; background the sync/background/off policy
     access      open_vdi data handles for tools
     copying     VDI.copy
-    service     EngineDriver / EngineSR / EngineVDI: the storage interface over the engine
+    enginedriver EngineDriver, the light base class of engine-based drivers
+    service     EngineSR / EngineVDI: the storage interface over the engine
     faults      SMAPI_FAULT fault points for crash tests
 """
 
-from smapi.sr.engine import Engine
-from smapi.sr.substrate import Substrate
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = ["Engine", "Substrate"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: importing a submodule (e.g. enginedriver from a driver module) must not load the engine itself.
+    if name == "Engine":
+        return importlib.import_module("smapi.sr.engine").Engine
+    if name == "Substrate":
+        return importlib.import_module("smapi.sr.substrate").Substrate
+    raise AttributeError(f"module 'smapi.sr' has no attribute {name!r}")

@@ -10,41 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from smapi import Driver, SR_skeleton, VDI_skeleton
-from smapi.interface.errors import Backend_error, Sr_not_attached
+from smapi import SR_skeleton, VDI_skeleton
+from smapi.interface.errors import Backend_error
 from smapi.sr import copying, datapath, lifecycle, snapshots
-from smapi.sr.access import VdiHandle
 from smapi.sr.engine import Engine
+from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
 from smapi.sr.records import SrDocument, VdiRecord
 from smapi.sr.runstate import RunState
 from smapi.sr.substrate import Substrate
-
-
-class EngineDriver(Driver):
-    """A driver whose SRs are run by the SR engine on some substrate."""
-
-    def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
-        raise NotImplementedError
-
-    @classmethod
-    def reference(cls) -> str:
-        return f"{cls.__module__}:{cls.__qualname__}"
-
-    def engine_for(self, sr: str) -> Engine:
-        """The engine of an SR attached on this host; Sr_not_attached otherwise."""
-        record = RunState().attached(sr)
-        if record is None:
-            raise Sr_not_attached(sr)
-        config = record["device_config"]
-        return Engine(self.make_substrate(config), sr, driver_ref=self.reference(), device_config=config)
-
-    # -- for tools (CLI vdi-import/export, demo, VDI.copy) ------------------------------------------------------
-    def open_vdi(self, sr: str, vdi: str, writable: bool = False) -> VdiHandle:
-        return self.engine_for(sr).open_vdi(vdi, writable=writable)
-
-    def gc(self, sr: str) -> Dict[str, int]:
-        return self.engine_for(sr).gc()
 
 
 class _EngineImpl:

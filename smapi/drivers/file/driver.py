@@ -7,13 +7,14 @@ device_config:
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
 from smapi import Query_skeleton
 from smapi.interface.errors import Backend_error
-from smapi.sr.directory import DirectorySubstrate
-from smapi.sr.service import EngineDriver, EngineSR, EngineVDI
-from smapi.sr.substrate import Substrate
+from smapi.sr.enginedriver import ENGINE_SR, ENGINE_VDI, EngineDriver
+
+if TYPE_CHECKING:
+    from smapi.sr.substrate import Substrate
 
 FEATURES = ["SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",
             "VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "VDI_ACTIVATE", "VDI_DEACTIVATE",
@@ -41,9 +42,11 @@ class FileQuery(Query_skeleton):
 
 class FileDriver(EngineDriver):
     name = "file"
-    storage = {"Query": FileQuery, "SR": EngineSR, "VDI": EngineVDI}
+    storage = {"Query": FileQuery, "SR": ENGINE_SR, "VDI": ENGINE_VDI}
 
     def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
+        from smapi.sr.directory import DirectorySubstrate
+
         path = device_config.get("path")
         if not path:
             raise Backend_error.classic("ConfigLocationMissing", "the file SR needs device_config key 'path'")
