@@ -10,7 +10,8 @@ import pytest
 
 import smapi.vhd as vhd
 from smapi import datapath
-from smapi.datapath import ImageSpec
+from smapi.datapath import ImageSpec, NbdServer
+from smapi.datapath.nbdclient import NbdClient
 
 from .dptestlib import (
     BLOCK,
@@ -208,3 +209,21 @@ def test_raw_file_over_nbd(scratch, run_dir):
         datapath.detach("raw-1", dp="dp1", run_dir=run_dir)
     with open(path, "rb") as f:
         assert f.read(4105)[4095:] == b"\x77" * 10
+
+
+def test_unflushed_writes_are_committed_when_the_server_stops(scratch, run_dir):
+    # No NBD flush at all: nbdkit's SIGTERM shutdown runs the plugin's cleanup, which commits the metadata.
+    leaf, model = make_chain(scratch, SIZE, depth=2)
+    server = NbdServer(run_dir)
+    ex = server.start("raw-writes", ImageSpec("vhd", leaf), readonly=False)
+    with NbdClient(ex.socket, ex.export) as client:
+        assert client.info.size == SIZE and not client.info.readonly
+        for off in (0, 3 * BLOCK + 512, SIZE - BLOCK):  # new blocks in the leaf: BAT entries to commit
+            client.pwrite(b"\xc3" * 4096, off)
+            model[off : off + 4096] = b"\xc3" * 4096
+        assert client.pread(4096, 3 * BLOCK + 512) == b"\xc3" * 4096
+    # Not yet reachable in the file (the BAT is committed at flush or stop), so the stop below is what commits.
+    assert sha(chain_bytes(leaf)) != sha(bytes(model))
+    assert server.stop("raw-writes")
+    assert sha(chain_bytes(leaf)) == sha(bytes(model))
+    assert vhd.check(leaf).ok
