@@ -19,14 +19,18 @@ class ImageSpec:
 
     kind: str
     path: str
-    resolver_dir: Optional[str] = None  # VHD only; default: the leaf's directory
+    resolver_dir: Optional[str] = None  # VHD only; default: the leaf's directory (raw: always None)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"image kind must be one of {KINDS}, not {self.kind!r}")
         object.__setattr__(self, "path", os.path.abspath(self.path))
-        if self.resolver_dir is not None:
-            object.__setattr__(self, "resolver_dir", os.path.abspath(self.resolver_dir))
+        # Normalised so that two specs of the same disk compare equal (attach checks a second dp against the first).
+        if self.kind == "raw":
+            resolver = None
+        else:
+            resolver = os.path.abspath(self.resolver_dir or os.path.dirname(self.path))
+        object.__setattr__(self, "resolver_dir", resolver)
 
     def to_json(self) -> Dict[str, Any]:
         return {"kind": self.kind, "path": self.path, "resolver_dir": self.resolver_dir}

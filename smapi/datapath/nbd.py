@@ -134,7 +134,7 @@ class NbdServer:
         cmd += ["python", PLUGIN, f"image={image.path}", f"kind={image.kind}", f"mode={'ro' if readonly else 'rw'}",
                 f"export={export}", f"smapi_root={PACKAGE_ROOT}"]
         if image.kind == "vhd":
-            cmd.append(f"resolver_dir={image.resolver_dir or os.path.dirname(image.path)}")
+            cmd.append(f"resolver_dir={image.resolver_dir}")
         rec = NbdExport(name, export, sock, 0, readonly, image, runtime.boot_id(), log)
         # Recorded before the spawn (pid 0: look in the pidfile) so a caller killed from here on leaves a trail.
         runtime.write_json(self._path(name, ".json"), rec.to_json())

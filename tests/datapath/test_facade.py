@@ -174,3 +174,15 @@ def test_read_only_loop_device_refuses_writes(scratch, run_dir):
 def test_block_device_for_vhd_is_refused_without_kernel_nbd(leaf, run_dir):
     with pytest.raises(DatapathError):
         datapath.attach("v", ImageSpec("vhd", leaf), dp="dp1", readonly=False, run_dir=run_dir, block_device=True)
+
+
+def test_image_specs_compare_by_meaning(leaf, run_dir):
+    spec = ImageSpec("vhd", leaf)
+    assert spec == ImageSpec("vhd", os.path.relpath(leaf), os.path.dirname(leaf))
+    datapath.attach("v", spec, dp="dp1", readonly=True, run_dir=run_dir)
+    datapath.attach("v", ImageSpec("vhd", leaf, os.path.dirname(leaf) + "/"), dp="dp2", readonly=True,
+                    run_dir=run_dir)
+    with pytest.raises(DatapathError, match="attached from"):
+        datapath.attach("v", ImageSpec("raw", leaf), dp="dp3", readonly=True, run_dir=run_dir)
+    for dp in ("dp1", "dp2"):
+        datapath.detach("v", dp=dp, run_dir=run_dir)
