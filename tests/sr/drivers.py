@@ -48,3 +48,14 @@ def file_sr_factory(tmp_path: str | os.PathLike[str]) -> SRUnderTest:
 
 #: every SR type the conformance suite should run against, by name
 FACTORIES: Dict[str, Callable[[str | os.PathLike[str]], SRUnderTest]] = {"file": file_sr_factory}
+
+
+def _register_nfs() -> None:
+    """NFS SRs (`tests/nfs/factory.py`: v3 in a private netns, v4.1 on loopback) join where ganesha can run."""
+    from tests.nfs.factory import NFS_FACTORIES, nfs_unavailable
+
+    if nfs_unavailable() is None:
+        FACTORIES.update(NFS_FACTORIES)
+
+
+_register_nfs()
