@@ -416,9 +416,21 @@ class VhdImage:
             bufs.append(_zeros(inb))
         bufs.append(piece)
         tail = bs - inb - len(piece)
+        block_end = off + self.bitmap_size + bs
+        grow_to = 0
         if tail:
-            bufs.append(_zeros(tail))
+            # The backing contract makes bytes gained by growing it read as zeros, so only the part of the tail
+            # that overlaps existing bytes (on a file: the old footer) has to be written; the rest becomes a hole.
+            # Writing megabytes of zeros per new block was most of the cost of first writes.
+            current = self.backing.size()
+            overlap = max(0, min(block_end, current) - (block_end - tail))
+            if overlap:
+                bufs.append(_zeros(overlap))
+            if block_end > current:
+                grow_to = block_end
         _pwritev(self.backing, bufs, off)
+        if grow_to and self.backing.size() < grow_to:
+            self.backing.resize(grow_to)
         self._data_written = True
         self.bat[blk] = start
         self._next_free = off + self.bitmap_size + bs
