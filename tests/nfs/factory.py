@@ -13,10 +13,13 @@ import os
 import shutil
 import threading
 import uuid
-from typing import Callable, Dict, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 from tests.nfs.ganesha import GaneshaServer
-from tests.sr.drivers import SRUnderTest
+
+if TYPE_CHECKING:
+    # imported where used: tests/sr/drivers.py imports this module to register the NFS factories
+    from tests.sr.drivers import SRUnderTest
 
 _servers: Dict[str, GaneshaServer] = {}
 _lock = threading.Lock()
@@ -83,6 +86,8 @@ def device_config(server: GaneshaServer, serverpath: str, nfsversion: str) -> Di
 
 def make_factory(shape: str, nfsversion: str, name: str) -> Callable[[str | os.PathLike[str]], SRUnderTest]:
     def factory(tmp_path: str | os.PathLike[str]) -> SRUnderTest:
+        from tests.sr.drivers import SRUnderTest
+
         server = shared_server(shape)
         root = os.fspath(tmp_path)
         run_dir = os.path.join(root, "run")

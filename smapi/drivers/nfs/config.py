@@ -22,8 +22,8 @@ CONFIGURATION: Dict[str, str] = {
                "timeo=<deciseconds>, retrans=<n>, soft and hard are honoured, others ignored)",
     "timeo": "Seconds an NFS request may take before the verb fails with an error (default 10; classic "
              "deciseconds in options=timeo=N also work)",
-    "SRmaster": "'true' on the pool master: when useleases=false, only the master may change SR metadata",
-    "useleases": "'false' to rely on SRmaster instead of NFS lease locks for cross-host exclusion (default true)",
+    "SRmaster": "Accepted as the toolstack passes it; not needed: lease locks on the export let every host that "
+                "attaches the SR change its metadata safely",
 }
 
 #: what each accepted nfsversion asks the client for, in order of preference
@@ -58,7 +58,6 @@ class NfsTarget:
     options: Dict[str, str] = field(default_factory=dict)
     timeout: float = DEFAULT_TIMEOUT
     sr_master: bool = True
-    use_leases: bool = True
 
     @property
     def versions(self) -> Tuple[str, ...]:
@@ -78,7 +77,7 @@ class NfsTarget:
     def sub(self, name: str) -> NfsTarget:
         """The same server, one directory further down (the SR's own directory)."""
         return NfsTarget(self.server, posixpath.join(self.serverpath, name), self.nfsversion, self.port,
-                         dict(self.options), self.timeout, self.sr_master, self.use_leases)
+                         dict(self.options), self.timeout, self.sr_master)
 
     def kernel_options(self) -> List[str]:
         opts = [f"vers={self.nfsversion}", "soft", f"timeo={max(1, int(self.timeout * 10))}", "retrans=1"]
@@ -124,5 +123,5 @@ def from_device_config(dc: Mapping[str, str], *, need_path: bool = True) -> NfsT
         raise Backend_error.classic("NFSMount", f"timeout {timeout} must be positive")
     return NfsTarget(
         server=server, serverpath=serverpath, nfsversion=version, port=port, options=options, timeout=timeout,
-        sr_master=_truthy(dc.get("SRmaster", "true")), use_leases=dc.get("useleases", "true").lower() != "false",
+        sr_master=_truthy(dc.get("SRmaster", "true")),
     )
