@@ -1,0 +1,101 @@
+"""One exposed disk: a driver data handle made safe for several server threads.
+
+The SR engine's handles (a VHD chain or a raw volume) are not thread-safe, and an HTTP server serves up to a few
+clients at once, so every access goes through one lock. `generation` counts writes, so cached views of the disk
+(the VHD view's layout) know when they are stale.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, List, Optional
+
+from smapi.vhd.constants import BAT_UNUSED
+
+BLOCK = 2 << 20  # the VHD block size, and the unit of the allocation map
+
+
+class Disk:
+    def __init__(self, handle: Any, writable: bool) -> None:
+        self._handle = handle
+        self._lock = threading.Lock()
+        self.writable = writable
+        self.size: int = int(handle.size)
+        self.generation = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        with self._lock:
+            return self._handle.read(offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        if not data:
+            return
+        if not self.writable:
+            raise PermissionError("the disk is exposed read-only")
+        with self._lock:
+            self._handle.write(offset, data)
+            self.generation += 1
+
+    def flush(self) -> None:
+        if self.writable:
+            with self._lock:
+                self._handle.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._handle.close()
+
+    # -- metadata used by the VHD view ------------------------------------------------------------------------
+    @property
+    def chain(self) -> Optional[Any]:
+        """The VHD chain behind the handle, or None for a raw VDI."""
+        return getattr(self._handle, "chain", None)
+
+    def allocation(self, block_size: int = BLOCK) -> bytearray:
+        """One byte per block: 1 where the disk may hold data.
+
+        A VHD chain answers from its BATs; a raw VDI has no allocation metadata, so its blocks are read and the
+        all-zero ones left out (one pass over the disk, one block in memory).
+        """
+        nblocks = -(-self.size // block_size)
+        chain = self.chain
+        if chain is not None and chain.block_size == block_size:
+            with self._lock:
+                return chain.allocation_map()
+        out = bytearray(nblocks)
+        zero = bytes(block_size)
+        for blk in range(nblocks):
+            n = min(block_size, self.size - blk * block_size)
+            if self.read(blk * block_size, n) != zero[:n]:
+                out[blk] = 1
+        return out
+
+    def image_uuids(self) -> List[bytes]:
+        """Uuids of the chain's images, leaf first (empty for a raw VDI)."""
+        chain = self.chain
+        return [img.uuid for img in chain.images] if chain is not None else []
+
+    def blocks_of_images(self, uuids: set, block_size: int = BLOCK) -> bytearray:
+        """Blocks allocated in the chain's images whose uuid is in `uuids` (metadata only)."""
+        nblocks = -(-self.size // block_size)
+        out = bytearray(nblocks)
+        chain = self.chain
+        if chain is None:
+            return out
+        with self._lock:
+            for img in chain.images:
+                if img.uuid not in uuids:
+                    continue
+                if img.is_fixed:
+                    hi = min(nblocks, -(-img.virtual_size // block_size))
+                    out[:hi] = b"\x01" * hi
+                    continue
+                ibs = img.block_size
+                for blk, entry in enumerate(img.bat):
+                    if entry != BAT_UNUSED and blk * ibs < self.size:
+                        lo = blk * ibs // block_size
+                        hi = min(nblocks, -(-((blk + 1) * ibs) // block_size))
+                        out[lo:hi] = b"\x01" * (hi - lo)
+        return out

@@ -1,0 +1,199 @@
+"""Applying an uploaded dynamic or differencing VHD to a disk, as the bytes arrive (PUT .vhd, BITS .vhd, import).
+
+The stream is parsed in file order: footer copy, header, BAT; then each allocated block's sector bitmap and data,
+in ascending file offset (any BAT order is accepted). Only sectors whose bitmap bit is set are written, at
+`block * block_size` on the disk: a differencing VHD's unmarked sectors belong to its parent, and a delta applied
+onto its base must leave them alone. Parent locators are ignored (the chain is the target VDI's business).
+
+Everything that can be checked before data lands is checked first: footer and header checksums, type (fixed VHDs
+are refused, as by the Transfer VM), block size, no allocated block beyond the disk, no overlapping blocks, and —
+when the caller knows the stream's length — that the stream is long enough to hold every block the BAT
+announces, so a truncated upload is refused before it writes anything. Memory: one block.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable, List, Optional, Tuple
+
+from smapi.vhd import constants as C
+from smapi.vhd.errors import VhdError
+from smapi.vhd.layout import bitmap_bytes
+from smapi.vhd.structs import parse_footer, parse_header
+
+Writer = Callable[[int, bytes], None]
+MAX_META = 64 << 20  # a BAT for 2040 GiB in 2 MiB blocks is 4 MiB; anything far beyond is hostile
+
+
+class VhdUploadError(Exception):
+    """`status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class VhdReceiver:
+    def __init__(self, disk_size: int, write: Writer, *, length: Optional[int] = None,
+                 skip_zeros: bool = False) -> None:
+        self.disk_size = disk_size
+        self._write = write
+        self.length = length  # the whole stream's length, when known
+        self.skip_zeros = skip_zeros
+        self.pos = 0  # stream bytes consumed
+        self._buf = bytearray()
+        self._phase = "footer"
+        self.footer = None
+        self.header = None
+        self._blocks: List[Tuple[int, int]] = []  # (file offset of bitmap, block number), ascending
+        self._next = 0
+        self.virtual_size = 0
+        self.expected_length = 0
+        self.bytes_written = 0
+
+    # -- feeding --------------------------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while len(view):
+            view = self._step(view)
+
+    def _need(self, view: memoryview, upto: int) -> Tuple[Optional[bytes], memoryview]:
+        """Buffer until the stream position reaches `upto`; returns the buffered bytes once it does."""
+        want = upto - (self.pos - len(self._buf))
+        take = min(len(view), want - len(self._buf))
+        self._buf += view[:take]
+        self.pos += take
+        if len(self._buf) < want:
+            return None, view[take:]
+        out = bytes(self._buf)
+        self._buf = bytearray()
+        return out, view[take:]
+
+    def _skip_to(self, view: memoryview, target: int) -> memoryview:
+        n = min(len(view), max(0, target - self.pos))
+        self.pos += n
+        return view[n:]
+
+    def _step(self, view: memoryview) -> memoryview:
+        if self._phase == "footer":
+            raw, view = self._need(view, C.FOOTER_SIZE)
+            if raw is not None:
+                self._on_footer(raw)
+            return view
+        if self._phase == "to_header":
+            view = self._skip_to(view, self.footer.data_offset)
+            if self.pos == self.footer.data_offset:
+                self._phase = "header"
+            return view
+        if self._phase == "header":
+            raw, view = self._need(view, self.footer.data_offset + C.HEADER_SIZE)
+            if raw is not None:
+                self._on_header(raw)
+            return view
+        if self._phase == "to_bat":
+            view = self._skip_to(view, self.header.table_offset)
+            if self.pos == self.header.table_offset:
+                self._phase = "bat"
+            return view
+        if self._phase == "bat":
+            raw, view = self._need(view, self.header.table_offset + 4 * self.header.max_table_entries)
+            if raw is not None:
+                self._on_bat(raw)
+            return view
+        if self._phase == "blocks":
+            if self._next >= len(self._blocks):
+                self._phase = "tail"
+                return view
+            off, blk = self._blocks[self._next]
+            if self.pos < off:
+                return self._skip_to(view, off)
+            bm = bitmap_bytes(self.header.block_size)
+            raw, view = self._need(view, off + bm + self.header.block_size)
+            if raw is not None:
+                self._apply_block(blk, raw[:bm], raw[bm:])
+                self._next += 1
+            return view
+        # tail: the closing footer and anything after it is read and ignored
+        self.pos += len(view)
+        return view[len(view):]
+
+    # -- metadata ---------------------------------------------------------------------------------------------
+    def _on_footer(self, raw: bytes) -> None:
+        try:
+            self.footer = parse_footer(raw, image="upload")
+        except VhdError as e:
+            raise VhdUploadError(400, f"not a VHD: {e}") from None
+        if self.footer.disk_type == C.DISK_FIXED:
+            raise VhdUploadError(501, "fixed VHDs are not accepted; upload a dynamic or differencing VHD")
+        if self.footer.data_offset < C.FOOTER_SIZE or self.footer.data_offset > MAX_META:
+            raise VhdUploadError(400, f"header offset {self.footer.data_offset} is not after the footer copy")
+        self.virtual_size = self.footer.current_size
+        self._phase = "to_header"
+
+    def _on_header(self, raw: bytes) -> None:
+        try:
+            self.header = parse_header(raw, image="upload")
+        except VhdError as e:
+            raise VhdUploadError(400, f"bad VHD header: {e}") from None
+        h = self.header
+        meta_end = self.footer.data_offset + C.HEADER_SIZE
+        if h.table_offset < meta_end or h.table_offset > MAX_META:
+            raise VhdUploadError(400, f"BAT at {h.table_offset} is not after the header (streamed VHDs are read "
+                                      f"in order)")
+        if h.max_table_entries * 4 > MAX_META:
+            raise VhdUploadError(400, f"BAT of {h.max_table_entries} entries is implausibly large")
+        self._phase = "to_bat"
+
+    def _on_bat(self, raw: bytes) -> None:
+        h = self.header
+        bs = h.block_size
+        bm = bitmap_bytes(bs)
+        entries = struct.unpack(f">{h.max_table_entries}I", raw)
+        bat_end = h.table_offset + len(raw)
+        blocks = sorted((e * C.SECTOR, blk) for blk, e in enumerate(entries) if e != C.BAT_UNUSED)
+        end = bat_end
+        for off, blk in blocks:
+            if off < end:
+                raise VhdUploadError(400, f"block {blk} at {off} overlaps the metadata or another block")
+            if blk * bs >= self.disk_size or blk * bs >= max(self.virtual_size, 1):
+                raise VhdUploadError(416, f"block {blk} lies beyond the disk ({self.disk_size} bytes)")
+            end = off + bm + bs
+        self._blocks = blocks
+        self.expected_length = end + C.FOOTER_SIZE
+        if self.length is not None and self.length < end:
+            raise VhdUploadError(400, f"the upload is {self.length} bytes but its BAT needs {end} "
+                                      f"(truncated VHD); nothing was written")
+        self._phase = "blocks"
+
+    # -- data -------------------------------------------------------------------------------------------------
+    def _apply_block(self, blk: int, bitmap: bytes, data: bytes) -> None:
+        base = blk * self.header.block_size
+        sectors = self.header.block_size // C.SECTOR
+        s = 0
+        while s < sectors:
+            if not bitmap[s >> 3] & (0x80 >> (s & 7)):
+                s += 1
+                continue
+            e = s
+            while e < sectors and bitmap[e >> 3] & (0x80 >> (e & 7)):
+                e += 1
+            self._write_run(base + s * C.SECTOR, data[s * C.SECTOR: e * C.SECTOR])
+            s = e
+
+    def _write_run(self, offset: int, data: bytes) -> None:
+        limit = min(self.disk_size, self.virtual_size)
+        if offset >= limit:
+            return
+        data = data[: limit - offset]
+        if self.skip_zeros and not any(data):
+            return
+        self._write(offset, data)
+        self.bytes_written += len(data)
+
+    def finish(self) -> None:
+        """Raise unless every block the BAT announced has arrived."""
+        if self._phase in ("footer", "to_header", "header", "to_bat", "bat"):
+            raise VhdUploadError(400, f"truncated VHD: the stream ended in its {self._phase} ({self.pos} bytes)")
+        if self._next < len(self._blocks):
+            raise VhdUploadError(400, f"truncated VHD: {len(self._blocks) - self._next} of {len(self._blocks)} "
+                                      f"blocks missing after {self.pos} bytes")
