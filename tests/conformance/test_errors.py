@@ -143,3 +143,15 @@ def test_snapshot_chain_too_long_is_backend_error_109_and_breaks_nothing(sr: SRC
     sr.gc()
     again = sr.snapshot(vdi)["vdi"]
     assert sr.read(again, 0, 40 * 4096) == leaf_now
+
+
+@pytest.mark.parametrize("verb, args", [
+    ("VDI.create", {"vdi_info": {"virtual_size": -1}}),
+    ("VDI.resize", {"new_size": -5 * MiB}),
+], ids=["create-negative-size", "resize-negative-size"])
+def test_well_typed_nonsense_is_a_backend_error_not_an_internal_error(
+        sr: SRClient, verb: str, args: Dict[str, Any]) -> None:
+    vdi = sr.create(MiB)["vdi"]
+    with pytest.raises(Backend_error):
+        sr.v(verb, **({"vdi": vdi, **args} if verb == "VDI.resize" else args))
+    assert set(sr.scan()) == {vdi} and sr.stat(vdi)["virtual_size"] >= MiB

@@ -166,3 +166,12 @@ def test_sr_names_are_kept_with_the_sr(sr: SRClient, tmp_path: Path, monkeypatch
     sr.reload()
     sr.attach()
     assert sr.v("SR.stat")["name_label"] == "conformance SR"
+
+
+def test_query_describes_the_driver_and_its_configuration(sr: SRClient) -> None:
+    query = sr.call("Query.query")
+    assert query["driver"] and query["name"] and query["version"]
+    # every device_config key the SR needs is documented for the toolstack (xe sm-list / sr-create help)
+    undocumented = set(sr.device_config) - set(query["configuration"])
+    assert not undocumented, f"device_config keys not described in Query.query's configuration: {undocumented}"
+    assert isinstance(sr.call("Query.diagnostics"), str)
