@@ -72,8 +72,11 @@ def unmount_all(run_dir: str) -> None:
     if not os.path.isdir(base):
         return
     for name in os.listdir(base):
+        if name.endswith((".pid", ".log")):
+            continue
         path = os.path.join(base, name)
-        if os.path.isdir(path) and (is_mounted(path) or os.path.exists(path + ".pid")):
+        # not os.path.isdir: a mount whose server is away fails stat() and must go all the same
+        if is_mounted(path) or os.path.exists(path + ".pid"):
             FuseMounter().unmount(path)
 
 

@@ -80,12 +80,15 @@ class Lease:
     def _owner_file(self) -> str:
         return os.path.join(self.path, "owner")
 
-    def _write_owner(self) -> None:
+    def _write_owner(self, *, fresh: bool = False) -> None:
         owner = {"host": host_id(), "pid": os.getpid(), "token": self.token, "expires": time.time() + lease_ttl()}
-        tmp = os.path.join(self.path, f"owner.{self.token}.tmp")
-        with open(tmp, "w") as f:
+        # Into a fresh lease directly (a reader seeing it half-written judges by the directory's age, i.e. not
+        # stale); a renewal replaces it atomically, since then the old content must stay readable.
+        target = self._owner_file() if fresh else os.path.join(self.path, f"owner.{self.token}.tmp")
+        with open(target, "w") as f:
             json.dump(owner, f)
-        os.replace(tmp, self._owner_file())
+        if not fresh:
+            os.replace(target, self._owner_file())
 
     def read_owner(self) -> Optional[Dict[str, object]]:
         try:
@@ -101,7 +104,7 @@ class Lease:
             self._break_if_stale()
             return False
         self.token = uuidlib.uuid4().hex
-        self._write_owner()
+        self._write_owner(fresh=True)
         return True
 
     def renew(self) -> bool:
@@ -116,8 +119,12 @@ class Lease:
         owner = self.read_owner()
         if owner is not None and owner.get("token") != self.token:
             return  # broken and retaken by someone else meanwhile: theirs now
-        shutil.rmtree(self.path, ignore_errors=True)
         self.token = ""
+        try:
+            os.unlink(self._owner_file())
+            os.rmdir(self.path)
+        except OSError:
+            shutil.rmtree(self.path, ignore_errors=True)  # a renewal's leftover temporary file, or already gone
 
     def _stale(self) -> bool:
         owner = self.read_owner()
