@@ -60,7 +60,7 @@ def _collect_log(e: Exposure) -> Optional[str]:
     if not os.path.exists(e.log_path):
         return None
     os.makedirs(logs_dir(), exist_ok=True)
-    dest = os.path.join(logs_dir(), f"tvm_log_{e.vdi_uuid}_timestamp_{int(time.time())}")
+    dest = os.path.join(logs_dir(), f"tvm_log_{e.vdi_uuid}_timestamp_{time.time_ns() // 1000}")
     shutil.copyfile(e.log_path, dest)
     return dest
 
@@ -261,11 +261,7 @@ class TransferService(Transfer_skeleton):
         e = _exposure(record_handle)
         if e is None:
             raise VDINotInUse(record_handle)
-        if e.get_log:
-            with contextlib.suppress(OSError):
-                _collect_log(e)
-            e.get_log = False  # collected once is enough
-        remove_exposure(e)
+        remove_exposure(e)  # with get_log, the log is kept once the server has stopped
         return "OK"
 
     def save_logs(self, record_handle: str) -> str:
