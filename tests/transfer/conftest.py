@@ -66,8 +66,8 @@ class Service:
         self.handles.remove(handle)
 
     def close(self) -> None:
-        from smapi.transfer.state import all_exposures
         from smapi.transfer.service import remove_exposure
+        from smapi.transfer.state import all_exposures
 
         for e in all_exposures():
             remove_exposure(e)

@@ -53,8 +53,8 @@ def test_record_range_get_and_put_round_trip(fsr, service, work):
     piece = os.path.join(work, "piece")
     with open(piece, "wb") as f:
         f.write(b"P" * 5000)
-    r = curl("--digest", "-u", ex.user, "-T", piece, "-H", f"Content-Range: bytes {6 * MiB - 7}-{6 * MiB + 4992}/{SIZE}",
-             ex.url)
+    window = f"Content-Range: bytes {6 * MiB - 7}-{6 * MiB + 4992}/{SIZE}"
+    r = curl("--digest", "-u", ex.user, "-T", piece, "-H", window, ex.url)
     assert status_of(r) == 200
     expected = bytearray(new)
     expected[6 * MiB - 7: 6 * MiB + 4993] = b"P" * 5000
