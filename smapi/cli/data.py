@@ -1,4 +1,10 @@
-"""Moving disk data in and out of a VDI from the shell: vdi-import and vdi-export (raw).
+"""Moving disk data in and out of a VDI from the shell: vdi-import and vdi-export.
+
+Formats (`--format`, see `smapi.transfer.formats`): `raw` (the default; zero blocks become holes on export and are
+skipped on import), `vhd` (a dynamic VHD; with `--base VDI` a differencing VHD of what changed since that VDI),
+`tar` (xapi's 1 MiB chunks with xxhash checksums, zero chunks left out) and `xva-legacy` (a directory of 1e9-byte
+gzip chunks). Every format streams: memory stays at a few chunks whatever the disk size, and imports verify
+checksums as they go, stopping with a clear error at the first corrupt chunk.
 
 They use the driver's data handle (`driver.open_vdi(sr, vdi, writable)`), so they run against a driver loaded in
 this process; serving data to remote callers is the transfer service's job.
@@ -8,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+import sys
+from contextlib import ExitStack
+from typing import Any, Callable, Optional
 
 import click
 
@@ -16,6 +24,7 @@ from smapi.cli.common import emit, json_option
 
 CHUNK = 2 << 20  # one VHD block: whole-block I/O is what the VHD engine serves fastest
 _ZERO = bytes(CHUNK)
+FORMATS = ("raw", "vhd", "tar", "xva-legacy")
 
 
 def _data_handle(driver_spec: str, sr: str, vdi: str, writable: bool) -> Any:
@@ -29,72 +38,171 @@ def _data_handle(driver_spec: str, sr: str, vdi: str, writable: bool) -> Any:
     return opener(sr, vdi, writable=writable)
 
 
+def _disk(stack: ExitStack, driver: str, sr: str, vdi: str, writable: bool) -> Any:
+    from smapi.transfer.disk import Disk
+
+    disk = Disk(_data_handle(driver, sr, vdi, writable), writable)
+    stack.callback(disk.close)
+    return disk
+
+
+def _bar(length: int, label: str, progress: bool) -> Any:
+    return click.progressbar(length=length, label=label, hidden=not progress, file=sys.stderr)
+
+
+class _HashingWriter:
+    """A file object that hashes what goes through it (the sha256 printed for vhd and tar exports)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.count += len(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _export_raw(disk: Any, output: str, tick: Callable[[int], None]) -> dict:
+    digest = hashlib.sha256()
+    size = disk.size
+    with open(output, "wb") as out:
+        out.truncate(size)
+        for offset in range(0, size, CHUNK):
+            data = disk.read(offset, min(CHUNK, size - offset))
+            digest.update(data)
+            if data != _ZERO[: len(data)]:
+                out.seek(offset)
+                out.write(data)
+            tick(len(data))
+        out.flush()
+        os.fsync(out.fileno())
+    return {"bytes": size, "sha256": digest.hexdigest()}
+
+
 @click.command("vdi-export")
 @click.option("--driver", "-d", required=True, help="the SR's driver (runs in this process)")
 @click.option("--sr", required=True, help="the SR (uuid)")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="raw", show_default=True)
+@click.option("--base", help="vhd only: export what differs from this VDI, as a differencing VHD")
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
 @json_option
 @click.argument("vdi")
-@click.argument("output", type=click.Path(dir_okay=False, writable=True))
-def vdi_export(driver: str, sr: str, progress: bool, as_json: bool, vdi: str, output: str) -> None:
-    """Write VDI's whole virtual disk to OUTPUT as raw bytes (zero blocks become holes); prints its sha256."""
-    handle = _data_handle(driver, sr, vdi, writable=False)
-    digest = hashlib.sha256()
-    try:
-        size = handle.size
-        with open(output, "wb") as out, click.progressbar(length=size, label="export", hidden=not progress,
-                                                          file=click.get_text_stream("stderr")) as bar:
-            out.truncate(size)
-            for offset in range(0, size, CHUNK):
-                data = handle.read(offset, min(CHUNK, size - offset))
+@click.argument("output", type=click.Path(writable=True))
+def vdi_export(driver: str, sr: str, fmt: str, base: Optional[str], progress: bool, as_json: bool, vdi: str,
+               output: str) -> None:
+    """Write VDI to OUTPUT (a directory for xva-legacy); prints the size and the sha256 of what was written
+    (of the disk content for raw and xva-legacy)."""
+    from smapi.transfer import formats, xva
+
+    if base and fmt != "vhd":
+        raise click.UsageError("--base works with --format vhd")
+    with ExitStack() as stack:
+        disk = _disk(stack, driver, sr, vdi, False)
+        base_disk = _disk(stack, driver, sr, base, False) if base else None
+        if fmt == "vhd":
+            layout = formats.vhd_layout(disk, vdi, base_disk, base or "")
+            total = layout.length
+        else:
+            layout, total = None, disk.size
+        bar = stack.enter_context(_bar(total, "export", progress))
+        if fmt == "raw":
+            result = _export_raw(disk, output, bar.update)
+        elif fmt == "xva-legacy":
+            digest = hashlib.sha256()
+
+            def read(offset: int, length: int) -> bytes:
+                data = disk.read(offset, length)
                 digest.update(data)
-                if data != _ZERO[: len(data)]:
-                    out.seek(offset)
-                    out.write(data)
-                bar.update(len(data))
-            out.flush()
-            os.fsync(out.fileno())
-    finally:
-        handle.close()
-    emit({"vdi": vdi, "bytes": size, "sha256": digest.hexdigest()}, as_json,
+                return data
+
+            chunks = xva.write_legacy_chunks(read, disk.size, output, progress=bar.update)
+            result = {"bytes": disk.size, "sha256": digest.hexdigest(), "chunks": chunks}
+        else:
+            with open(output, "wb") as f:
+                out = _HashingWriter(f)
+                if layout is not None:
+                    for piece in layout.pieces(0, None, disk):
+                        out.write(piece)
+                        bar.update(len(piece))
+                else:
+                    formats.export_tar(disk, out, progress=bar.update)
+                f.flush()
+                os.fsync(f.fileno())
+            result = {"bytes": out.count, "sha256": out.digest.hexdigest()}
+    emit({"vdi": vdi, "format": fmt, **result}, as_json,
          lambda r: click.echo(f"{r['bytes']} bytes  sha256 {r['sha256']}"))
+
+
+class _HashingReader:
+    def __init__(self, f: Any, tick: Callable[[int], None]) -> None:
+        self.f = f
+        self.tick = tick
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.digest.update(data)
+        self.tick(len(data))
+        return data
 
 
 @click.command("vdi-import")
 @click.option("--driver", "-d", required=True, help="the SR's driver (runs in this process)")
 @click.option("--sr", required=True, help="the SR (uuid)")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="raw", show_default=True)
 @click.option("--progress/--no-progress", default=True, help="show a progress bar")
 @json_option
 @click.argument("vdi")
-@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
-def vdi_import(driver: str, sr: str, progress: bool, as_json: bool, vdi: str, input_path: str) -> None:
-    """Write raw INPUT into VDI from offset 0 (zero blocks are skipped: a fresh VDI already reads zero)."""
-    size = os.path.getsize(input_path)
-    handle = _data_handle(driver, sr, vdi, writable=True)
-    digest = hashlib.sha256()
-    try:
-        if size > handle.size:
-            raise click.UsageError(f"{input_path} is {size} bytes but VDI {vdi} holds {handle.size}; "
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vdi: str, input_path: str) -> None:
+    """Write INPUT into VDI (zero regions are skipped: a fresh VDI already reads zero). A vhd is applied by its
+    marked sectors (a differencing VHD onto its base's copy); tar and xva-legacy checksums are verified."""
+    from smapi.transfer import formats, xva
+    from smapi.transfer.vhdupload import VhdUploadError
+
+    with ExitStack() as stack:
+        disk = _disk(stack, driver, sr, vdi, True)
+        if fmt == "xva-legacy":
+            if not os.path.isdir(input_path):
+                raise click.UsageError(f"{input_path}: xva-legacy input is a directory of chunk-*.gz")
+            total = sum(os.path.getsize(os.path.join(input_path, n)) for n in os.listdir(input_path))
+            bar = stack.enter_context(_bar(disk.size, "import", progress))
+            nbytes = xva.read_legacy_chunks(input_path, disk.write, disk.size, progress=bar.update)
+            disk.flush()
+            emit({"vdi": vdi, "format": fmt, "bytes": nbytes, "input_bytes": total}, as_json,
+                 lambda r: click.echo(f"{r['bytes']} bytes imported"))
+            return
+        size = os.path.getsize(input_path)
+        if fmt == "raw" and size > disk.size:
+            raise click.UsageError(f"{input_path} is {size} bytes but VDI {vdi} holds {disk.size}; "
                                    f"grow it first (vdi-resize)")
-        with open(input_path, "rb") as src, click.progressbar(length=size, label="import", hidden=not progress,
-                                                             file=click.get_text_stream("stderr")) as bar:
-            offset = 0
-            while True:
-                data = src.read(CHUNK)
-                if not data:
-                    break
-                digest.update(data)
-                if data != _ZERO[: len(data)]:
-                    handle.write(offset, data)
-                offset += len(data)
-                bar.update(len(data))
-        handle.flush()
-    finally:
-        handle.close()
-    emit({"vdi": vdi, "bytes": size, "sha256": digest.hexdigest()}, as_json,
+        bar = stack.enter_context(_bar(size, "import", progress))
+        with open(input_path, "rb") as f:
+            src = _HashingReader(f, bar.update)
+            try:
+                if fmt == "raw":
+                    offset = 0
+                    while True:
+                        data = src.read(CHUNK)
+                        if not data:
+                            break
+                        if data != _ZERO[: len(data)]:
+                            disk.write(offset, data)
+                        offset += len(data)
+                elif fmt == "vhd":
+                    formats.import_vhd(disk, src, size, skip_zeros=True)
+                else:
+                    formats.import_tar(disk, src)
+            except VhdUploadError as e:
+                raise click.ClickException(f"{input_path}: {e}") from None
+        disk.flush()
+    emit({"vdi": vdi, "format": fmt, "bytes": size, "sha256": src.digest.hexdigest()}, as_json,
          lambda r: click.echo(f"{r['bytes']} bytes  sha256 {r['sha256']}"))
-
-
 
 
 COMMANDS = (vdi_export, vdi_import)

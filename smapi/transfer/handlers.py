@@ -37,6 +37,7 @@ log = logging.getLogger("smapi.transfer.http")
 
 PIECE = 1 << 20
 DRAIN_LIMIT = 64 << 10  # a refused body up to this size is read and dropped to keep the connection usable
+LINGER_SECONDS = 2.0  # how long a refused upload's remaining bytes are read and dropped
 OpenDisk = Callable[[str, bool], ContextManager[Disk]]
 
 
@@ -147,6 +148,25 @@ class TransferHandler(BaseTransferHandler):
         self._body_left = 0
         self._body_started = True
         self.send_simple(err.status, str(err), err.headers, close=close)
+        if close and pending > 0 and not self._expect_continue:
+            self._linger()
+
+    def _linger(self) -> None:
+        """Half-close and drop what the client is still sending, for a bounded time.
+
+        Closing a socket with unread input makes the kernel send RST, and the client then loses the error
+        response it has not read yet (curl reports no status at all). Apache's lingering close, in short.
+        """
+        import socket
+        import time
+
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            self.connection.settimeout(LINGER_SECONDS)
+            while time.monotonic() < deadline and self.connection.recv(PIECE):
+                pass
 
     def _authorized(self) -> bool:
         state = self.server.site.auth.check(self.headers.get("Authorization"), self.command, self.path)
@@ -543,17 +563,25 @@ class _IterReader:
 
 
 def serve_open_disk_factory(open_handle: Callable[[str, bool], Any]) -> OpenDisk:
-    """An OpenDisk from a function returning driver data handles."""
+    """An OpenDisk from a function returning driver data handles. The VDI is opened by the call itself, so a
+    missing VDI raises there (and becomes a 404), not later inside a `with`."""
 
-    @contextlib.contextmanager
-    def opener(vdi: str, writable: bool) -> Iterator[Disk]:
+    def opener(vdi: str, writable: bool) -> ContextManager[Disk]:
         disk = Disk(open_handle(vdi, writable), writable)
-        try:
-            yield disk
-        finally:
-            disk.close()
+        return _Closing(disk)
 
     return opener
+
+
+class _Closing:
+    def __init__(self, disk: Disk) -> None:
+        self.disk = disk
+
+    def __enter__(self) -> Disk:
+        return self.disk
+
+    def __exit__(self, *exc: Any) -> None:
+        self.disk.close()
 
 
 __all__ = ["ExposureSite", "HostSite", "TransferHandler", "HttpError", "serve_open_disk_factory"]

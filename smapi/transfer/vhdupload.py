@@ -122,7 +122,9 @@ class VhdReceiver:
         try:
             self.footer = parse_footer(raw, image="upload")
         except VhdError as e:
-            raise VhdUploadError(400, f"not a VHD: {e}") from None
+            # A fixed VHD has its only footer at the end: from the start of a stream it looks like no VHD.
+            raise VhdUploadError(400, f"not a dynamic or differencing VHD (no footer copy at offset 0; fixed "
+                                      f"VHDs are not accepted): {e}") from None
         if self.footer.disk_type == C.DISK_FIXED:
             raise VhdUploadError(501, "fixed VHDs are not accepted; upload a dynamic or differencing VHD")
         if self.footer.data_offset < C.FOOTER_SIZE or self.footer.data_offset > MAX_META:
