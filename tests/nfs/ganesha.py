@@ -59,6 +59,43 @@ class ServerError(RuntimeError):
     pass
 
 
+def _ppid_and_cmd(pid: int) -> tuple:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return ppid, f.read().split(b"\0")
+    except (OSError, IndexError, ValueError):
+        return 0, []
+
+
+def reap_orphans() -> List[int]:
+    """Kill servers a killed test run left behind (PR_SET_PDEATHSIG does not survive their credential changes).
+
+    Only orphans (parent pid 1) are touched: a ganesha whose config lives in one of our work directories, and an
+    rpcbind in a network namespace other than ours. Live runs keep their servers as children, so they are safe.
+    """
+    killed = []
+    own_netns = os.readlink("/proc/self/ns/net")
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        ppid, cmd = _ppid_and_cmd(pid)
+        if ppid != 1 or not cmd:
+            continue
+        exe = os.path.basename(cmd[0]).decode(errors="replace")
+        ours = exe == "ganesha.nfsd" and any(b"/ganesha-v" in arg and arg.endswith(b".conf") for arg in cmd)
+        if exe == "rpcbind":
+            with contextlib.suppress(OSError):
+                ours = os.readlink(f"/proc/{pid}/ns/net") != own_netns
+        if ours:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    return killed
+
+
 class GaneshaServer:
     """One ganesha exporting one directory. `version` is "4" (loopback) or "3" (v3+v4 in a private netns)."""
 
@@ -129,6 +166,7 @@ class GaneshaServer:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> GaneshaServer:
+        reap_orphans()
         try:
             if self.version == "3" and self.netns is None:
                 self._start_rpcbind()
