@@ -8,18 +8,19 @@ a Unix socket; a raw file is served the same way and is also offered as a ``File
     activate(vdi, dp=..., run_dir=...)      deactivate(vdi, dp=..., run_dir=...)   # flushes
     detach(vdi, dp=..., run_dir=...)        # the last dp stops the server, removes socket and loop device
     stat(vdi, run_dir=...)                  cleanup_stale(run_dir)                 teardown_all(run_dir)
+    attached(run_dir)                       # {vdi: {dp: state}} of this boot
 
 Lower-level pieces: :mod:`.nbd` (nbdkit processes), :mod:`.nbd_plugin` (the plugin), :mod:`.loop` (loop devices),
 :mod:`.nbdclient` (a minimal NBD client for readiness and flush).
 """
 
-from .facade import activate, attach, cleanup_stale, deactivate, detach, stat, teardown_all
+from .facade import activate, attach, attached, cleanup_stale, deactivate, detach, stat, teardown_all
 from .loop import BlockDevices, LoopDevices, kernel_nbd_available
 from .model import AttachResult, DatapathError, ImageSpec
-from .nbd import NbdExport, NbdServer
+from .nbd import READONLY_SUFFIX, NbdExport, NbdServer, classic_params_nbd, nbd_uri
 
 __all__ = [
-    "attach", "activate", "deactivate", "detach", "stat", "cleanup_stale", "teardown_all",
+    "attach", "activate", "attached", "deactivate", "detach", "stat", "cleanup_stale", "teardown_all",
     "AttachResult", "DatapathError", "ImageSpec", "NbdExport", "NbdServer", "BlockDevices", "LoopDevices",
-    "kernel_nbd_available",
+    "kernel_nbd_available", "READONLY_SUFFIX", "nbd_uri", "classic_params_nbd",
 ]

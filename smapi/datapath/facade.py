@@ -220,6 +220,18 @@ def stat(vdi: str, *, run_dir: str) -> Dict[str, Any]:
         return {"dps": dict(v.dps), "readonly": v.rec["readonly"], "server": server, "loop": v.rec.get("loop")}
 
 
+def attached(run_dir: str) -> Dict[str, Dict[str, str]]:
+    """Every VDI with a record under ``run_dir``: its dps and their states (a snapshot, read without locks)."""
+    d = os.path.join(os.path.abspath(run_dir), SUBDIR)
+    out: Dict[str, Dict[str, str]] = {}
+    for entry in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if entry.endswith(".json"):
+            rec = runtime.read_json(os.path.join(d, entry))
+            if rec is not None and rec.get("boot_id") == runtime.boot_id():
+                out[rec["vdi"]] = dict(rec.get("dps") or {})
+    return out
+
+
 def cleanup_stale(run_dir: str, devices: Optional[BlockDevices] = None) -> List[str]:
     """Drop what a host restart or a killed caller left behind; returns the VDIs whose state was removed.
 

@@ -9,16 +9,27 @@ pid and socket are recorded in a state file; ``stop`` works from that record alo
     <run_dir>/nbd/<name>.sock   the server's socket (nbdkit does not remove it itself)
     <run_dir>/nbd/<name>.pid    nbdkit's pidfile (written once the socket is bound)
     <run_dir>/nbd/<name>.log    nbdkit's stderr (read back when the start fails)
+
+Every server answers two export names: ``<export>`` in the server's own mode, and ``<export>@ro``, which refuses
+writes whatever that mode is; readers that join a writer (legal in the storage interface) get the second.
+
+A Unix socket path is limited to 107 bytes. When ``<run_dir>/nbd/<name>.sock`` would be longer (deep test
+directories), sockets are bound through a short alias, ``$TMPDIR/smapi-nbd-<uid>-<digest>``, a symlink to
+``<run_dir>/nbd``: the files stay in the run directory, only the path handed to clients is shorter.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 from urllib.parse import quote
 
 from . import procs, runtime
@@ -30,6 +41,18 @@ PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(PLUGIN)))
 SUBDIR = "nbd"
 START_TIMEOUT = 30.0
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the terminating NUL
+#: appended to an export name: the same disk, read-only on this connection
+READONLY_SUFFIX = "@ro"
+
+
+def nbd_uri(socket: str, export: str) -> str:
+    """Standard NBD URI (libnbd, qemu); the export name and socket path are percent-encoded."""
+    return f"nbd+unix:///{quote(export, safe='')}?socket={quote(socket, safe='/')}"
+
+
+def classic_params_nbd(socket: str, export: str) -> str:
+    """The classic blktap ``params_nbd`` form."""
+    return f"nbd:unix:{socket}:exportname={export}"
 
 
 @dataclass
@@ -47,13 +70,11 @@ class NbdExport:
 
     @property
     def uri(self) -> str:
-        """Standard NBD URI (libnbd, qemu); the export name and socket path are percent-encoded."""
-        return f"nbd+unix:///{quote(self.export, safe='')}?socket={quote(self.socket, safe='/')}"
+        return nbd_uri(self.socket, self.export)
 
     @property
     def params_nbd(self) -> str:
-        """The classic blktap ``params_nbd`` form."""
-        return f"nbd:unix:{self.socket}:exportname={self.export}"
+        return classic_params_nbd(self.socket, self.export)
 
     def __post_init__(self) -> None:
         if not self.pid:  # recorded while starting: the server's pidfile (if any) names it
@@ -80,18 +101,74 @@ class NbdServer:
     def __init__(self, run_dir: str, *, nbdkit: Optional[str] = None) -> None:
         self.dir = os.path.join(os.path.abspath(run_dir), SUBDIR)
         self.nbdkit = nbdkit or shutil.which("nbdkit") or "/usr/sbin/nbdkit"
+        self.alias = os.path.join(tempfile.gettempdir(), f"smapi-nbd-{os.getuid()}-"
+                                  + hashlib.sha256(self.dir.encode()).hexdigest()[:16])
 
     # -------------------------------------------------------------------------------------------- records
     def _name(self, export: str) -> str:
         name = runtime.file_name(export)
-        if len(self._path(name, ".sock")) > _SUN_PATH_MAX:
+        if len(self._socket_path(name)) > _SUN_PATH_MAX:
             name = runtime.file_name("\0" + export)  # the digest form is shorter than most VDI keys
-        if len(self._path(name, ".sock")) > _SUN_PATH_MAX:
+        if len(self._socket_path(name)) > _SUN_PATH_MAX:
             raise DatapathError(f"run directory {self.dir} is too long for a Unix socket path")
         return name
 
     def _path(self, name: str, suffix: str) -> str:
         return os.path.join(self.dir, name + suffix)
+
+    def _socket_dir(self) -> str:
+        # Decided by the length alone, so every process picks the same directory for one run dir.
+        if len(os.path.join(self.dir, "x" * 34 + ".sock")) <= _SUN_PATH_MAX:
+            return self.dir
+        return self.alias
+
+    def _socket_path(self, name: str) -> str:
+        return os.path.join(self._socket_dir(), name + ".sock")
+
+    def _ensure_alias(self) -> None:
+        """Create (or check) the short symlink to the socket directory; refuse one that points elsewhere."""
+        if self._socket_dir() == self.dir:
+            return
+        with contextlib.suppress(FileExistsError):
+            os.symlink(self.dir, self.alias)
+        try:
+            target = os.readlink(self.alias)
+        except OSError as e:
+            raise DatapathError(f"socket alias {self.alias} is not a symlink: {e}") from e
+        if target != self.dir:
+            raise DatapathError(f"socket alias {self.alias} points to {target}, not {self.dir}")
+
+    @contextlib.contextmanager
+    def _alias_guard(self, *, shared: bool) -> Iterator[None]:
+        """Starts hold this shared from creating the alias until nbdkit has bound its socket; removal holds it
+        exclusively, so the alias never disappears between a start's check and its bind."""
+        if self._socket_dir() == self.dir:
+            yield  # no alias, nothing to guard (and no lock file in the socket directory)
+            return
+        runtime.ensure_dir(self.dir)
+        fd = os.open(os.path.join(self.dir, ".alias.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def remove_alias(self) -> bool:
+        """Drop the socket alias once no server is recorded (clients reach running ones through it)."""
+        if self._socket_dir() == self.dir or not os.path.lexists(self.alias):
+            return False
+        with self._alias_guard(shared=False):
+            if self.exports():
+                return False
+            with contextlib.suppress(OSError):
+                if os.readlink(self.alias) == self.dir:
+                    os.unlink(self.alias)
+                    return True
+        return False
+
+    def address(self, export: str) -> str:
+        """The socket ``export`` is (or will be) served on: known before the server starts."""
+        return self._socket_path(self._name(export))
 
     def get(self, export: str) -> Optional[NbdExport]:
         """The recorded server of ``export`` (running or not), if any."""
@@ -122,7 +199,7 @@ class NbdServer:
             self._remove_files(old.name)
         name = self._name(export)
         runtime.ensure_dir(self.dir)
-        sock, log, pidfile = self._path(name, ".sock"), self._path(name, ".log"), self._path(name, ".pid")
+        sock, log, pidfile = self._socket_path(name), self._path(name, ".log"), self._path(name, ".pid")
         for leftover in (sock, pidfile):  # nbdkit removes neither; an old socket makes it fail with EADDRINUSE
             runtime.remove(leftover)
         # Not -f: nbdkit 1.32 arms PR_SET_PDEATHSIG in main() even without --exit-with-parent, so a foreground
@@ -141,7 +218,9 @@ class NbdServer:
         # The embedded interpreter is the system Python: keep the caller's virtualenv settings away from it.
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         try:
-            with open(log, "wb") as logf:
+            # nbdkit binds the socket before it backgrounds itself, so the alias is needed only until run returns.
+            with open(log, "wb") as logf, self._alias_guard(shared=True):
+                self._ensure_alias()
                 # A new session: no signal aimed at the caller's terminal or process group reaches the server.
                 res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd="/", env=env,
                                      start_new_session=True, close_fds=True, timeout=START_TIMEOUT)
@@ -218,6 +297,7 @@ def cleanup_stale(run_dir: str) -> List[str]:
         for entry in os.listdir(server.dir):
             if entry.endswith((".sock", ".pid", ".log")) or ".tmp." in entry:
                 runtime.remove(os.path.join(server.dir, entry))
+    server.remove_alias()
     return cleaned
 
 

@@ -10,7 +10,8 @@ Parameters (``key=value`` after the script path)::
     kind=vhd|raw        default vhd
     resolver_dir=DIR    where parents are looked up (default: the leaf's directory)
     mode=rw|ro          ro opens the image read-only as well (nbdkit -r already refuses writes at the protocol)
-    export=NAME         the export name clients ask for (the empty default name is accepted as well)
+    export=NAME         the export name clients ask for (the empty default name is accepted as well);
+                        NAME@ro reaches the same disk read-only, whatever the mode
     smapi_root=DIR      the directory that contains the ``smapi`` package
 
 One image handle is opened when the server gets ready and shared by every connection: the VHD metadata (BAT,
@@ -171,8 +172,13 @@ def cleanup():
 
 
 # ------------------------------------------------------------------------------------------------ per connection
+# Kept equal to smapi.datapath.nbd.READONLY_SUFFIX (this file imports nothing from smapi at load time).
+_READONLY_SUFFIX = "@ro"
+
+
 def list_exports(readonly, is_tls):
-    return [_cfg.get("export", "")]
+    export = _cfg.get("export", "")
+    return [export, export + _READONLY_SUFFIX]
 
 
 def default_export(readonly, is_tls):
@@ -182,10 +188,14 @@ def default_export(readonly, is_tls):
 def open(readonly):  # noqa: A001 - nbdkit looks the callbacks up by these names
     # A client asking for another VDI's name reached the wrong socket: refuse rather than serve this disk.
     name = nbdkit.export_name()
-    if name not in ("", _cfg.get("export", "")):
-        nbdkit.set_error(errno.ENOENT)
-        raise RuntimeError(f"no export named {name!r}")
-    return {"readonly": readonly or not _disk.writable}
+    export = _cfg.get("export", "")
+    if name in ("", export):
+        return {"readonly": readonly or not _disk.writable}
+    if name == export + _READONLY_SUFFIX:
+        # A reader sharing a writer's server: this connection refuses writes (can_write false, EROFS).
+        return {"readonly": True}
+    nbdkit.set_error(errno.ENOENT)
+    raise RuntimeError(f"no export named {name!r}")
 
 
 def get_size(h):
