@@ -6,6 +6,7 @@ import re
 from typing import Any, Callable, Dict
 
 from smapi.interface.errors import Backend_error
+from smapi.sr import serving
 from smapi.sr.engine import DERIVED_SM_CONFIG, Engine, new_uuid
 from smapi.sr.errors import mapped_errors, no_space
 from smapi.sr.faults import fault_point
@@ -131,7 +132,8 @@ def actual_size(engine: Engine, rec: VdiRecord) -> int:
 
 
 def resize(engine: Engine, vdi: str, new_size: int) -> int:
-    with engine.locked(vdi, what="VDI.resize"):
+    # A running server reports the old size until it reopens the image: pause it around the resize.
+    with engine.locked(vdi, what="VDI.resize"), serving.paused(engine, vdi):
         doc = engine.load()
         rec = engine.visible(doc, vdi)
         target = growth_target(rec, new_size)

@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 from smapi import SR_skeleton, VDI_skeleton
 from smapi.interface.errors import Backend_error
-from smapi.sr import copying, datapath, lifecycle, snapshots
+from smapi.sr import copying, datapath, lifecycle, serving, snapshots
 from smapi.sr.engine import Engine
 from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
@@ -53,6 +53,8 @@ class EngineSR(_EngineImpl, SR_skeleton):
             if found != sr:
                 raise Backend_error.classic("SRUnavailable", f"{sub.describe()} holds SR {found}, not {sr}")
             engine.recover(include_coalesce=True)
+            # A previous boot's datapath records, and servers a killed verb left behind, go before anyone uses them.
+            serving.at_sr_attach(engine)
         engine.run.record_attach(sr, self.driver.reference(), dict(device_config))
 
     def detach(self, dbg: str, sr: str) -> None:

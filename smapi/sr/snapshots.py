@@ -10,6 +10,7 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.interface.storage import EPOCH
+from smapi.sr import serving
 from smapi.sr.chains import (
     commit_split,
     copy_own_sectors,
@@ -42,7 +43,8 @@ def snapshot_like(engine: Engine, info_in: Dict[str, Any], kind: str) -> Dict[st
         fields.update(is_a_snapshot=True, snapshot_of=src, snapshot_time=given if given != EPOCH else now_iso())
     else:
         fields.update(is_a_snapshot=False, snapshot_of="", snapshot_time=EPOCH)
-    with engine.locked(src, what=f"VDI.{kind}"):
+    # A running server holds the leaf that the split renames to the base copy: pause it around the split.
+    with engine.locked(src, what=f"VDI.{kind}"), serving.paused(engine, src):
         doc = engine.load()
         rec = engine.visible(doc, src)
         new = new_uuid()
@@ -100,7 +102,7 @@ def _full_raw_copy(engine: Engine, doc: SrDocument, rec: VdiRecord, new: str, fi
 def set_persistent(engine: Engine, vdi: str, persistent: bool) -> None:
     """A VDI made non-persistent gets an empty leaf over its current content (xapi's clone-and-destroy), which
     `epoch_begin` then resets: every VM start sees the content of the moment it was made non-persistent."""
-    with engine.locked(vdi, what="VDI.set_persistent"):
+    with engine.locked(vdi, what="VDI.set_persistent"), serving.paused(engine, vdi):
         doc = engine.load()
         rec = engine.visible(doc, vdi)
         if persistent or not rec.persistent:
@@ -129,6 +131,8 @@ def epoch_begin(engine: Engine, vdi: str) -> None:
         rec = engine.visible(engine.load(), vdi)
         if rec.persistent or rec.format != "vhd" or not rec.parent:
             return
+        # Resetting drops what the running consumer wrote under it: only before activation (a VM start).
+        serving.refuse_if_active(engine, vdi, "resetting a non-persistent VDI")
         with mapped_errors(f"resetting non-persistent VDI {vdi}"):
             backing = engine.substrate.open_volume(rec.volume, writable=True)
             try:
@@ -145,7 +149,7 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
     no parent (a dynamic image) cannot be re-parented in place: its sectors are copied into a new child of B
     that then replaces it.
     """
-    with engine.locked(vdi1, vdi2, what="VDI.compose"):
+    with engine.locked(vdi1, vdi2, what="VDI.compose"), serving.paused(engine, vdi1, vdi2):
         doc = engine.load()
         r1, r2 = engine.visible(doc, vdi1), engine.visible(doc, vdi2)
         if vdi1 == vdi2:

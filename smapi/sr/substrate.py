@@ -7,10 +7,14 @@ and, later, on an LVM volume group (LVM and iSCSI SRs).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import os
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from smapi.sr.locks import FileLock
 from smapi.vhd import Backing, ParentResolver
+
+if TYPE_CHECKING:
+    from smapi.datapath.model import ImageSpec
 
 
 class Substrate:
@@ -83,6 +87,17 @@ class Substrate:
     def volume_path(self, name: str) -> str:
         """What a datapath opens (a file or device path)."""
         raise NotImplementedError
+
+    def datapath_image(self, name: str, fmt: str) -> ImageSpec:
+        """What the datapath serves for a VDI whose leaf is volume `name` ("vhd" or "raw").
+
+        The default suits substrates whose volumes are files in one directory (parents found beside the leaf);
+        others (LVM: parents are LVs, VHDs need activation) override it.
+        """
+        from smapi.datapath.model import ImageSpec
+
+        path = self.volume_path(name)
+        return ImageSpec(fmt, path, os.path.dirname(path) if fmt == "vhd" else None)
 
     def resolver(self) -> ParentResolver:
         """Maps the parent names stored in VHD locators to volumes of this substrate."""

@@ -1,0 +1,244 @@
+"""The engine's datapaths made real: which VDI has an NBD server, when, and what attach hands a consumer.
+
+Where servers run
+    A VDI's nbdkit server (``smapi.datapath``) runs exactly while at least one of its datapaths on this host is
+    *Activated*: the first activate starts it, the last deactivate stops it (nbdkit's exit commits the VHD
+    metadata, so a deactivated VDI is complete on the SR, readable by another host or by ``open_vdi``). This is
+    the classic ATOMIC_PAUSE split (attach prepares, activate spawns tapdisk): during a migration the destination
+    attaches while the source still writes, and must not read the chain's metadata before the source lets go.
+    ``VDI.attach`` already answers the socket address (it is a pure function of the run directory and the VDI),
+    so ``params`` / ``params_nbd`` are known at attach and usable from activate. A raw VDI's ``params`` is its
+    file, usable from attach; its NBD export follows the same rule.
+
+How state is kept (one truth)
+    The engine's automaton states (``RunState``: ``<run>/dp/<sr>/<vdi>.json``) are the only record of datapaths.
+    The datapath facade is driven with a single holder per SR (dp ``sr:<sr>``), so its own record says no more than
+    "this VDI's server runs, in this mode, on this image". The facade's record is derived: every engine datapath
+    verb (under the SR lock and the VDI's host-local dp lock) makes the server match the states it writes
+    (`reconcile`), resources first and states second. A crash between the two leaves either an orphan server
+    (states say nothing is active: the next verb on the VDI, SR.attach or SR.detach stops it) or an Activated
+    state without a server (the next activate starts it again, as activate is idempotent).
+
+Readers joining a writer
+    The storage interface allows an RO datapath next to an RW one (not the reverse). Both use the one server, which
+    runs in the mode of the superstate when it starts; RO datapaths are always handed the ``<vdi>@ro`` export name,
+    on which the server refuses writes whatever its mode.
+
+Chain-changing verbs while a server runs (`paused`)
+    snapshot, clone, set_persistent(false), compose and resize rename or rewrite the leaf that a running nbdkit
+    holds open (a split renames the leaf's file to the hidden base copy: a server left alone would write into the
+    base copy). Like tapdisk pause/unpause around sm's snapshot, the verb stops the server (flush + exit, which
+    commits), runs, and starts it again on the same socket over the new leaf. Connected clients see the connection
+    close and must reconnect (qemu's NBD ``reconnect-delay``; nbdkit keeps no connection across a restart).
+    ``epoch_begin`` (reset on boot) of an activated VDI is refused (VDIInUse): it would drop a running VM's disk.
+
+Host restarts
+    ``<run>/boot_id`` names the boot that wrote the run directory. SR.attach under another boot drops every
+    engine datapath state and lets ``smapi.datapath.cleanup_stale`` discard the facade's records (no process of
+    another boot is signalled).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from contextlib import contextmanager, suppress
+from typing import Any, Dict, Iterator, List, Optional
+
+from smapi import datapath as dpio
+from smapi.datapath import runtime as dpruntime
+from smapi.interface.errors import Backend_error, Illegal_transition
+from smapi.sr import automaton
+from smapi.sr.engine import Engine
+from smapi.sr.records import VdiRecord
+
+log = logging.getLogger(__name__)
+
+BOOT_FILE = "boot_id"
+
+
+def holder(engine: Engine) -> str:
+    """The facade dp that stands for all of this SR's datapaths of a VDI."""
+    return f"sr:{engine.sr}"
+
+
+def run_dir(engine: Engine) -> str:
+    return engine.run.root
+
+
+def _in_use(vdi: str, why: str) -> Backend_error:
+    return Backend_error.classic("VDIInUse", f"VDI {vdi}: {why}")
+
+
+# ------------------------------------------------------------------------------------------------ attach info
+def attach_info(engine: Engine, rec: VdiRecord, read_write: bool) -> Dict[str, Any]:
+    """The storage interface's attach_info for one datapath (the server may not run yet: see the docstring)."""
+    socket = dpio.NbdServer(run_dir(engine)).address(rec.uuid)
+    export = rec.uuid if read_write else rec.uuid + dpio.READONLY_SUFFIX
+    params_nbd = dpio.classic_params_nbd(socket, export)
+    image = engine.substrate.datapath_image(rec.volume, rec.format)
+    params = params_nbd if rec.format == "vhd" else image.path
+    return {
+        "params": params,
+        "params_nbd": params_nbd,
+        # Direct I/O is for a consumer opening the image itself (a raw File); over NBD it means nothing.
+        "o_direct": rec.format == "raw",
+        "o_direct_reason": "" if rec.format == "raw" else "SR_NOT_SUPPORTED",
+        "xenstore_data": {
+            "vdi-type": "vhd" if rec.format == "vhd" else "aio",
+            "vdi-uuid": rec.uuid,
+            "nbd-uri": dpio.nbd_uri(socket, export),
+            "mode": "w" if read_write else "r",
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------------ servers
+def _server_running(engine: Engine, vdi: str) -> bool:
+    st = dpio.stat(vdi, run_dir=run_dir(engine))
+    return holder(engine) in st["dps"] and bool(st["server"] and st["server"]["running"])
+
+
+def _start(engine: Engine, rec: VdiRecord, readonly: bool) -> None:
+    image = engine.substrate.datapath_image(rec.volume, rec.format)
+    run = run_dir(engine)
+    try:
+        try:
+            dpio.attach(rec.uuid, image, dp=holder(engine), readonly=readonly, run_dir=run)
+        except (Illegal_transition, dpio.DatapathError):
+            st = dpio.stat(rec.uuid, run_dir=run)
+            if set(st["dps"]) - {holder(engine)}:
+                raise  # someone else's (another SR with this VDI uuid): never take it over
+            # Our own leftover in the other mode or on an old image (a crash, a restart): replace it.
+            dpio.detach(rec.uuid, dp=holder(engine), run_dir=run)
+            dpio.attach(rec.uuid, image, dp=holder(engine), readonly=readonly, run_dir=run)
+        dpio.activate(rec.uuid, dp=holder(engine), run_dir=run)
+    except Illegal_transition as e:
+        raise _in_use(rec.uuid, f"served for another SR on this host ({e})") from e
+    except dpio.DatapathError as e:
+        raise Backend_error.classic("VDIUnavailable", f"cannot serve VDI {rec.uuid}: {e}") from e
+
+
+def _stop(engine: Engine, vdi: str) -> None:
+    """Flush and stop this SR's server of `vdi` (if any), removing its socket; never fails for a missing one."""
+    run = run_dir(engine)
+    try:
+        dpio.deactivate(vdi, dp=holder(engine), run_dir=run)  # flush first: stop must lose nothing
+    except dpio.DatapathError as e:
+        log.warning("flush of %s before stopping its server failed: %s", vdi, e)  # the exit commits anyway
+    dpio.detach(vdi, dp=holder(engine), run_dir=run)
+    dpio.NbdServer(run).remove_alias()  # only once no server of the run dir is left (long run dirs only)
+
+
+def reconcile(engine: Engine, rec: VdiRecord, states: Dict[str, str]) -> None:
+    """Make `vdi`'s server match `states` (the engine's datapath states about to be written)."""
+    superstate = automaton.superstate(states)
+    if automaton.is_activated(superstate):
+        if not _server_running(engine, rec.uuid):
+            _start(engine, rec, readonly=automaton.mode_of(superstate) == "RO")
+    else:
+        _stop(engine, rec.uuid)
+
+
+def flush(engine: Engine, vdi: str) -> None:
+    """Make every write through `vdi`'s server durable in the image (a deactivate that leaves it running)."""
+    try:
+        dpio.NbdServer(run_dir(engine)).flush(vdi)
+    except dpio.DatapathError as e:
+        raise Backend_error.classic("VDIUnavailable", f"flushing VDI {vdi}: {e}") from e
+
+
+# ------------------------------------------------------------------------------------------------ chain changes
+@contextmanager
+def paused(engine: Engine, *vdis: str) -> Iterator[None]:
+    """Around a verb that changes these VDIs' chains: stop their servers, restart them on the new leaves after.
+
+    The caller holds the SR lock (and the VDIs' locks); the VDIs' host-local dp locks are held too, so neither
+    SR.detach nor a datapath verb slips in between. A restart that fails after a successful verb is logged, not
+    raised: the verb is committed, and the next activate starts the server again.
+    """
+    locks = [engine.run.dp_lock(engine.sr, v) for v in sorted(set(vdis))]
+    held: List[Any] = []
+    stopped: List[str] = []
+    try:
+        for lock in locks:
+            lock.acquire()
+            held.append(lock)
+        for vdi in sorted(set(vdis)):
+            if _server_running(engine, vdi):
+                _stop(engine, vdi)
+                stopped.append(vdi)
+        yield
+    finally:
+        try:
+            for vdi in stopped:
+                _restart(engine, vdi)
+        finally:
+            for lock in reversed(held):
+                lock.release()
+
+
+def _restart(engine: Engine, vdi: str) -> None:
+    states = engine.run.dp_states(engine.sr, vdi)
+    try:
+        rec = engine.load().vdis.get(vdi)
+        if rec is not None and automaton.is_activated(automaton.superstate(states)):
+            _start(engine, rec, readonly=automaton.mode_of(automaton.superstate(states)) == "RO")
+    except Exception as e:  # noqa: BLE001 - see paused(): the verb's own outcome stands
+        log.error("restarting the datapath of VDI %s after a chain change failed: %s", vdi, e)
+
+
+def refuse_if_active(engine: Engine, vdi: str, what: str) -> None:
+    states = engine.run.dp_states(engine.sr, vdi)
+    if automaton.is_activated(automaton.superstate(states)):
+        raise _in_use(vdi, f"{what} while it is activated on this host ({states}); deactivate it first")
+
+
+# ------------------------------------------------------------------------------------------------ SR-wide
+def release_all(engine: Engine) -> None:
+    """Stop every server of this SR and forget every datapath state of it (SR.detach / destroy / reset)."""
+    ours = holder(engine)
+    vdis = set(engine.run.vdis_with_datapaths(engine.sr))
+    vdis |= {v for v, dps in dpio.attached(run_dir(engine)).items() if ours in dps}  # orphans of a crash
+    for vdi in sorted(vdis):
+        with engine.run.editing_dps(engine.sr, vdi) as states:
+            _stop(engine, vdi)
+            for dp in list(states):
+                states[dp] = automaton.DETACHED
+
+
+def at_sr_attach(engine: Engine) -> List[str]:
+    """SR.attach: forget a previous boot's datapaths, drop stale records and orphan servers of this SR.
+
+    Returns the VDIs whose leftovers were cleaned (for logs and tests).
+    """
+    run = run_dir(engine)
+    os.makedirs(run, exist_ok=True)
+    boot_file = os.path.join(run, BOOT_FILE)
+    current = dpruntime.boot_id()
+    recorded: Optional[str] = None
+    with suppress(OSError), open(boot_file) as f:
+        recorded = f.read().strip()
+    if recorded is not None and recorded != current:
+        # Nothing of another boot is running: every engine datapath state under this run dir is stale.
+        shutil.rmtree(os.path.join(run, "dp"), ignore_errors=True)
+    cleaned = dpio.cleanup_stale(run)
+    if recorded != current:
+        _write(boot_file, current)
+    # Servers of this SR that no Activated state accounts for (a caller killed between its two writes).
+    ours = holder(engine)
+    for vdi, dps in dpio.attached(run).items():
+        if ours in dps:
+            with engine.run.editing_dps(engine.sr, vdi) as states:
+                if not automaton.is_activated(automaton.superstate(states)):
+                    _stop(engine, vdi)
+                    cleaned.append(vdi)
+    return sorted(set(cleaned))
+
+
+def _write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
