@@ -15,6 +15,7 @@ Modules, one job each:
     snapshots   snapshot, clone, compose, reset on boot
     datapath    attach/activate/deactivate/detach
     gc          garbage collection and coalesce; background the sync/background/off policy
+    leafcoalesce  merging a visible leaf VDI with its hidden single-child parent (a GC step)
     access      open_vdi data handles for tools
     copying     VDI.copy
     enginedriver EngineDriver, the light base class of engine-based drivers

@@ -1,7 +1,8 @@
 """attach / activate / deactivate / detach per datapath, and the SR-wide teardown of detach and destroy.
 
 Datapath states are host-local (run directory). They are changed while holding the SR lock, so a concurrent
-VDI.destroy (which refuses VDIs with live datapaths) sees either the state before or after.
+VDI.destroy (which refuses VDIs with live datapaths) sees either the state before or after. For the same reason
+the collector's leaf-coalesce skips VDIs with datapath state, and attach cancels one that is copying.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Callable, Dict
 from smapi.interface.errors import Backend_error
 from smapi.sr import automaton
 from smapi.sr.engine import Engine
+from smapi.sr.leafcoalesce import cancel_for_attach
 
 Transition = Callable[[Dict[str, str]], str]
 
@@ -31,6 +33,8 @@ def attach(engine: Engine, dp: str, vdi: str, read_write: bool) -> Dict[str, Any
         rec = engine.visible(engine.load(), vdi)
         if read_write and rec.read_only:
             raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only; attach it read-only")
+        # The datapath will open the volume without the VDI lock: a leaf-coalesce copying it must not commit.
+        cancel_for_attach(engine, vdi)
         with engine.run.editing_dps(engine.sr, vdi) as states:
             states[dp] = step(states)
     return {

@@ -5,6 +5,8 @@ One pass, repeated until nothing is left to do:
 * **garbage**: a hidden image without children is referenced by nobody; it is removed (journaled as a destroy).
 * **coalesce**: a hidden image C whose parent P has C as its only child is merged into P: C's sectors are copied
   into P (`smapi.vhd.coalesce`), C's children are re-pointed at P, the document forgets C, C's volume goes.
+* **leaf-coalesce** (only when neither of the above is left): a visible leaf VDI whose hidden parent has no
+  other child is merged with it into one image that keeps the VDI's identity (see `leafcoalesce`).
 
 Copying into P is safe while VDIs are in use, because every reader of P reads through C, and C covers every
 sector the copy changes. The copy runs without the SR lock; the relink and commit take the children's VDI locks
@@ -13,6 +15,7 @@ sector the copy changes. The copy runs without the SR lock; the relink and commi
 
 from __future__ import annotations
 
+import logging
 from typing import Dict, List, Optional, Set
 
 from smapi.sr.chains import reparent
@@ -20,12 +23,15 @@ from smapi.sr.engine import Engine
 from smapi.sr.errors import mapped_errors
 from smapi.sr.faults import fault_point
 from smapi.sr.journal import JournalEntry
+from smapi.sr.leafcoalesce import find_leaf_coalescable, leaf_coalesce_one
 from smapi.sr.lifecycle import remove_record
 from smapi.sr.locks import FileLock
 from smapi.sr.records import SrDocument
 from smapi.vhd import coalesce as vhd_coalesce
 
 RELINK_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
 def find_garbage(doc: SrDocument) -> List[str]:
@@ -47,7 +53,7 @@ def find_coalescable(doc: SrDocument, skip: Set[str]) -> Optional[str]:
 def collect(engine: Engine, *, wait: bool = True) -> Dict[str, int]:
     """Run GC passes until the SR has neither garbage nor coalescable chains. With `wait=False`, return at once
     when another collector is running (it will see our changes: it loops until there is nothing left)."""
-    stats = {"deleted": 0, "coalesced": 0, "skipped": 0}
+    stats = {"deleted": 0, "coalesced": 0, "leaf_coalesced": 0, "skipped": 0}
     lock = engine.gc_lock()
     with mapped_errors("SR garbage collection"):
         if not lock.acquire(timeout=None if wait else 0):
@@ -56,6 +62,7 @@ def collect(engine: Engine, *, wait: bool = True) -> Dict[str, int]:
         try:
             engine.recover(include_coalesce=True)
             skip: Set[str] = set()
+            leaf_skip: Set[str] = set()
             while True:
                 with engine.locked(what="SR garbage collection"):
                     doc = engine.load()
@@ -64,14 +71,26 @@ def collect(engine: Engine, *, wait: bool = True) -> Dict[str, int]:
                         remove_record(engine, uuid)
                     stats["deleted"] += len(garbage)
                     candidate = None if garbage else find_coalescable(doc, skip)
+                    # Hidden chains first: merging them can turn a leaf's parent into a single-child base.
+                    leaf = None if garbage or candidate else find_leaf_coalescable(engine, doc, leaf_skip)
                 if garbage:
                     continue
-                if candidate is None:
+                if candidate is not None:
+                    if coalesce_one(engine, candidate):
+                        stats["coalesced"] += 1
+                    else:
+                        skip.add(candidate)
+                        stats["skipped"] += 1
+                    continue
+                if leaf is None:
                     break
-                if coalesce_one(engine, candidate):
-                    stats["coalesced"] += 1
+                done, why = leaf_coalesce_one(engine, leaf)
+                if done:
+                    stats["leaf_coalesced"] += 1
                 else:
-                    skip.add(candidate)
+                    # Postponed, not failed: the chain is as it was, and the next collection looks again.
+                    log.info("SR %s: leaf-coalesce of VDI %s skipped: %s", engine.sr, leaf, why)
+                    leaf_skip.add(leaf)
                     stats["skipped"] += 1
         finally:
             lock.release()

@@ -9,7 +9,8 @@ Rules (the SR document commit is each operation's point of no return):
     resize          the document takes the size the image itself reports
     snapshot/clone/persist   base recorded -> done (re-hide it); else remove the new child, un-split the leaf
     compose         base recorded -> done; reparent step reached -> redo it and commit; else un-split vdi1
-    coalesce        see gc.finish_coalesce
+    coalesce        see gc.replay_coalesce_if_idle (only by whoever gets the gc lock)
+    leaf-coalesce   see leafcoalesce.replay: step "copy" -> forgotten (gc lock holder only); "rename" -> finished
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Callable, Dict, List
 from smapi.sr.chains import hide, undo_split
 from smapi.sr.engine import Engine
 from smapi.sr.journal import JournalEntry
+from smapi.sr.leafcoalesce import OP as LEAF_COALESCE
+from smapi.sr.leafcoalesce import replay as replay_leaf_coalesce
 from smapi.sr.lifecycle import actual_size
 from smapi.sr.snapshots import commit_compose, finish_compose_images
 
@@ -82,6 +85,10 @@ def recover(engine: Engine, *, include_coalesce: bool = False) -> List[str]:
 
                     if replay_coalesce_if_idle(engine, entry):
                         done.append(entry.key)
+                continue
+            if entry.op == LEAF_COALESCE:
+                if replay_leaf_coalesce(engine, entry, include_coalesce=include_coalesce):
+                    done.append(entry.key)
                 continue
             handler = HANDLERS.get(entry.op)
             if handler is None:

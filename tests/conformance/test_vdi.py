@@ -310,12 +310,19 @@ def test_similar_content_lists_related_vdis_first(sr: SRClient) -> None:
     unrelated = [sr.create(MiB)["vdi"] for _ in range(2)]
     vdi = sr.create(MiB)["vdi"]
     sr.write(vdi, 0, pattern("family", MiB))
-    related = {sr.snapshot(vdi)["vdi"], sr.clone(vdi)["vdi"]}
+    older = sr.snapshot(vdi)["vdi"]
+    clone = sr.clone(vdi)["vdi"]
+    sr.write(vdi, 0, pattern("rewritten", MiB // 2))  # half of the VDI now differs from `older`
+    newer = sr.snapshot(vdi)["vdi"]  # identical to the VDI as it is now
     unrelated.append(sr.create(MiB)["vdi"])
     listed = [info["vdi"] for info in sr.v("VDI.similar_content", vdi=vdi)]
-    assert related <= set(listed), f"snapshot and clone of the VDI must be listed: {listed}"
+    related = {older, clone, newer}
+    assert vdi not in listed, "a VDI is not 'similar' to itself"
+    assert related <= set(listed), f"snapshots and clone of the VDI must be listed: {listed}"
     last_related = max(listed.index(r) for r in related)
     assert all(listed.index(u) > last_related for u in unrelated if u in listed), listed
+    # "most similar first": the snapshot of the current contents before the one of older contents
+    assert listed.index(newer) < listed.index(older), listed
 
 
 def test_resize_grows_keeps_data_and_new_space_reads_zero(sr: SRClient) -> None:

@@ -24,7 +24,7 @@ def main() -> None:
         sr.v("VDI.set_persistent", vdi=args["vdi"], persistent=False)
     elif op == "create":
         sr.create(2 * MiB)
-    elif op == "coalesce":
+    elif op in ("coalesce", "leaf-coalesce"):
         sr.driver.gc(sr.sr)
     else:
         raise SystemExit(f"unknown op {op}")

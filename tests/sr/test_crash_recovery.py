@@ -1,4 +1,5 @@
-"""Journal replay: a process killed at every journaled step of every multi-step verb loses nothing.
+"""Journal replay: a process killed at every journaled step of every multi-step verb, and of the collector's
+coalesce and leaf-coalesce, loses nothing.
 
 Each case builds an SR, records the checksum of every VDI, runs the verb in a subprocess with
 `SMAPI_FAULT=<step>` (the engine exits with status 9 there), then attaches the SR from a fresh run directory
@@ -35,7 +36,12 @@ STEPS: Dict[str, List[str]] = {
     "create": ["create.volume"],
     "coalesce": ["coalesce.begin", "coalesce.copied", "coalesce.relinked", "coalesce.committed",
                  "coalesce.removed"],
+    "leaf-coalesce": [f"leaf-coalesce.{s}" for s in ("begin", "copied", "decided", "renamed", "unhidden",
+                                                      "committed")],
 }
+#: leaf-coalesce steps after which the merge is decided: recovery finishes it instead of forgetting it
+LEAF_DECIDED = ("leaf-coalesce.decided", "leaf-coalesce.renamed", "leaf-coalesce.unhidden",
+                "leaf-coalesce.committed")
 
 
 def _setup(sr: FileSR, op: str) -> Dict[str, Any]:
@@ -53,6 +59,13 @@ def _setup(sr: FileSR, op: str) -> Dict[str, Any]:
         sr.write(vdi, MiB, pattern("middle", MiB))
         sr.v("VDI.destroy", vdi=sr.snapshot(vdi))
         sr.write(vdi, 3 * MiB, pattern("top", 4096))
+        return {"vdi": vdi}
+    if op == "leaf-coalesce":
+        # one hidden base copy serving the VDI alone, with data in both; an unrelated VDI beside them
+        sr.v("VDI.destroy", vdi=sr.snapshot(vdi))
+        sr.write(vdi, MiB + 4096, pattern("leaf", 1_500_000))
+        other = sr.create(MiB, name_label="other")
+        sr.write(other, 0, pattern("other", 4096))
         return {"vdi": vdi}
     if op == "resize":
         return {"vdi": vdi, "size": 9 * MiB}
@@ -106,12 +119,18 @@ def test_killed_at_every_step_loses_nothing(op: str, step: str, env, tmp_path, f
         assert after.get(vdi) == digest, f"{step}: VDI {vdi} changed or vanished"
     extra = set(after) - set(before)
     _check_outcome(sr, op, args, before, extra)
-    if op == "coalesce":
+    if op == "leaf-coalesce":
+        # attach alone settled it: finished once decided, forgotten before (the collector was dead)
+        assert sr.document().depth(args["vdi"]) == (1 if step in LEAF_DECIDED else 2), step
+        assert sr.stat(args["vdi"])["name_label"] == "victim"
+    if op in ("coalesce", "leaf-coalesce"):
         sr.driver.gc(sr.sr)
     sr.assert_consistent()
     # the operation works again after recovery
     _again(sr, op, args)
     sr.assert_consistent()
+    if op == "leaf-coalesce":
+        assert sr.document().depth(args["vdi"]) == 1 and sr.digests() == before
 
 
 def _check_outcome(sr: FileSR, op: str, args: Dict[str, Any], before: Dict[str, str], extra: set) -> None:
@@ -134,5 +153,6 @@ def _again(sr: FileSR, op: str, args: Dict[str, Any]) -> None:
         "persist": lambda: sr.v("VDI.set_persistent", vdi=args["vdi"], persistent=False),
         "create": lambda: sr.create(MiB),
         "coalesce": lambda: sr.driver.gc(sr.sr),
+        "leaf-coalesce": lambda: sr.driver.gc(sr.sr),
     }
     actions[op]()
