@@ -3,6 +3,9 @@
 Datapath states are host-local (run directory). They are changed while holding the SR lock, so a concurrent
 VDI.destroy (which refuses VDIs with live datapaths) sees either the state before or after. For the same reason
 the collector's leaf-coalesce skips VDIs with datapath state, and attach cancels one that is copying.
+
+Each verb applies the automaton, makes the VDI's NBD server match the new states (`serving.reconcile`: a server
+runs while some dp is activated), then writes the states; `serving` explains where servers start and why.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict
 
 from smapi.interface.errors import Backend_error
-from smapi.sr import automaton
+from smapi.sr import automaton, serving
 from smapi.sr.engine import Engine
 from smapi.sr.leafcoalesce import cancel_for_attach
 
@@ -21,7 +24,12 @@ def _transition(engine: Engine, vdi: str, dp: str, step: Transition, what: str) 
     with engine.locked(what=what):
         rec = engine.visible(engine.load(), vdi)
         with engine.run.editing_dps(engine.sr, vdi) as states:
+            was = states.get(dp, automaton.DETACHED)
             states[dp] = step(states)
+            leaving = automaton.is_activated(was) and not automaton.is_activated(states[dp])
+            if leaving and automaton.is_activated(automaton.superstate(states)):
+                serving.flush(engine, vdi)  # another dp keeps the server running: still flush this one's writes
+            serving.reconcile(engine, rec, states)  # raises before the states are written
         return rec
 
 
@@ -37,10 +45,10 @@ def attach(engine: Engine, dp: str, vdi: str, read_write: bool) -> Dict[str, Any
         cancel_for_attach(engine, vdi)
         with engine.run.editing_dps(engine.sr, vdi) as states:
             states[dp] = step(states)
-    return {
-        "params": engine.substrate.volume_path(rec.volume),
-        "xenstore_data": {"vdi-type": "vhd" if rec.format == "vhd" else "aio"},
-    }
+            # Attach starts nothing (activate does), but drops an orphan server a crashed verb left behind.
+            serving.reconcile(engine, rec, states)
+            # An RW dp keeping RW after an idempotent repeat, or an RO reader: the dp's own mode decides.
+            return serving.attach_info(engine, rec, automaton.mode_of(states[dp]) == "RW")
 
 
 def activate(engine: Engine, dp: str, vdi: str) -> None:
@@ -56,8 +64,5 @@ def detach(engine: Engine, dp: str, vdi: str) -> None:
 
 
 def release_all(engine: Engine) -> None:
-    """Deactivate then detach every datapath of every VDI of the SR on this host (SR.detach / SR.destroy)."""
-    for vdi in engine.run.vdis_with_datapaths(engine.sr):
-        with engine.run.editing_dps(engine.sr, vdi) as states:
-            for dp in list(states):
-                states[dp] = automaton.DETACHED
+    """Stop the servers and forget the datapaths of every VDI of the SR on this host (SR.detach / SR.destroy)."""
+    serving.release_all(engine)
