@@ -14,6 +14,7 @@ Modules, one job each:
     chains      image-level building blocks (split, child, reparent, sector copies)
     snapshots   snapshot, clone, compose, reset on boot
     datapath    attach/activate/deactivate/detach
+    serving     the NBD servers behind datapaths (smapi.datapath): started at activate, paused by chain changes
     gc          garbage collection and coalesce; background the sync/background/off policy
     leafcoalesce  merging a visible leaf VDI with its hidden single-child parent (a GC step)
     access      open_vdi data handles for tools
