@@ -106,6 +106,8 @@ def run(handle: str) -> int:
         print(f"no exposure {handle}", file=sys.stderr)
         return 1
     _setup_logging(e.log_path)
+    e.pid = os.getpid()
+    e.save()  # before anything can fail: cleanup and unexpose find the process by this pid
     stop = threading.Event()
     reason = {"value": "unexpose"}
 

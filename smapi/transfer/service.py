@@ -82,9 +82,9 @@ def cleanup() -> str:
     processes.reap()
     for e in all_exposures():
         running = processes.alive(e.pid, e.handle)
+        if e.status == "starting" and (running or time.time() - e.created < START_TIMEOUT + 5):
+            continue  # an expose call is still waiting for it
         if e.status in ("failed", "timedout") or not running:
-            if e.status == "starting" and running:
-                continue
             remove_exposure(e)
     return "OK"
 
@@ -178,8 +178,9 @@ class TransferService(Transfer_skeleton):
                 from smapi.transfer.tls import make_self_signed
 
                 make_self_signed(e.directory, ip)
+            # The exposure server records its own pid in the state; the service only keeps it in memory, so the
+            # two never overwrite each other's view of the file.
             e.pid = processes.spawn(handle, os.path.join(e.directory, "daemon.out"))
-            e.save()
             self._wait_ready(e)
         except BaseException:
             latest = Exposure.load(handle) or e

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -58,6 +60,8 @@ class Exposure:
     iscsi_lun: str = ""
     iscsi_sn: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
+    #: wall-clock time of the expose call: a "starting" exposure younger than the start timeout is in progress
+    created: float = field(default_factory=time.time)
 
     @property
     def directory(self) -> str:
@@ -82,7 +86,8 @@ class Exposure:
     def save(self) -> None:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         path = os.path.join(self.directory, "state.json")
-        tmp = path + ".tmp"
+        # The service and the exposure server both write the state: private temporary names, atomic replace.
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         # The state holds the exposure's password: readable by root only.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
