@@ -3,8 +3,10 @@ cleanup after a killed server, and the API's errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -102,6 +104,16 @@ def test_tls_with_the_returned_certificate(fsr, service, work):
     # Without the certificate the client refuses the server; with a wrong password the server refuses the client.
     assert curl("--digest", "-u", ex.user, "-r", "0-9", ex.url).returncode != 0
     assert status_of(curl("--cacert", ca, "--basic", "-u", ex.user + "x", "-o", "/dev/null", ex.url)) == 401
+    # qemu's curl driver, a real Range client, reads the raw disk and the .vhd view over HTTPS (Basic auth).
+    for suffix, fmt in (("", "raw"), (".vhd", "vpc")):
+        spec = {"driver": fmt, "file": {"driver": "https", "url": ex.url + suffix, "sslverify": False,
+                                        "username": rec["username"], "password-secret": "pw"}}
+        out = os.path.join(work, "qemu." + fmt)
+        r = subprocess.run(["qemu-img", "convert", "--object", f"secret,id=pw,data={rec['password']}", "-O", "raw",
+                            "json:" + json.dumps(spec), out], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        with open(out, "rb") as f:
+            assert sha(f.read()) == sha(content), fmt
 
 
 def test_hostile_requests_get_their_status_and_leave_the_vdi_intact(fsr, service, work):
