@@ -130,7 +130,9 @@ class VhdVolume(_Volume):
         super().__init__(raw, raw.size() if logical is None else logical)
         self._extent = extent_size
         self._thick = thick
+        #: the footer bytes last copied to the LV's end, and the LV size they were copied at
         self._mirrored: Optional[bytes] = None
+        self._mirrored_at = 0
         self._tail_override: Optional[bytes] = None
         self._closed = False
         #: cleared by deflate(): a volume deflated on purpose is not inflated again by the same session
@@ -152,12 +154,12 @@ class VhdVolume(_Volume):
             return  # not a sparse VHD (yet): nothing to validate against
         tail = self.raw.pread(SECTOR, size - SECTOR)
         if tail[:8] == FOOTER_COOKIE and tail[_UUID] == head[_UUID]:
-            self._mirrored = tail
+            self._mirrored, self._mirrored_at = tail, size
             return
         if self.writable:
             self.raw.pwrite(head, size - SECTOR)
             self.raw.flush()
-            self._mirrored = head
+            self._mirrored, self._mirrored_at = head, size
         else:
             self._tail_override = head
 
@@ -197,13 +199,13 @@ class VhdVolume(_Volume):
             self._mirrored = None  # the footer is the LV's last sector already
             return
         footer = self._current_footer()
-        if footer is None or (footer == self._mirrored and not force):
+        if footer is None or (footer == self._mirrored and self._mirrored_at == lv and not force):
             return
         if footer[_UUID] != self.raw.pread(SECTOR, 0)[_UUID]:
             return  # guest data that happens to look like a footer, mid-allocation: the real one comes next
         self.raw.pwrite(footer, lv - SECTOR)
         self.raw.flush()
-        self._mirrored = footer
+        self._mirrored, self._mirrored_at = footer, lv
 
     # -- growth -------------------------------------------------------------------------------------------------
     def _full_size(self) -> int:
