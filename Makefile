@@ -1,6 +1,8 @@
 # The two commands of the README. Each prepares the machine itself (Debian packages, .venv, pip).
 VENV ?= .venv
 PY = $(VENV)/bin/python
+# Most tests wait on subprocesses and I/O (servers, lvm2, qemu-img), so more workers than cores pays off.
+TEST_WORKERS ?= 4
 
 .PHONY: demo test lint bench bootstrap docs
 
@@ -12,7 +14,7 @@ demo: bootstrap
 
 test: bootstrap
 	$(VENV)/bin/ruff check smapi tests bench examples
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	PY=$(PY) TEST_WORKERS=$(TEST_WORKERS) bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(VENV)/bin/ruff check smapi tests bench examples
