@@ -91,3 +91,22 @@ def vdi_rows(vdis: List[Dict[str, Any]]) -> str:
         rows.append([v["vdi"], v["name_label"], human_size(v["virtual_size"]),
                      human_size(v["physical_utilisation"]), flags or "-"])
     return table(rows, ["VDI", "NAME", "SIZE", "USED", "FLAGS"])
+
+
+def serve_until_stopped(server: Any) -> None:
+    """Run `server.serve_forever()` in a thread until SIGTERM or Ctrl-C, then shut it down and close it."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,15 +6,13 @@ Every command exits non-zero with a one-line reason on error (a typed SMAPI erro
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from typing import Any, Optional
 
 import click
 
 from smapi.cli import data, sr, transfer, vdi
-from smapi.cli.common import DRIVER_HELP, emit, json_option, target, target_options
+from smapi.cli.common import DRIVER_HELP, emit, json_option, serve_until_stopped, target, target_options
 from smapi.cli.vdi import vdi_create
 from smapi.interface.errors import SmapiError
 
@@ -67,18 +65,9 @@ def serve(driver: str, unix_path: Optional[str], port: Optional[int], host: str,
     server = make_server(dispatcher, unix_path=unix_path, host=host, port=port or 0, allow_remote=allow_remote)
     where = unix_path if unix_path else f"{host}:{server.address[1]}"
     click.echo(f"serving driver {loaded.name} ({api} API) over {protocol} on {where}", err=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped(server)
     finally:
-        server.shutdown()
-        server.server_close()
         if unix_path and os.path.exists(unix_path):
             os.unlink(unix_path)
 

@@ -7,14 +7,12 @@ smapi.transfer.driver:TransferDriver ...`).
 
 from __future__ import annotations
 
-import signal
-import threading
 import xml.dom.minidom
 from typing import Any, Dict, Optional
 
 import click
 
-from smapi.cli.common import URL_HELP, emit, json_option
+from smapi.cli.common import URL_HELP, emit, json_option, serve_until_stopped
 from smapi.cli.target import Target, make_target
 
 TRANSFER_DRIVER = "smapi.transfer.driver:TransferDriver"
@@ -177,18 +175,7 @@ def serve_host(port: int, host: str, allow_remote: bool, user: str, password_fil
     server = TransferServer((host, port), TransferHandler, site,
                             ssl_context=server_context(cert, key) if cert and key else None)
     click.echo(f"serving /export_raw_vdi and /import_raw_vdi on {host}:{server.port}", err=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.server_close()
+    serve_until_stopped(server)
 
 
 COMMANDS = (transfer,)
