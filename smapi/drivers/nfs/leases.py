@@ -94,7 +94,10 @@ class Lease:
         try:
             with open(self._owner_file()) as f:
                 return json.load(f)
-        except (FileNotFoundError, NotADirectoryError, ValueError):
+        except (OSError, ValueError):
+            # Besides "not there", the owner may be releasing or renewing right now: reading a file another
+            # client unlinks or renames over gives ESTALE/EIO through the userspace NFS client. Either way the
+            # owner is unknown at this instant, which callers treat as "held, not stale": they retry.
             return None
 
     def try_take(self) -> bool:
@@ -132,7 +135,7 @@ class Lease:
             # Taken but not yet described (or the taker died in between): judge by the directory's age.
             try:
                 return time.time() - os.stat(self.path).st_mtime > lease_ttl()
-            except FileNotFoundError:
+            except OSError:  # gone, or being released right now (see read_owner)
                 return False
         if float(owner.get("expires", 0)) < time.time():  # type: ignore[arg-type]
             return True
