@@ -3,6 +3,11 @@
 
 A handle holds the VDI's lock for as long as it is open (exclusive when writable, shared when read-only), so no
 snapshot or compose can move the VDI's data to another volume under a writer's feet.
+
+A writable handle is refused (VDIInUse) while a datapath of this host has the VDI activated: the datapath's NBD
+server holds the image open without the VDI lock (a VM's disk), and a second writer would corrupt it. The check
+runs under the SR lock, which every datapath verb holds while it changes the states. Readers are allowed (they
+see the data the server has flushed).
 """
 
 from __future__ import annotations
@@ -99,6 +104,10 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
             rec = engine.visible(engine.load(), vdi)
             if writable and rec.read_only:
                 raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only")
+            if writable:
+                from smapi.sr.serving import refuse_if_active
+
+                refuse_if_active(engine, vdi, "opening it for writing")
             backing = engine.substrate.open_volume(rec.volume, writable=writable)
             if rec.format == "raw":
                 return RawHandle(backing, rec.virtual_size, lock)

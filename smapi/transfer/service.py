@@ -94,7 +94,9 @@ def _start_error(e: Exposure) -> SmapiError:
     if any(s in text for s in ("Address already in use", "Cannot assign requested address", "Permission denied",
                                "cannot listen")):
         return ArgumentError(f"cannot listen on {e.ip}:{e.port}: {text}")
-    if "Lock" in text or "lock" in text:
+    # The VDI's lock is held by another writer, or (the engine's VDIInUse) a datapath activated it after the
+    # service looked: either way someone else uses the VDI.
+    if "lock" in text.lower() or "VDI is currently in use" in text or "VDIInUse" in text:
         return VDIInUse(e.vdi_uuid)
     return Internal_error(f"exposing VDI {e.vdi_uuid} failed: {text}")
 

@@ -1,0 +1,51 @@
+"""A VDI a VM is using (a datapath activated it: its NBD server runs) is not exposed for writing.
+
+The service refuses up front when the run state shows a datapath; the exposure server's own `open_vdi` refuses
+too (the engine's VDIInUse), which covers a datapath activated between the service's look and the open. The
+second check is tested by hiding the first one.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from smapi.interface.errors import VDIInUse
+from smapi.transfer.state import all_handles
+from tests.transfer.conftest import MiB, curl, status_of
+
+pytestmark = pytest.mark.skipif(shutil.which("nbdkit") is None, reason="needs nbdkit (ci/apt-packages.txt)")
+
+
+@pytest.fixture
+def active_vdi(fsr):
+    vdi = fsr.create(4 * MiB)
+    fsr.v("VDI.attach", dp="vm1", vdi=vdi, read_write=True)
+    fsr.v("VDI.activate", dp="vm1", vdi=vdi)
+    try:
+        yield vdi
+    finally:
+        fsr.reload()
+        fsr.v("SR.detach")
+
+
+def test_expose_of_an_activated_vdi_is_vdi_in_use(fsr, service, active_vdi):
+    with pytest.raises(VDIInUse):
+        service.impl.expose("http", active_vdi, "management", network_port="0")
+    assert all_handles() == []
+
+
+def test_the_exposure_servers_open_refuses_a_writer_even_when_the_service_did_not_see_the_datapath(
+        fsr, service, active_vdi, monkeypatch):
+    import smapi.transfer.service as svc
+
+    monkeypatch.setattr(svc, "in_use", lambda located: None)  # the window between the service's look and the open
+    for mode in ("http", "bits"):
+        with pytest.raises(VDIInUse):
+            service.impl.expose(mode, active_vdi, "management", network_port="0", read_only="false")
+    assert all_handles() == [], "a refused exposure left its state behind"
+    # Reading a VDI in use stays possible when asked for explicitly.
+    ex = service.expose(active_vdi, read_only="true")
+    assert status_of(curl("--digest", "-u", ex.user, "-r", "0-9", ex.url)) == 206
+    service.unexpose(ex.handle)
