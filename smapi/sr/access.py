@@ -12,13 +12,16 @@ see the data the server has flushed).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.engine import Engine
 from smapi.sr.errors import mapped_errors
 from smapi.sr.locks import FileLock
 from smapi.vhd import Backing, Chain, open_chain
+
+if TYPE_CHECKING:
+    from smapi.sr.scratch import Scratch
 
 
 class VdiHandle:
@@ -28,6 +31,20 @@ class VdiHandle:
 
     def __init__(self, lock: FileLock) -> None:
         self._lock: Optional[FileLock] = lock
+        self._engine: Optional[Engine] = None
+        self.vdi = ""
+        self.writable = False
+
+    def upload_scratch(self, target: Any = None) -> Scratch:
+        """A scratch collecting an upload's writes until it commits into this VDI (`smapi.sr.scratch`).
+
+        `target` is what the commit writes through (default: this handle; a caller sharing the handle between
+        threads passes its own locked wrapper)."""
+        if self._engine is None or not self.writable or self._lock is None:
+            raise ValueError("an upload scratch needs an open writable handle")
+        from smapi.sr.scratch import begin
+
+        return begin(self._engine, self.vdi, self.size, target if target is not None else self)
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -109,14 +126,18 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
 
                 refuse_if_active(engine, vdi, "opening it for writing")
             backing = engine.substrate.open_volume(rec.volume, writable=writable)
+            handle: VdiHandle
             if rec.format == "raw":
-                return RawHandle(backing, rec.virtual_size, lock)
-            try:
-                chain = open_chain(backing, resolver=engine.substrate.resolver(), writable=writable)
-            except BaseException:
-                backing.close()
-                raise
-            return ChainHandle(chain, backing, lock)
+                handle = RawHandle(backing, rec.virtual_size, lock)
+            else:
+                try:
+                    chain = open_chain(backing, resolver=engine.substrate.resolver(), writable=writable)
+                except BaseException:
+                    backing.close()
+                    raise
+                handle = ChainHandle(chain, backing, lock)
+            handle._engine, handle.vdi, handle.writable = engine, vdi, writable
+            return handle
     except BaseException:
         lock.release()
         raise

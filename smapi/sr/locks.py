@@ -45,6 +45,11 @@ class FileLock:
     def held(self) -> bool:
         return self.path in _table()
 
+    def held_exclusively(self) -> bool:
+        """This thread holds the lock, and not merely shared."""
+        entry = _table().get(self.path)
+        return entry is not None and entry[1]
+
     def acquire(self, *, exclusive: bool = True, timeout: Optional[float] = DEFAULT_TIMEOUT) -> bool:
         """Take the lock; `timeout=0` tries once and returns False when busy, otherwise LockTimeout."""
         table = _table()

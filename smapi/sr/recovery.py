@@ -11,6 +11,7 @@ Rules (the SR document commit is each operation's point of no return):
     compose         base recorded -> done; reparent step reached -> redo it and commit; else un-split vdi1
     coalesce        see gc.replay_coalesce_if_idle (only by whoever gets the gc lock)
     leaf-coalesce   see leafcoalesce.replay: step "copy" -> forgotten (gc lock holder only); "rename" -> finished
+    upload          see scratch.replay (only when the uploader is gone): "receive" -> dropped; "commit" -> finished
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from smapi.sr.journal import JournalEntry
 from smapi.sr.leafcoalesce import OP as LEAF_COALESCE
 from smapi.sr.leafcoalesce import replay as replay_leaf_coalesce
 from smapi.sr.lifecycle import actual_size
+from smapi.sr.scratch import OP as UPLOAD
+from smapi.sr.scratch import replay as replay_upload
 from smapi.sr.snapshots import commit_compose, finish_compose_images
 
 
@@ -85,6 +88,10 @@ def recover(engine: Engine, *, include_coalesce: bool = False) -> List[str]:
 
                     if replay_coalesce_if_idle(engine, entry):
                         done.append(entry.key)
+                continue
+            if entry.op == UPLOAD:
+                if replay_upload(engine, entry):
+                    done.append(entry.key)
                 continue
             if entry.op == LEAF_COALESCE:
                 if replay_leaf_coalesce(engine, entry, include_coalesce=include_coalesce):

@@ -7,17 +7,23 @@ offset; following the spec costs nothing and makes an interrupted upload resumab
 insensitively, as the Transfer VM's tests require.
 
 A session is bound to the URL that created it (raw disk or `.vhd`); a `.vhd` session feeds a `VhdReceiver`.
+
+A session's fragments accumulate in an upload scratch (`Disk.begin_upload`): Close-Session commits them into the
+VDI at once, Cancel-Session drops them, and so does a session left idle for `idle_limit()` seconds
+(`SMAPI_TRANSFER_BITS_IDLE`, default a day), one evicted when MAX_SESSIONS are open, or one still open when the
+exposure stops. Until Close-Session the VDI holds none of the session's bytes.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 PROTOCOL = "{7df0354d-249b-430f-820d-3d2a9bef4931}"
 E_INVALIDARG = "0x80070057"
@@ -28,6 +34,14 @@ CONTEXT_SERVER = "0x5"  # BG_ERROR_CONTEXT_REMOTE_FILE: the server refused the r
 CONTEXT_APPLICATION = "0x7"  # BG_ERROR_CONTEXT_REMOTE_APPLICATION: applying the data failed
 MAX_SESSIONS = 100
 MAX_FRAGMENT = 256 << 20  # bounds one request's body; clients send 2 MiB (Transfer VM) .. a few MiB (Windows)
+DEFAULT_IDLE = 24 * 3600.0  # Windows BITS retries for hours before giving up; a day keeps its uploads resumable
+
+
+def idle_limit() -> float:
+    try:
+        return float(os.environ.get("SMAPI_TRANSFER_BITS_IDLE", DEFAULT_IDLE))
+    except ValueError:
+        return DEFAULT_IDLE
 
 
 class BitsError(Exception):
@@ -47,8 +61,14 @@ class Session:
     received: int = 0
     total: Optional[int] = None
     receiver: Any = None  # VhdReceiver for a .vhd session
+    upload: Any = None  # the Upload collecting the fragments until Close-Session
     lock: threading.Lock = field(default_factory=threading.Lock)
     created: float = field(default_factory=time.monotonic)
+    touched: float = field(default_factory=time.monotonic)
+
+    def discard(self) -> None:
+        if self.upload is not None:
+            self.upload.discard()
 
 
 class Sessions:
@@ -61,13 +81,27 @@ class Sessions:
     def create(self, path: str) -> Session:
         # uuid4 from the CSPRNG: an open session id lets later packets skip HTTP auth (as in the Transfer VM).
         sid = "{" + str(uuid.UUID(bytes=secrets.token_bytes(16), version=4)) + "}"
+        dropped: List[Session] = []
         with self._lock:
             while len(self._sessions) >= self.limit:
-                self._sessions.popitem(last=False)
+                dropped.append(self._sessions.popitem(last=False)[1])
                 self.evicted += 1
             session = Session(sid, path)
             self._sessions[sid] = session
-            return session
+        for old in dropped:
+            old.discard()
+        return session
+
+    def expire(self, idle: float) -> int:
+        """Drop (and discard the uploads of) sessions without a packet for `idle` seconds."""
+        horizon = time.monotonic() - idle
+        with self._lock:
+            stale = [s for s in self._sessions.values() if s.touched < horizon]
+            for s in stale:
+                del self._sessions[s.id]
+        for s in stale:
+            s.discard()
+        return len(stale)
 
     def get(self, sid: Optional[str]) -> Optional[Session]:
         if not sid:

@@ -3,12 +3,17 @@
 The SR engine's handles (a VHD chain or a raw volume) are not thread-safe, and an HTTP server serves up to a few
 clients at once, so every access goes through one lock. `generation` counts writes, so cached views of the disk
 (the VHD view's layout) know when they are stale.
+
+Uploads do not write into the disk directly: `begin_upload` gives a scratch (`smapi.sr.scratch`) that collects
+the writes and lands them in the VDI at `commit`, or drops them at `discard`, so a client that goes away
+mid-body leaves the VDI as it was. Uploads still open when the disk closes (the exposure stops) are discarded.
+A driver whose handles offer no scratch gets direct writes (`DirectUpload`: not atomic).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Set
 
 from smapi.vhd.constants import BAT_UNUSED
 
@@ -22,6 +27,8 @@ class Disk:
         self.writable = writable
         self.size: int = int(handle.size)
         self.generation = 0
+        self._uploads: Set[Any] = set()
+        self._uploads_lock = threading.Lock()
 
     def read(self, offset: int, length: int) -> bytes:
         if length <= 0:
@@ -44,8 +51,27 @@ class Disk:
                 self._handle.flush()
 
     def close(self) -> None:
+        with self._uploads_lock:
+            pending, self._uploads = list(self._uploads), set()
+        for upload in pending:
+            upload.discard()
         with self._lock:
             self._handle.close()
+
+    # -- uploads --------------------------------------------------------------------------------------------------
+    def begin_upload(self) -> Upload:
+        if not self.writable:
+            raise PermissionError("the disk is exposed read-only")
+        make = getattr(self._handle, "upload_scratch", None)
+        scratch = make(target=self) if make is not None else DirectUpload(self)
+        upload = Upload(self, scratch)
+        with self._uploads_lock:
+            self._uploads.add(upload)
+        return upload
+
+    def _forget(self, upload: Upload) -> None:
+        with self._uploads_lock:
+            self._uploads.discard(upload)
 
     # -- metadata used by the VHD view ------------------------------------------------------------------------
     @property
@@ -99,3 +125,45 @@ class Disk:
                         hi = min(nblocks, -(-((blk + 1) * ibs) // block_size))
                         out[lo:hi] = b"\x01" * (hi - lo)
         return out
+
+
+class Upload:
+    """One upload into a Disk: `write`/`read`/`size` like the disk, then exactly one of `commit` or `discard`."""
+
+    def __init__(self, disk: Disk, scratch: Any) -> None:
+        self.disk = disk
+        self.size = disk.size
+        self._scratch = scratch
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._scratch.write(offset, data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self._scratch.read(offset, length)
+
+    def commit(self) -> None:
+        self.disk._forget(self)
+        self._scratch.commit()
+
+    def discard(self) -> None:
+        self.disk._forget(self)
+        self._scratch.discard()
+
+
+class DirectUpload:
+    """Writes straight into the disk (drivers without upload scratches): a cut-off upload stays half-written."""
+
+    def __init__(self, disk: Disk) -> None:
+        self.disk = disk
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.disk.write(offset, data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.disk.read(offset, length)
+
+    def commit(self) -> None:
+        self.disk.flush()
+
+    def discard(self) -> None:
+        self.disk.flush()

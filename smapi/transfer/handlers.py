@@ -14,6 +14,10 @@ Host (toolstack-compatible) URLs, `smapi transfer serve-host`:
     GET /export_raw_vdi?vdi=<uuid>&format=raw|vhd|tar[&base=<uuid>]
     PUT /import_raw_vdi?vdi=<uuid>&format=raw|vhd|tar
 
+Uploads are atomic where the protocol sends a whole body: a PUT (whole disk, `.vhd`, import) lands in the VDI only
+once its body arrived complete and valid, a Content-Range PUT lands its whole range or nothing, a BITS session
+lands at Close-Session (see `Disk.begin_upload`). A client that goes away mid-body leaves the VDI unchanged.
+
 Every request is authenticated before its body is read; a request refused before its body was read closes the
 connection (unless the body is empty), so a hostile client cannot make the server read gigabytes for nothing.
 """
@@ -22,12 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any, Callable, ContextManager, Dict, Iterator, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from smapi.sr.scratch import ScratchClosed
 from smapi.transfer import bits as B
 from smapi.transfer.auth import Authenticator
-from smapi.transfer.disk import Disk
+from smapi.transfer.disk import Disk, Upload
 from smapi.transfer.httpserve import BaseTransferHandler
 from smapi.transfer.ranges import RangeError, parse_content_range, parse_range, put_range
 from smapi.transfer.vhdupload import VhdReceiver, VhdUploadError
@@ -331,13 +337,11 @@ class TransferHandler(BaseTransferHandler):
         length = self._content_length()
         if kind == "raw":
             where = put_range(self.headers.get("Content-Range"), length, site.disk.size)
-            offset = where.offset
-            for data in self._body(length):
-                site.disk.write(offset, data)
-                offset += len(data)
+            with _upload(site.disk) as up:
+                _write_body(up, where.offset, self._body(length))
         else:
-            _apply_vhd(site.disk, self._body(length), length)
-        site.disk.flush()
+            with _upload(site.disk) as up:
+                _apply_vhd(up, self._body(length), length)
         self.send_simple(200)
 
     # -- toolstack endpoints -----------------------------------------------------------------------------------
@@ -389,21 +393,18 @@ class TransferHandler(BaseTransferHandler):
         from smapi.transfer import formats
 
         with self._opened(vdi, True) as disk:
-            if fmt == "raw":
-                if length > disk.size:
-                    raise HttpError(416, f"{length} bytes do not fit the {disk.size}-byte VDI")
-                offset = 0
-                for data in self._body(length):
-                    disk.write(offset, data)
-                    offset += len(data)
-            elif fmt == "vhd":
-                _apply_vhd(disk, self._body(length), length)
-            else:
-                try:
-                    formats.import_tar(disk, _IterReader(self._body(length)))
-                except formats.XvaFormatError as e:
-                    raise HttpError(400, str(e)) from None
-            disk.flush()
+            if fmt == "raw" and length > disk.size:
+                raise HttpError(416, f"{length} bytes do not fit the {disk.size}-byte VDI")
+            with _upload(disk) as up:
+                if fmt == "raw":
+                    _write_body(up, 0, self._body(length))
+                elif fmt == "vhd":
+                    _apply_vhd(up, self._body(length), length)
+                else:
+                    try:
+                        formats.import_tar(up, _IterReader(self._body(length)))
+                    except formats.XvaFormatError as e:
+                        raise HttpError(400, str(e)) from None
         self.send_simple(200, vdi)
 
     # -- BITS -------------------------------------------------------------------------------------------------
@@ -430,6 +431,7 @@ class TransferHandler(BaseTransferHandler):
         if kind not in ("raw", "vhd") or site.mode != "bits":
             raise HttpError(405, "BITS uploads are served by bits-mode exposures", {"Allow": "GET, HEAD, PUT"})
         ptype = (self.headers.get("BITS-Packet-Type") or "").strip().lower()
+        site.sessions.expire(B.idle_limit())  # abandoned sessions give back their scratch space
         session = site.sessions.get(self.headers.get("BITS-Session-Id"))
         # Packets of an open session skip HTTP auth (auth.allow-bits-session); everything else authenticates.
         if session is None and not self._authorized():
@@ -443,9 +445,11 @@ class TransferHandler(BaseTransferHandler):
                 raise B.BitsError(400, B.E_INVALIDARG, f"the client does not offer BITS protocol {B.PROTOCOL}")
             if not site.disk.writable:
                 raise B.BitsError(403, B.E_ACCESSDENIED, "the VDI is exposed read-only")
+            upload = site.disk.begin_upload()
             new = site.sessions.create(urlsplit(self.path).path)
+            new.upload = upload
             if kind == "vhd":
-                new.receiver = VhdReceiver(site.disk.size, site.disk.write)
+                new.receiver = VhdReceiver(site.disk.size, upload.write)
             self._bits_ack({"BITS-Protocol": B.PROTOCOL, "BITS-Session-Id": new.id, "Accept-Encoding": "Identity"})
         elif ptype == "fragment":
             self._bits_fragment(session, kind)
@@ -454,17 +458,32 @@ class TransferHandler(BaseTransferHandler):
             if session is None:
                 raise B.BitsError(400, B.BG_E_SESSION_NOT_FOUND, "no such BITS session")
             site.sessions.remove(session.id)
-            if ptype == "close-session":
-                with session.lock:
-                    if session.receiver is not None:
-                        try:
-                            session.receiver.finish()
-                        except VhdUploadError as e:
-                            raise B.BitsError(400, B.E_INVALIDARG, str(e), B.CONTEXT_APPLICATION) from None
-                    site.disk.flush()
+            with session.lock:
+                if ptype == "cancel-session":
+                    session.discard()
+                else:
+                    self._close_session(session)
             self._bits_ack(B.headers_for(session))
         else:
             raise B.BitsError(400, B.E_INVALIDARG, f"unknown BITS-Packet-Type {ptype[:40]!r}")
+
+    @staticmethod
+    def _close_session(session: B.Session) -> None:
+        """Land the session's fragments in the VDI: all of them (a complete, valid upload) or none."""
+        if session.total is not None and session.received < session.total:
+            session.discard()
+            raise B.BitsError(400, B.E_INVALIDARG, f"Close-Session after {session.received} of {session.total} "
+                                                   f"bytes: the upload is dropped", B.CONTEXT_APPLICATION)
+        try:
+            if session.receiver is not None:
+                session.receiver.finish()
+        except VhdUploadError as e:
+            session.discard()
+            raise B.BitsError(400, B.E_INVALIDARG, str(e), B.CONTEXT_APPLICATION) from None
+        try:
+            session.upload.commit()
+        except ScratchClosed:
+            raise B.BitsError(400, B.BG_E_SESSION_NOT_FOUND, "the session was dropped") from None
 
     def _require_empty(self) -> None:
         if self._content_length(required=False):
@@ -493,6 +512,7 @@ class TransferHandler(BaseTransferHandler):
             raise B.BitsError(413, B.BG_E_TOO_LARGE, f"the upload ({total} bytes) is larger than the disk "
                                                      f"({site.disk.size} bytes)")
         with session.lock:
+            session.touched = time.monotonic()
             plan = B.plan_fragment(session, start, end, total)
             if kind == "vhd" and session.receiver.length is None:
                 session.receiver.length = total  # a truncated upload is refused before data lands
@@ -505,13 +525,16 @@ class TransferHandler(BaseTransferHandler):
                     if not data:
                         continue
                     if kind == "raw":
-                        site.disk.write(offset, data)
+                        session.upload.write(offset, data)
                     else:
                         session.receiver.feed(data)
                     offset += len(data)
                     session.received = offset
+            except ScratchClosed:
+                raise B.BitsError(400, B.BG_E_SESSION_NOT_FOUND, "the session was dropped") from None
             except VhdUploadError as e:
                 site.sessions.remove(session.id)
+                session.discard()
                 raise B.BitsError(e.status if e.status != 416 else 400, B.E_INVALIDARG, str(e),
                                   B.CONTEXT_APPLICATION, received=session.received) from None
             except (OSError, ValueError) as e:
@@ -535,7 +558,25 @@ def _disk_pieces(disk: Disk, start: int, end: int) -> Iterator[bytes]:
         pos += n
 
 
-def _apply_vhd(disk: Disk, body: Iterator[bytes], length: int) -> None:
+@contextlib.contextmanager
+def _upload(disk: Disk) -> Iterator[Upload]:
+    """An upload that lands in `disk` when the block completes, and is dropped when it raises."""
+    up = disk.begin_upload()
+    try:
+        yield up
+    except BaseException:
+        up.discard()
+        raise
+    up.commit()
+
+
+def _write_body(up: Upload, offset: int, body: Iterator[bytes]) -> None:
+    for data in body:
+        up.write(offset, data)
+        offset += len(data)
+
+
+def _apply_vhd(disk: Upload, body: Iterator[bytes], length: int) -> None:
     receiver = VhdReceiver(disk.size, disk.write, length=length)
     for data in body:
         receiver.feed(data)

@@ -1,0 +1,140 @@
+"""Upload scratches (`smapi.sr.scratch`): an upload's writes reach the VDI all at once at commit or never.
+
+The crash tests run the uploader in a child process that dies (os._exit) at the interesting moment; the next
+SR.scan must drop an upload that was not accepted and finish one that was, and leave no scratch behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Iterator
+
+import pytest
+
+from tests.sr.drivers import file_sr_factory
+from tests.sr.helpers import FileSR, MiB, pattern, sha
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SIZE = 6 * MiB + 1024  # not a whole number of blocks: the last block is partial
+
+
+@pytest.fixture
+def fsr(tmp_path, monkeypatch) -> Iterator[FileSR]:
+    sut = file_sr_factory(tmp_path)
+    for key, value in sut.env.items():
+        monkeypatch.setenv(key, value)
+    sr = FileSR(sut.device_config["path"])
+    sr.create_sr()
+    sr.attach()
+    yield sr
+    sut.cleanup()
+
+
+def _scratches(fsr: FileSR) -> list:
+    return [n for n in os.listdir(fsr.path) if n.startswith("upload-")]
+
+
+def _writes():
+    """(offset, data) pairs with unaligned edges, one crossing a block boundary, one at the very end."""
+    return [(7, pattern("a", 1000)), (2 * MiB - 300, pattern("b", 5000)), (SIZE - 700, pattern("c", 700)),
+            (4 * MiB, pattern("d", MiB))]
+
+
+@pytest.mark.parametrize("fmt", ["vhd", "raw"])
+def test_commit_applies_exactly_the_bytes_written_and_discard_none(fsr: FileSR, fmt: str) -> None:
+    vdi = fsr.create(SIZE, sm_config={"type": fmt} if fmt == "raw" else {})
+    base = pattern("base", SIZE)
+    fsr.write(vdi, 0, base)
+    model = bytearray(base)
+    with fsr.driver.open_vdi(fsr.sr, vdi, writable=True) as h:
+        dropped = h.upload_scratch()
+        dropped.write(0, b"\xff" * 4096)
+        dropped.discard()
+        assert _scratches(fsr) == [] and h.read(0, 4096) == base[:4096]
+
+        sc = h.upload_scratch()
+        for off, data in _writes():
+            sc.write(off, data)
+            model[off:off + len(data)] = data
+        # Before commit the VDI is untouched, while the scratch reads as the upload would leave it.
+        assert h.read(0, SIZE) == base
+        assert sc.read(2 * MiB - 301, 5002) == bytes(model[2 * MiB - 301: 2 * MiB + 4701])
+        sc.commit()
+        assert h.read(0, SIZE) == bytes(model)
+    assert _scratches(fsr) == []
+    assert sha(fsr.read_all(vdi)) == sha(bytes(model))
+    fsr.assert_consistent()
+
+
+CHILD = r"""
+import os, sys
+from smapi.driver import load_driver
+from tests.sr.helpers import pattern
+MiB = 1 << 20
+mode, sr, vdi = sys.argv[1:4]
+driver = load_driver("smapi.drivers.file:FileDriver")
+h = driver.open_vdi(sr, vdi, writable=True)
+sc = h.upload_scratch()
+sc.write(7, pattern("x", 3 * MiB))
+if mode == "receive":
+    os._exit(3)                      # dies while the body is still arriving
+
+
+class Dying:
+    # Lets the first write of the commit through, then the process dies half-way through the copy.
+    def __init__(self):
+        self.n = 0
+
+    def write(self, off, data):
+        if self.n:
+            os._exit(4)
+        self.n += 1
+        h.write(off, data[:512])     # and even that write only partly
+
+    def read(self, off, n):
+        return h.read(off, n)
+
+    def flush(self):
+        pass
+
+
+sc.target = Dying()
+sc.commit()
+"""
+
+
+@pytest.mark.parametrize("mode", ["receive", "commit"])
+def test_a_dead_uploader_is_dropped_or_finished_by_the_next_scan(fsr: FileSR, mode: str) -> None:
+    vdi = fsr.create(SIZE)
+    base = pattern("base", SIZE)
+    fsr.write(vdi, 0, base)
+    root = ROOT
+    child = subprocess.run([sys.executable, "-c", CHILD, mode, fsr.sr, vdi], cwd=root, capture_output=True,
+                           timeout=60, env={**os.environ, "PYTHONPATH": root})
+    assert child.returncode == (3 if mode == "receive" else 4), child.stderr.decode()[-2000:]
+    assert len(_scratches(fsr)) == 1
+
+    fsr.v("SR.scan")
+    assert _scratches(fsr) == []
+    expected = bytearray(base)
+    if mode == "commit":  # accepted before the crash: recovery finishes the copy
+        expected[7:7 + 3 * MiB] = pattern("x", 3 * MiB)
+    assert sha(fsr.read_all(vdi)) == sha(bytes(expected))
+    fsr.assert_consistent()
+
+
+def test_a_live_upload_is_left_alone_by_another_process(fsr: FileSR) -> None:
+    vdi = fsr.create(SIZE)
+    root = ROOT
+    scan = ("import sys; from tests.sr.helpers import FileSR; FileSR(sys.argv[1]).v('SR.scan')")
+    with fsr.driver.open_vdi(fsr.sr, vdi, writable=True) as h:
+        sc = h.upload_scratch()
+        sc.write(0, b"live" * 128)
+        subprocess.run([sys.executable, "-c", scan, fsr.path], cwd=root, check=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": root})
+        assert len(_scratches(fsr)) == 1, "another process's recovery removed a live upload"
+        sc.commit()
+        assert h.read(0, 4) == b"live"
+    assert _scratches(fsr) == []
