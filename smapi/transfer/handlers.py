@@ -12,7 +12,7 @@ Exposure URLs (`<url_path>` = `/vdi_uuid_<vdi>`):
 Host (toolstack-compatible) URLs, `smapi transfer serve-host`:
 
     GET /export_raw_vdi?vdi=<uuid>&format=raw|vhd|tar[&base=<uuid>]
-    PUT /import_raw_vdi?vdi=<uuid>&format=raw|vhd|tar
+    PUT /import_raw_vdi?vdi=<uuid>&format=raw|vhd|tar[&chunked]   (or sr_uuid=<uuid> instead of vdi=: a new VDI)
 
 Uploads are atomic where the protocol sends a whole body: a PUT (whole disk, `.vhd`, import) lands in the VDI only
 once its body arrived complete and valid, a Content-Range PUT lands its whole range or nothing, a BITS session
@@ -45,6 +45,7 @@ PIECE = 1 << 20
 DRAIN_LIMIT = 64 << 10  # a refused body up to this size is read and dropped to keep the connection usable
 LINGER_SECONDS = 2.0  # how long a refused upload's remaining bytes are read and dropped
 OpenDisk = Callable[[str, bool], ContextManager[Disk]]
+IMPORTED_NAME = "Imported VDI"  # xapi's name_label for a VDI created by /import_raw_vdi
 
 
 class HttpError(Exception):
@@ -83,9 +84,15 @@ class HostSite:
     toolstack = True
     mode = "http"
 
-    def __init__(self, auth: Authenticator, open_disk: OpenDisk) -> None:
+    def __init__(self, auth: Authenticator, open_disk: OpenDisk,
+                 create_vdi: Optional[Callable[[str, int], str]] = None,
+                 destroy_vdi: Optional[Callable[[str], None]] = None) -> None:
+        from smapi.transfer import locate
+
         self.auth = auth
         self.open_disk = open_disk
+        self.create_vdi = create_vdi or (lambda sr, size: locate.create_vdi(sr, size, IMPORTED_NAME))
+        self.destroy_vdi = destroy_vdi or locate.destroy_vdi
 
 
 class TransferHandler(BaseTransferHandler):
@@ -300,6 +307,8 @@ class TransferHandler(BaseTransferHandler):
         try:
             return self.server.site.open_disk(vdi, writable)
         except SmapiError as e:
+            if "SR_BACKEND_FAILURE_24" in repr(e) or type(e).__name__ == "VDIInUse":
+                raise HttpError(409, f"VDI {vdi} is in use: {e}") from None
             raise HttpError(404, f"VDI {vdi}: {e}") from None
 
     def _send_ranged(self, size: int, ctype: str, pieces: Callable[[int, int], Iterator[bytes]]) -> None:
@@ -381,31 +390,89 @@ class TransferHandler(BaseTransferHandler):
                 self.wfile.write(piece)
 
     def _import(self, query: Dict[str, list]) -> None:
-        vdi = _one(query, "vdi")
-        if not vdi:
-            raise HttpError(400, "Missing vdi query parameter (creating a VDI on import is not supported)")
         fmt = (_one(query, "format") or "raw").lower()
         if fmt not in ("raw", "vhd", "tar"):
             raise HttpError(404, f"Unknown format {fmt!r} (raw, vhd or tar)")
-        if "chunked" in query:
-            raise HttpError(404, "the vhd-tool chunked protocol is not supported")
-        length = self._content_length()
+        # vhd-tool's record protocol: selected by the query or by a cookie (vhd-tool sends `Cookie: chunked=true`).
+        chunked = "chunked" in query or _cookie(self.headers.get("Cookie"), "chunked")
+        if chunked and fmt != "raw":
+            raise HttpError(404, "Cannot handle chunked VHD: the chunked protocol carries raw data")
+        length: Optional[int] = self._content_length(required=not chunked)
+        if chunked and self.headers.get("Content-Length") is None:
+            length = None  # the stream's end marker ends the body
+        vdi = _one(query, "vdi")
+        created = None
+        if not vdi:
+            vdi = created = self._create_for_import(query, fmt, length, chunked)
+        try:
+            with self._opened(vdi, True) as disk:
+                if fmt == "raw" and not chunked and (length or 0) > disk.size:
+                    raise HttpError(416, f"{length} bytes do not fit the {disk.size}-byte VDI")
+                with _upload(disk) as up:
+                    self._import_body(up, fmt, chunked, length)
+        except BaseException:
+            if created is not None:
+                try:
+                    self.server.site.destroy_vdi(created)  # nothing half-imported stays behind
+                except Exception:  # noqa: BLE001 - the import's own error is the one to report
+                    log.exception("destroying VDI %s after its import failed", created)
+            raise
+        self.send_simple(200, vdi)
+
+    def _create_for_import(self, query: Dict[str, list], fmt: str, length: Optional[int], chunked: bool) -> str:
+        """No vdi=: like xapi, a raw import with sr_uuid (or sr_id) creates "Imported VDI" of Content-Length."""
+        sr = _one(query, "sr_uuid") or _one(query, "sr_id")
+        if not sr:
+            raise HttpError(400, "Missing vdi query parameter (or sr_uuid, to import into a new VDI)")
+        if fmt != "raw" or chunked or not length:
+            raise HttpError(400, "importing into a new VDI is supported for format=raw with a Content-Length "
+                                 "(not yet for vhd, tar or the chunked protocol)")
+        from smapi.interface.errors import SmapiError
+
+        try:
+            return self.server.site.create_vdi(sr, length)
+        except SmapiError as e:
+            raise HttpError(404, f"cannot create a VDI in SR {sr}: {e}") from None
+
+    def _import_body(self, up: Upload, fmt: str, chunked: bool, length: Optional[int]) -> None:
         from smapi.transfer import formats
 
-        with self._opened(vdi, True) as disk:
-            if fmt == "raw" and length > disk.size:
-                raise HttpError(416, f"{length} bytes do not fit the {disk.size}-byte VDI")
-            with _upload(disk) as up:
-                if fmt == "raw":
-                    _write_body(up, 0, self._body(length))
-                elif fmt == "vhd":
-                    _apply_vhd(up, self._body(length), length)
-                else:
-                    try:
-                        formats.import_tar(up, _IterReader(self._body(length)))
-                    except formats.XvaFormatError as e:
-                        raise HttpError(400, str(e)) from None
-        self.send_simple(200, vdi)
+        if chunked:
+            self._receive_chunked(up, length)
+        elif fmt == "raw":
+            _write_body(up, 0, self._body(length or 0))
+        elif fmt == "vhd":
+            _apply_vhd(up, self._body(length or 0), length or 0)
+        else:
+            try:
+                formats.import_tar(up, _IterReader(self._body(length or 0)))
+            except formats.XvaFormatError as e:
+                raise HttpError(400, str(e)) from None
+
+    def _receive_chunked(self, up: Upload, length: Optional[int]) -> None:
+        from smapi.transfer import chunked
+
+        self._start_body()
+        self._body_started = True
+        if length is None:
+            # Unknown length: answer, then close; a refusal must not leave the rest of the stream to be parsed as
+            # the next request (pretend a large remainder, so _refuse closes and lingers).
+            self.close_connection = True
+            self._body_left = DRAIN_LIMIT + 1
+        else:
+            self._body_left = length
+
+        def read(n: int) -> bytes:
+            data = self.rfile.read(n)
+            if length is not None:
+                self._body_left -= len(data)
+            return data
+
+        try:
+            chunked.receive(read, up.write, up.size, length)
+        except chunked.ChunkedError as e:
+            raise HttpError(e.status, str(e)) from None
+        self._body_left = 0
 
     # -- BITS -------------------------------------------------------------------------------------------------
     def _bits_error(self, e: B.BitsError) -> None:
@@ -543,6 +610,19 @@ class TransferHandler(BaseTransferHandler):
                 raise B.BitsError(500, B.E_INVALIDARG, f"writing the fragment failed: {e}", B.CONTEXT_APPLICATION,
                                   received=session.received) from None
             self._bits_ack({"BITS-Session-Id": session.id, "BITS-Received-Content-Range": str(session.received)})
+
+
+def _cookie(header: Optional[str], name: str) -> bool:
+    if not header:
+        return False
+    from http.cookies import CookieError, SimpleCookie
+
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return False
+    return name in jar
 
 
 def _one(query: Dict[str, list], key: str) -> Optional[str]:

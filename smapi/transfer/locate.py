@@ -90,3 +90,20 @@ def open_data(located: LocatedVdi, writable: bool) -> Any:
 
         raise Unimplemented(f"data access (open_vdi) in driver {located.driver_ref}")
     return opener(located.sr, located.vdi, writable=writable)
+
+
+def create_vdi(sr: str, size: int, name_label: str) -> str:
+    """A new VDI of `size` bytes in attached SR `sr` (its uuid); VDINotFound-like errors come from the driver."""
+    ref = dict(attached_srs()).get(sr)
+    if ref is None:
+        from smapi.interface.errors import Sr_not_attached
+
+        raise Sr_not_attached(sr)
+    info = _storage_call(_driver(ref), "VDI.create", sr=sr,
+                         vdi_info={"virtual_size": size, "name_label": name_label})
+    return str(info["vdi"])
+
+
+def destroy_vdi(vdi: str) -> None:
+    located = find_vdi(vdi)
+    _storage_call(_driver(located.driver_ref), "VDI.destroy", sr=located.sr, vdi=vdi)

@@ -87,8 +87,9 @@ def _wait(cond, what: str, timeout: float = 10.0) -> None:
 
 
 def _no_scratch_left(fsr) -> None:
-    _wait(lambda: not _scratches(fsr), "the upload scratch to be removed")
-    assert os.listdir(os.path.join(fsr.path, ".journal")) == []
+    # The volume goes first, then its journal entry.
+    _wait(lambda: not _scratches(fsr) and not os.listdir(os.path.join(fsr.path, ".journal")),
+          "the upload scratch and its journal entry to be removed")
 
 
 def _download(ex) -> bytes:
