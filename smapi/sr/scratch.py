@@ -35,7 +35,7 @@ from smapi.vhd.create import create_sparse_on
 
 OP = "upload"
 SECTOR = C.SECTOR
-COMMIT_EVERY = 64 << 20  # scratch metadata is written every this many bytes: bounded memory for dirty bitmaps
+COMMIT_EVERY = 1 << 30  # metadata written every GiB: dirty sector bitmaps stay under 256 KiB, few barriers
 PARENT_NAME = "upload-target"  # a scratch is never opened as a chain: its parent locator is only a label
 
 log = logging.getLogger(__name__)
