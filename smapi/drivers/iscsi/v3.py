@@ -1,0 +1,23 @@
+"""SMAPIv3 SR.probe for the iSCSI driver: discovery answers as probe entries instead of the classic XML.
+
+Everything else of SMAPIv3 is the generic adapter over the storage interface (`smapi.rpc.v3_adapter`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from smapi.drivers.iscsi import discovery, probe
+from smapi.drivers.iscsi.config import parse_target
+from smapi.rpc.v3_adapter import SROnStorage
+
+
+class IscsiSROnStorage(SROnStorage):
+    def probe(self, dbg: str, configuration: Dict[str, str]) -> List[Dict[str, Any]]:
+        target = parse_target(configuration, need_lun=False)
+        if not target.iqn:
+            return probe.target_entries(configuration, target.portal,
+                                        discovery.targets(target.portal, target.chap))
+        if target.lun is None and not target.scsi_id:
+            return probe.lun_entries(configuration, discovery.luns(target.portal, target.iqn, target.chap))
+        return super().probe(dbg, configuration)

@@ -1,0 +1,148 @@
+"""iSCSI SRs under test: LVM on a LUN of a real tgtd on 127.0.0.1, reached through the userspace initiator.
+
+One tgtd is started on first use and shared by the test session (a private port and control socket, so parallel
+test processes never collide); every factory call gets its own target with one sparse 4 GiB LUN in the test's
+directory. `cleanup()` releases every initiator session that reached that target, whichever run directory (a
+"fresh host") made it: loop devices, qemu-storage-daemon processes and FUSE mounts, then removes the target.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from typing import TYPE_CHECKING, Dict, List, Optional
+
+from tests.iscsi.tgt import TgtServer
+
+if TYPE_CHECKING:
+    from tests.sr.drivers import SRUnderTest
+
+GiB = 1 << 30
+LUN_SIZE = 4 * GiB
+_server: Optional[TgtServer] = None
+_lock = threading.Lock()
+
+
+def iscsi_unavailable() -> Optional[str]:
+    """Why iSCSI SRs cannot be tested here (None: they can)."""
+    if os.geteuid() != 0:
+        return "needs root (tgtd, loop devices, FUSE mounts)"
+    for tool in ("tgtd", "tgtadm", "qemu-storage-daemon", "fusermount3", "losetup", "lvm"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (ci/apt-packages.txt)"
+    if not os.path.exists("/dev/fuse") or not os.path.exists("/dev/loop-control"):
+        return "no FUSE or loop device support"
+    from smapi.drivers.iscsi.libiscsi import IscsiFailure, library
+
+    try:
+        library()
+    except IscsiFailure as e:
+        return str(e)
+    return None
+
+
+def shared_server() -> TgtServer:
+    global _server
+    with _lock:
+        if _server is None or not _server.running:
+            if _server is not None:
+                _server.stop()
+            _server = TgtServer(tempfile.mkdtemp(prefix="smapi-tgt-")).start()
+        return _server
+
+
+def stop_shared_server() -> None:
+    global _server
+    with _lock:
+        if _server is not None:
+            _server.stop()
+            shutil.rmtree(_server.workdir, ignore_errors=True)
+            _server = None
+
+
+atexit.register(stop_shared_server)
+
+
+def _initiator_processes(iqn: str) -> List[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"qemu-storage-daemon") and any(f"target={iqn},".encode() in a for a in args):
+            pids.append(int(name))
+    return pids
+
+
+def release_sessions(iqn: str) -> None:
+    """Log out every userspace session to `iqn` on this machine (best effort, never raises)."""
+    from smapi.drivers.iscsi.userspace import UserspaceInitiator, is_ours
+
+    for pid in _initiator_processes(iqn):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = [a.decode() for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        mnt = next((p.split("=", 1)[1] for a in args for p in a.split(",") if p.startswith("mountpoint=")), "")
+        if mnt and is_ours(pid, mnt):
+            with contextlib.suppress(Exception):
+                UserspaceInitiator().logout(os.path.dirname(mnt))
+
+
+def iscsi_sr_factory(tmp_path: str | os.PathLike[str], *, chap: bool = False) -> SRUnderTest:
+    from tests.sr.drivers import SRUnderTest
+
+    tgt = shared_server()
+    root = os.fspath(tmp_path)
+    run_dir = os.path.join(root, "run")
+    os.makedirs(run_dir, exist_ok=True)
+    name = f"sr-{uuid.uuid4().hex[:10]}"
+    creds = (f"u{name[3:9]}", f"Secret-{uuid.uuid4().hex[:12]}") if chap else None
+    target = tgt.add_target(name, [(1, LUN_SIZE)], chap=creds)
+    device_config: Dict[str, str] = {"target": "127.0.0.1", "port": str(tgt.port), "targetIQN": target.iqn,
+                                     "LUNid": "1"}
+    if creds:
+        device_config.update(chapuser=creds[0], chappassword=creds[1])
+    env = {
+        "SMAPI_RUN_DIR": run_dir,
+        "SMAPI_GC": "sync",
+        "SMAPI_ISCSI_CLIENT": "userspace",
+        "SMAPI_LVM_SYSTEM_DIR": os.path.join(root, "lvm-etc"),
+        "SMAPI_LVM_LOCK_DIR": os.path.join(root, "locks"),
+    }
+    sut = SRUnderTest(driver_spec="smapi.drivers.iscsi:IscsiDriver", device_config=device_config, env=env,
+                      name="iscsi-chap" if chap else "iscsi")
+
+    def cleanup() -> None:
+        release_sessions(target.iqn)
+        tgt.remove_target(target)
+
+    sut._cleanups.append(cleanup)
+    return sut
+
+
+def leftovers(iqn: str, root: str) -> List[str]:
+    """What a test left behind: initiator processes for `iqn`, loop devices and mounts on files below `root`."""
+    from smapi.drivers.iscsi.userspace import loops_on, mounted
+
+    out = [f"qemu-storage-daemon pid {p}" for p in _initiator_processes(iqn)]
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            out += [f"loop {d} on {path}" for d in loops_on(path)]
+            if mounted(path):
+                out.append(f"mount on {path}")
+    return out
+
+
+ISCSI_FACTORIES = {"iscsi": iscsi_sr_factory}
