@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 PROTOCOL = "{7df0354d-249b-430f-820d-3d2a9bef4931}"
 E_INVALIDARG = "0x80070057"
@@ -61,14 +61,29 @@ class Session:
     received: int = 0
     total: Optional[int] = None
     receiver: Any = None  # VhdReceiver for a .vhd session
-    upload: Any = None  # the Upload collecting the fragments until Close-Session
+    upload: Any = None  # the Upload collecting the fragments until Close-Session (made by the first fragment)
     lock: threading.Lock = field(default_factory=threading.Lock)
     created: float = field(default_factory=time.monotonic)
     touched: float = field(default_factory=time.monotonic)
+    dropped: bool = False
+    _drop_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ensure_upload(self, make: Callable[[], Any]) -> Any:
+        """The session's upload, made on first use; a dropped session never gets one (it would leak)."""
+        with self._drop_lock:
+            if self.dropped:
+                raise BitsError(400, BG_E_SESSION_NOT_FOUND, "the BITS session was dropped")
+            if self.upload is None:
+                self.upload = make()
+            return self.upload
 
     def discard(self) -> None:
-        if self.upload is not None:
-            self.upload.discard()
+        """Drop what the session received (Cancel-Session, timeout, eviction, a failed upload)."""
+        with self._drop_lock:
+            self.dropped = True
+            upload = self.upload
+        if upload is not None:
+            upload.discard()
 
 
 class Sessions:

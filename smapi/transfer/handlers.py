@@ -512,11 +512,10 @@ class TransferHandler(BaseTransferHandler):
                 raise B.BitsError(400, B.E_INVALIDARG, f"the client does not offer BITS protocol {B.PROTOCOL}")
             if not site.disk.writable:
                 raise B.BitsError(403, B.E_ACCESSDENIED, "the VDI is exposed read-only")
-            upload = site.disk.begin_upload()
             new = site.sessions.create(urlsplit(self.path).path)
-            new.upload = upload
             if kind == "vhd":
-                new.receiver = VhdReceiver(site.disk.size, upload.write)
+                # The scratch is made by the first fragment: sessions that never send one cost no SR space.
+                new.receiver = VhdReceiver(site.disk.size, lambda off, data: new.upload.write(off, data))
             self._bits_ack({"BITS-Protocol": B.PROTOCOL, "BITS-Session-Id": new.id, "Accept-Encoding": "Identity"})
         elif ptype == "fragment":
             self._bits_fragment(session, kind)
@@ -548,7 +547,8 @@ class TransferHandler(BaseTransferHandler):
             session.discard()
             raise B.BitsError(400, B.E_INVALIDARG, str(e), B.CONTEXT_APPLICATION) from None
         try:
-            session.upload.commit()
+            if session.upload is not None:  # None: no fragment came (an empty upload)
+                session.upload.commit()
         except ScratchClosed:
             raise B.BitsError(400, B.BG_E_SESSION_NOT_FOUND, "the session was dropped") from None
 
@@ -581,6 +581,7 @@ class TransferHandler(BaseTransferHandler):
         with session.lock:
             session.touched = time.monotonic()
             plan = B.plan_fragment(session, start, end, total)
+            session.ensure_upload(site.disk.begin_upload)
             if kind == "vhd" and session.receiver.length is None:
                 session.receiver.length = total  # a truncated upload is refused before data lands
             skip, offset = plan.skip, plan.offset

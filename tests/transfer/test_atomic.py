@@ -268,6 +268,7 @@ def test_bits_cancel_timeout_and_unexpose_drop_the_fragments(fsr, service, disk,
         c = _bits(ex)
         c.request("Ping")
         c.create_session()
+        assert _scratches(fsr) == [], "a session without fragments costs no SR space"
         assert c.fragment(blob[:2 * MiB], 0, len(blob))[0] == 200
         return c
 
