@@ -1,0 +1,127 @@
+"""Fixtures of the iSCSI driver tests: a real tgtd on 127.0.0.1, the driver through the dispatcher, leak checks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from smapi.driver import load_driver
+from smapi.interface.apis import get_api
+from smapi.rpc.dispatcher import Dispatcher
+from tests.iscsi.factory import iscsi_unavailable, leftovers, release_sessions, shared_server, stop_shared_server
+from tests.iscsi.tgt import Target, TgtServer
+
+WHY = iscsi_unavailable()
+if WHY:
+    pytest.skip(WHY, allow_module_level=True)
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_stops_at_the_end() -> Iterator[None]:
+    yield
+    stop_shared_server()
+
+
+@pytest.fixture(autouse=True)
+def iscsi_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Host-local state (run dir, lvm.conf, locks) inside the test's directory; the userspace initiator."""
+    monkeypatch.setenv("SMAPI_RUN_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("SMAPI_LVM_SYSTEM_DIR", str(tmp_path / "lvm-etc"))
+    monkeypatch.setenv("SMAPI_LVM_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.setenv("SMAPI_GC", "sync")
+    monkeypatch.setenv("SMAPI_ISCSI_CLIENT", "userspace")
+    return tmp_path
+
+
+@pytest.fixture
+def tgt() -> TgtServer:
+    return shared_server()
+
+
+class Targets:
+    """Targets made for one test on some tgtd; removed (with every session to them) afterwards."""
+
+    def __init__(self, server: TgtServer, root: str) -> None:
+        self.server, self.root = server, root
+        self.made: List[Target] = []
+
+    def add(self, luns: Any = ((1, GiB),), **kw: Any) -> Target:
+        t = self.server.add_target(f"t-{uuid.uuid4().hex[:10]}", list(luns), **kw)
+        self.made.append(t)
+        return t
+
+    def config(self, t: Target, **extra: str) -> Dict[str, str]:
+        return {"target": "127.0.0.1", "port": str(self.server.port), "targetIQN": t.iqn, **extra}
+
+    def close(self) -> List[str]:
+        left: List[str] = []
+        for t in self.made:
+            left += leftovers(t.iqn, self.root)
+            release_sessions(t.iqn)
+            self.server.remove_target(t)
+        return left
+
+
+@pytest.fixture
+def targets(tgt: TgtServer, tmp_path: Path) -> Iterator[Targets]:
+    made = Targets(tgt, str(tmp_path))
+    yield made
+    left = made.close()
+    assert not left, f"the test left initiator state behind: {left}"
+
+
+class IscsiClient:
+    """One iSCSI SR driven through the dispatcher, as every transport drives it."""
+
+    def __init__(self, device_config: Dict[str, str], sr: str = "") -> None:
+        self.device_config = dict(device_config)
+        self.sr = sr or str(uuid.uuid4())
+        self.driver = load_driver("iscsi")
+        self.dispatcher = Dispatcher(get_api("storage"), self.driver.implementations("storage"))
+
+    def call(self, verb: str, **args: Any) -> Any:
+        args.setdefault("dbg", f"tests/iscsi:{verb}")
+        return self.dispatcher.call(verb, args)
+
+    def v(self, verb: str, **args: Any) -> Any:
+        return self.call(verb, sr=self.sr, **args)
+
+    def create(self) -> None:
+        self.call("SR.create", sr=self.sr, device_config=self.device_config, physical_size=0)
+
+    def attach(self) -> None:
+        self.call("SR.attach", sr=self.sr, device_config=self.device_config)
+
+    def detach(self) -> None:
+        self.v("SR.detach")
+
+    def probe(self, **config: str) -> Any:
+        return self.call("SR.probe", device_config=config, sm_config={})
+
+    def vdi(self, size: int) -> str:
+        return self.v("VDI.create", vdi_info={"virtual_size": size})["vdi"]
+
+    def write(self, vdi: str, offset: int, data: bytes) -> None:
+        h = self.driver.open_vdi(self.sr, vdi, writable=True)
+        try:
+            h.write(offset, data)
+            h.flush()
+        finally:
+            h.close()
+
+    def read(self, vdi: str, offset: int, length: int) -> bytes:
+        h = self.driver.open_vdi(self.sr, vdi)
+        try:
+            return bytes(h.read(offset, length))
+        finally:
+            h.close()
+
+    def session_dir(self) -> str:
+        return os.path.join(os.environ["SMAPI_RUN_DIR"], "iscsi", self.sr)
