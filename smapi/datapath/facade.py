@@ -82,9 +82,13 @@ class _Vdi:
     def ensure_loop(self, image: ImageSpec, readonly: bool) -> Optional[str]:
         assert self.rec is not None and self.devices is not None
         dev = self.rec.get("loop")
-        if dev and self.devices.backing_file(dev) == image.path:
+        if dev and self.devices.backing_file(dev) == loop_source(image):
             return dev
-        dev = self.devices.attach(image.path, readonly=readonly)
+        if image.block is not None:
+            source, offset, size = image.block
+            dev = self.devices.attach(source, readonly=readonly, offset=offset, size=size)
+        else:
+            dev = self.devices.attach(image.path, readonly=readonly)
         self.rec["loop"] = dev
         return dev
 
@@ -92,8 +96,10 @@ class _Vdi:
         """Stop the server and detach the loop device this record owns, then forget the record."""
         self.nbd.stop(self.vdi)
         dev = self.rec.get("loop") if self.rec else None
-        if dev and self.devices is not None and self.devices.backing_file(dev) == self.rec["image"]["path"]:
-            self.devices.detach(dev)
+        if dev and self.devices is not None:
+            source = loop_source(ImageSpec.from_json(self.rec["image"]))
+            if self.devices.backing_file(dev) == source:
+                self.devices.detach(dev)
         runtime.remove(self.path)
         self.rec = None
 
@@ -113,11 +119,18 @@ class _Vdi:
         local: List[List[Any]] = []
         if self.rec.get("loop"):
             local.append(["BlockDevice", {"path": self.rec["loop"]}])
+        if not image.is_file:  # an opener's volume: nothing a consumer could open as a file
+            return AttachResult(self.rec.get("loop") or ex.params_nbd, ex.params_nbd, local + nbd, readonly)
         # A File consumer could write a read-only VDI: offer it first only for read-write attaches.
         impls = ([["File", {"path": image.path}]] + local + nbd if not readonly
                  else local + nbd + [["File", {"path": image.path}]])
         params = self.rec.get("loop") or image.path
         return AttachResult(params, ex.params_nbd, impls, readonly)
+
+
+def loop_source(image: ImageSpec) -> str:
+    """What a loop device of ``image`` is backed by: the file, or the device holding its region."""
+    return image.block[0] if image.block is not None else image.path
 
 
 def _open(run_dir: str, vdi: str, devices: Optional[BlockDevices]) -> _Vdi:
@@ -132,7 +145,7 @@ def attach(vdi: str, image: ImageSpec, *, dp: str, readonly: bool, run_dir: str,
     only; ``devices`` overrides how). Raises ``Illegal_transition`` when the VDI is attached in the other mode (on
     this or another dp), :class:`DatapathError` when the server cannot start.
     """
-    if block_device and image.kind != "raw":
+    if block_device and (image.kind != "raw" or not (image.is_file or image.block)):
         raise DatapathError("a block device can only be offered for a raw image on this host (no kernel NBD)")
     want = f"Attached({_mode(readonly)})"
     v = _open(run_dir, vdi, devices or (LoopDevices() if block_device else None))

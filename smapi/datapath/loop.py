@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import List, Optional, Protocol
+from typing import List, Optional, Protocol, Tuple
 
 from .model import DatapathError
 
@@ -22,8 +22,8 @@ from .model import DatapathError
 class BlockDevices(Protocol):
     """Turns a file into a block device and back."""
 
-    def attach(self, path: str, *, readonly: bool) -> str:
-        """Return the device path (e.g. ``/dev/loop3``)."""
+    def attach(self, path: str, *, readonly: bool, offset: int = 0, size: int = 0) -> str:
+        """Return the device path (e.g. ``/dev/loop3``); ``offset``/``size`` (0: to the end) pick a region."""
         ...
 
     def detach(self, device: str) -> None: ...
@@ -43,10 +43,14 @@ class LoopDevices:
     def available() -> bool:
         return os.geteuid() == 0 and os.path.exists("/dev/loop-control") and shutil.which("losetup") is not None
 
-    def attach(self, path: str, *, readonly: bool) -> str:
+    def attach(self, path: str, *, readonly: bool, offset: int = 0, size: int = 0) -> str:
         cmd: List[str] = [self.losetup, "--find", "--show"]
         if readonly:
             cmd.append("--read-only")
+        if offset:
+            cmd += ["--offset", str(offset)]
+        if size:
+            cmd += ["--sizelimit", str(size)]
         cmd.append(os.path.abspath(path))
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
@@ -63,6 +67,16 @@ class LoopDevices:
             with open(f"/sys/block/{os.path.basename(device)}/loop/backing_file") as f:
                 return f.read().strip()
         except OSError:
+            return None
+
+    @staticmethod
+    def region(device: str) -> Optional[Tuple[int, int]]:
+        """(offset, sizelimit) of an attached loop device, None if it is not attached."""
+        base = f"/sys/block/{os.path.basename(device)}/loop/"
+        try:
+            with open(base + "offset") as f, open(base + "sizelimit") as g:
+                return int(f.read().strip()), int(g.read().strip())
+        except (OSError, ValueError):
             return None
 
 

@@ -210,7 +210,10 @@ class NbdServer:
             cmd.append("-r")
         cmd += ["python", PLUGIN, f"image={image.path}", f"kind={image.kind}", f"mode={'ro' if readonly else 'rw'}",
                 f"export={export}", f"smapi_root={PACKAGE_ROOT}"]
-        if image.kind == "vhd":
+        if image.opener is not None:
+            # The driver's code opens the volume inside the server (see ImageSpec); its arguments travel as JSON.
+            cmd += [f"opener={image.opener}", f"opener_args={image.args}"]
+        elif image.kind == "vhd":
             cmd.append(f"resolver_dir={image.resolver_dir}")
         rec = NbdExport(name, export, sock, 0, readonly, image, runtime.boot_id(), log)
         # Recorded before the spawn (pid 0: look in the pidfile) so a caller killed from here on leaves a trail.

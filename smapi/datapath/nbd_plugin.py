@@ -9,6 +9,10 @@ Parameters (``key=value`` after the script path)::
     image=PATH          the leaf VHD, or the raw file (required)
     kind=vhd|raw        default vhd
     resolver_dir=DIR    where parents are looked up (default: the leaf's directory)
+    opener=MOD:FUNC     open the image through the driver's code instead of as a file (volumes that are no
+                        files here, e.g. LVs without device-mapper); FUNC(args, writable=...) returns
+                        (leaf Backing, ParentResolver or None); image= is then only a description
+    opener_args=JSON    the opener's arguments (a JSON object)
     mode=rw|ro          ro opens the image read-only as well (nbdkit -r already refuses writes at the protocol)
     export=NAME         the export name clients ask for (the empty default name is accepted as well);
                         NAME@ro reaches the same disk read-only, whatever the mode
@@ -38,10 +42,18 @@ _disk = None  # the shared image object (_VhdDisk or _RawDisk)
 
 # ------------------------------------------------------------------------------------------------ disks
 class _VhdDisk:
-    def __init__(self, image, resolver_dir, writable):
-        from smapi.vhd import DirectoryResolver, open_chain
+    def __init__(self, image, resolver, writable, leaf=None):
+        """``image`` is the leaf's path (parents found by ``resolver``), or None with ``leaf`` an open Backing
+        that this disk then owns (the chain does not close backings it was handed)."""
+        from smapi.vhd import open_chain
 
-        self.chain = open_chain(image, resolver=DirectoryResolver(resolver_dir), writable=writable)
+        self._leaf = leaf
+        try:
+            self.chain = open_chain(leaf if leaf is not None else image, resolver=resolver, writable=writable)
+        except BaseException:
+            if leaf is not None:
+                leaf.close()
+            raise
         self.writable = writable
         # Writes accumulate metadata in memory until flush/FUA; the batch keeps Chain.write from committing
         # (and so fdatasync-ing) on every request.
@@ -86,14 +98,18 @@ class _VhdDisk:
                 self._batch.__exit__(None, None, None)  # commits pending metadata
                 self._batch = None
         finally:
-            self.chain.close()
+            try:
+                self.chain.close()
+            finally:
+                if self._leaf is not None:
+                    self._leaf.close()  # an opener's volume: may release resources (e.g. deflate a hidden LV)
 
 
 class _RawDisk:
-    def __init__(self, image, writable):
+    def __init__(self, image, writable, backing=None):
         from smapi.vhd import FileBacking
 
-        self.backing = FileBacking(image, writable=writable)
+        self.backing = backing if backing is not None else FileBacking(image, writable=writable)
         self.writable = writable
 
     def size(self):
@@ -131,7 +147,7 @@ def _package_root():
 
 
 def config(key, value):
-    if key not in ("image", "kind", "resolver_dir", "mode", "export", "smapi_root"):
+    if key not in ("image", "kind", "resolver_dir", "mode", "export", "smapi_root", "opener", "opener_args"):
         raise RuntimeError(f"unknown parameter {key!r}")
     _cfg[key] = value
 
@@ -152,16 +168,31 @@ def thread_model():
     return nbdkit.THREAD_MODEL_SERIALIZE_ALL_REQUESTS
 
 
+def _call_opener(writable):
+    """Import the driver's opener (lazily: smapi is on sys.path only after config_complete) and call it."""
+    import importlib
+    import json
+
+    module, _, func = _cfg["opener"].partition(":")
+    args = json.loads(_cfg.get("opener_args") or "{}")
+    return getattr(importlib.import_module(module), func)(args, writable=writable)
+
+
 def get_ready():
     # Opening here (before nbdkit listens) makes a broken chain fail the server start, not the first client.
     global _disk
     image = _cfg["image"]
     writable = _cfg["mode"] == "rw"
-    if _cfg["kind"] == "raw":
+    if "opener" in _cfg:
+        leaf, resolver = _call_opener(writable)
+        _disk = _RawDisk(image, writable, leaf) if _cfg["kind"] == "raw" else _VhdDisk(None, resolver, writable, leaf)
+    elif _cfg["kind"] == "raw":
         _disk = _RawDisk(image, writable)
     else:
+        from smapi.vhd import DirectoryResolver
+
         resolver_dir = _cfg.get("resolver_dir") or os.path.dirname(os.path.abspath(image))
-        _disk = _VhdDisk(image, resolver_dir, writable)
+        _disk = _VhdDisk(image, DirectoryResolver(resolver_dir), writable)
 
 
 def cleanup():

@@ -11,6 +11,7 @@ Rules (the SR document commit is each operation's point of no return):
     compose         base recorded -> done; reparent step reached -> redo it and commit; else un-split vdi1
     coalesce        see gc.replay_coalesce_if_idle (only by whoever gets the gc lock)
     leaf-coalesce   see leafcoalesce.replay: step "copy" -> forgotten (gc lock holder only); "rename" -> finished
+    inflate         a thin leaf inflated for a read-write server: kept while that server runs, else deflated
     upload          see scratch.replay (only when the uploader is gone): "receive" -> dropped; "commit" -> finished
 """
 
@@ -26,6 +27,7 @@ from smapi.sr.leafcoalesce import replay as replay_leaf_coalesce
 from smapi.sr.lifecycle import actual_size
 from smapi.sr.scratch import OP as UPLOAD
 from smapi.sr.scratch import replay as replay_upload
+from smapi.sr.serving import INFLATE_OP, replay_inflate
 from smapi.sr.snapshots import commit_compose, finish_compose_images
 
 
@@ -91,6 +93,11 @@ def recover(engine: Engine, *, include_coalesce: bool = False) -> List[str]:
                 continue
             if entry.op == UPLOAD:
                 if replay_upload(engine, entry):
+                    done.append(entry.key)
+                continue
+            if entry.op == INFLATE_OP:
+                # Owned by a running server, not by a dead verb: finished only once no server holds the volume.
+                if replay_inflate(engine, entry.key, entry.data):
                     done.append(entry.key)
                 continue
             if entry.op == LEAF_COALESCE:

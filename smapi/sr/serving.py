@@ -47,6 +47,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, Dict, Iterator, List, Optional
 
 from smapi import datapath as dpio
+from smapi.datapath import blockdev
 from smapi.datapath import runtime as dpruntime
 from smapi.interface.errors import Backend_error, Illegal_transition
 from smapi.sr import automaton
@@ -56,6 +57,9 @@ from smapi.sr.records import VdiRecord
 log = logging.getLogger(__name__)
 
 BOOT_FILE = "boot_id"
+#: journal op of a volume prepared for a read-write server (kept while the server runs; see replay_inflate)
+INFLATE_OP = "inflate"
+INFLATE_PREFIX = f"journal/{INFLATE_OP}-"
 
 
 def holder(engine: Engine) -> str:
@@ -77,14 +81,26 @@ def attach_info(engine: Engine, rec: VdiRecord, read_write: bool) -> Dict[str, A
     socket = dpio.NbdServer(run_dir(engine)).address(rec.uuid)
     export = rec.uuid if read_write else rec.uuid + dpio.READONLY_SUFFIX
     params_nbd = dpio.classic_params_nbd(socket, export)
-    image = engine.substrate.datapath_image(rec.volume, rec.format)
-    params = params_nbd if rec.format == "vhd" else image.path
+    params = params_nbd
+    if rec.format == "raw":
+        image = engine.substrate.datapath_image(rec.volume, rec.format)
+        if image.is_file:
+            params = image.path
+        elif image.block is not None:
+            # One contiguous region of a device (a raw LV): a loop device over it, usable from attach on, as a
+            # raw file is; released when the last datapath detaches.
+            try:
+                params = blockdev.ensure(run_dir(engine), rec.uuid, image.block, owner=holder(engine),
+                                         readonly=not read_write)
+            except dpio.DatapathError as e:
+                raise Backend_error.classic("VDIUnavailable", f"no block device for VDI {rec.uuid}: {e}") from e
+    local = params != params_nbd
     return {
         "params": params,
         "params_nbd": params_nbd,
-        # Direct I/O is for a consumer opening the image itself (a raw File); over NBD it means nothing.
-        "o_direct": rec.format == "raw",
-        "o_direct_reason": "" if rec.format == "raw" else "SR_NOT_SUPPORTED",
+        # Direct I/O is for a consumer opening the image itself (a raw file or device); over NBD it means nothing.
+        "o_direct": local,
+        "o_direct_reason": "" if local else "SR_NOT_SUPPORTED",
         "xenstore_data": {
             "vdi-type": "vhd" if rec.format == "vhd" else "aio",
             "vdi-uuid": rec.uuid,
@@ -100,8 +116,66 @@ def _server_running(engine: Engine, vdi: str) -> bool:
     return holder(engine) in st["dps"] and bool(st["server"] and st["server"]["running"])
 
 
+def _inflate_key(vdi: str) -> str:
+    return f"{INFLATE_PREFIX}{vdi}"
+
+
+def _prepare_writer(engine: Engine, rec: VdiRecord) -> None:
+    """Journal, then prepare, the volume a read-write server is about to hold (LVM thin: inflate the leaf)."""
+    sub = engine.substrate
+    if not sub.writer_needs_preparation(rec.volume, rec.format):
+        return
+    key = _inflate_key(rec.uuid)
+    if sub.load_document(key) is None:
+        sub.store_document(key, {"op": INFLATE_OP, "data": {"vdi": rec.uuid, "volume": rec.volume,
+                                                           "format": rec.format}})
+    try:
+        sub.prepare_writer(rec.volume, rec.format)
+    except BaseException:
+        # No room to inflate (SRNoSpace), most likely: give back whatever was taken, then report the cause.
+        with suppress(Exception):
+            sub.finish_writer(rec.volume, rec.format)
+            sub.remove_document(key)
+        raise
+
+
+def _finish_writer(engine: Engine, vdi: str) -> None:
+    """After the server of `vdi` stopped: undo `_prepare_writer` (deflate), then drop its journal entry."""
+    sub = engine.substrate
+    prepares = getattr(sub, "prepares_writers", None)
+    if prepares is None or not prepares():
+        return  # no substrate state to undo: spare every stop a metadata read
+    doc = sub.load_document(_inflate_key(vdi))
+    if doc is not None:
+        data = doc.get("data", {})
+        sub.finish_writer(data["volume"], data["format"])
+        sub.remove_document(_inflate_key(vdi))
+
+
+def replay_inflate(engine: Engine, key: str, data: Dict[str, Any]) -> bool:
+    """Recovery of an inflate entry: kept while its server runs on this host, else the volume is deflated (the
+    server died with its host or was killed). True when the entry was finished."""
+    if _server_running(engine, data["vdi"]):
+        return False
+    engine.substrate.finish_writer(data["volume"], data["format"])
+    engine.substrate.remove_document(key)
+    return True
+
+
 def _start(engine: Engine, rec: VdiRecord, readonly: bool) -> None:
+    if not readonly:
+        _prepare_writer(engine, rec)
     image = engine.substrate.datapath_image(rec.volume, rec.format)
+    try:
+        _serve(engine, rec, image, readonly)
+    except BaseException:
+        if not readonly:
+            with suppress(Exception):
+                _finish_writer(engine, rec.uuid)
+        raise
+
+
+def _serve(engine: Engine, rec: VdiRecord, image: dpio.ImageSpec, readonly: bool) -> None:
     run = run_dir(engine)
     try:
         try:
@@ -129,6 +203,7 @@ def _stop(engine: Engine, vdi: str) -> None:
         log.warning("flush of %s before stopping its server failed: %s", vdi, e)  # the exit commits anyway
     dpio.detach(vdi, dp=holder(engine), run_dir=run)
     dpio.NbdServer(run).remove_alias()  # only once no server of the run dir is left (long run dirs only)
+    _finish_writer(engine, vdi)
 
 
 def reconcile(engine: Engine, rec: VdiRecord, states: Dict[str, str]) -> None:
@@ -139,6 +214,8 @@ def reconcile(engine: Engine, rec: VdiRecord, states: Dict[str, str]) -> None:
             _start(engine, rec, readonly=automaton.mode_of(superstate) == "RO")
     else:
         _stop(engine, rec.uuid)
+    if superstate == automaton.DETACHED:
+        blockdev.release(run_dir(engine), rec.uuid)
 
 
 def flush(engine: Engine, vdi: str) -> None:
@@ -206,6 +283,8 @@ def release_all(engine: Engine) -> None:
             _stop(engine, vdi)
             for dp in list(states):
                 states[dp] = automaton.DETACHED
+    for vdi in blockdev.recorded(run_dir(engine), ours):
+        blockdev.release(run_dir(engine), vdi)
 
 
 def at_sr_attach(engine: Engine) -> List[str]:
@@ -234,6 +313,9 @@ def at_sr_attach(engine: Engine) -> List[str]:
                 if not automaton.is_activated(automaton.superstate(states)):
                     _stop(engine, vdi)
                     cleaned.append(vdi)
+    # Loop devices of VDIs no datapath holds any more (a verb killed between making one and recording states).
+    cleaned += blockdev.cleanup_stale(run, ours, lambda vdi: automaton.superstate(
+        engine.run.dp_states(engine.sr, vdi)) != automaton.DETACHED)
     return sorted(set(cleaned))
 
 

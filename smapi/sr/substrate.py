@@ -99,6 +99,17 @@ class Substrate:
         path = self.volume_path(name)
         return ImageSpec(fmt, path, os.path.dirname(path) if fmt == "vhd" else None)
 
+    def writer_needs_preparation(self, name: str, fmt: str) -> bool:
+        """True when a read-write datapath of volume `name` needs `prepare_writer` first and `finish_writer` after
+        (LVM thin: the leaf is inflated while served). The engine journals the pair so a crash is undone."""
+        return False
+
+    def prepare_writer(self, name: str, fmt: str) -> None:
+        """Make volume `name` ready for a read-write server (idempotent)."""
+
+    def finish_writer(self, name: str, fmt: str) -> None:
+        """Undo `prepare_writer` once no server writes volume `name` (idempotent; absent volumes are no error)."""
+
     def resolver(self) -> ParentResolver:
         """Maps the parent names stored in VHD locators to volumes of this substrate."""
         raise NotImplementedError

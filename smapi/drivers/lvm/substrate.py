@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from smapi.drivers.lvm.access import SEGMENT_FIELDS, LvAccess, SegmentMapAccess, access_for
 from smapi.drivers.lvm.config import LvmConfig
@@ -31,6 +31,9 @@ from smapi.sr.locks import FileLock
 from smapi.sr.runstate import run_dir
 from smapi.sr.substrate import Substrate
 from smapi.vhd import Backing, ParentNotFound, ParentResolver
+
+if TYPE_CHECKING:
+    from smapi.datapath.model import ImageSpec
 
 VG_PREFIX = "VG_XenStorage-"
 PREFIXES = {"vhd": "VHD-", "raw": "LV-"}
@@ -83,7 +86,10 @@ class VolumeGroupSubstrate(Substrate):
         self.vg = vg
         self._access: Optional[LvAccess] = None
         self._vg_row: Optional[Dict[str, str]] = None
+        self._extent_size: Optional[int] = None
         self._mgt_extents: Any = None
+        #: every LV's segment rows from one ``lvs`` call (see prime); dropped whenever this object changes an LV
+        self._seg_cache: Optional[Dict[str, List[Dict[str, str]]]] = None
 
     # -- helpers --------------------------------------------------------------------------------------------------
     def _need_vg(self) -> str:
@@ -108,7 +114,25 @@ class VolumeGroupSubstrate(Substrate):
 
     @property
     def extent_size(self) -> int:
-        return int(self._vg_info()["vg_extent_size"])
+        if self._extent_size is None:
+            self._extent_size = int(self._vg_info()["vg_extent_size"])
+        return self._extent_size
+
+    def prime(self, *, extent_size: Optional[int] = None, pe_start: Optional[Dict[str, int]] = None) -> None:
+        """Seed what another process already read (datapath openers) and read every LV's segment map with a
+        single ``lvs``: opening a chain of N volumes then costs one lvm call instead of N + 2."""
+        if extent_size:
+            self._extent_size = int(extent_size)
+        if pe_start and isinstance(self.access, SegmentMapAccess):
+            self.access._pe_start = {k: int(v) for k, v in pe_start.items()}
+        rows = self.lvm.lvs(SEGMENT_FIELDS + ["lv_size", "lv_tags"], self._need_vg(), segments=True)
+        cache: Dict[str, List[Dict[str, str]]] = {}
+        for row in rows:
+            cache.setdefault(row["lv_name"], []).append(row)
+        self._seg_cache = cache
+
+    def _forget_segments(self) -> None:
+        self._seg_cache = None
 
     @property
     def provisioning(self) -> str:
@@ -240,6 +264,8 @@ class VolumeGroupSubstrate(Substrate):
         return name.startswith(PREFIXES["vhd"])
 
     def _segments(self, name: str) -> List[Dict[str, str]]:
+        if self._seg_cache is not None and name in self._seg_cache:
+            return self._seg_cache[name]
         try:
             rows = self.lvm.lvs(SEGMENT_FIELDS + ["lv_size", "lv_tags"], self._lv(name), segments=True)
         except Backend_error as e:
@@ -258,8 +284,12 @@ class VolumeGroupSubstrate(Substrate):
 
             return SegmentMapBacking(f"{self.vg}/{name}", build_map(rows, access.pe_starts(), self.extent_size),
                                      writable=writable, loader=lambda: access.extents(name),
-                                     resizer=lambda size: access.lvresize(name, size))
+                                     resizer=lambda size: self._lvresize(name, size))
         return access.open(name, writable=writable)  # pragma: no cover - kernel path
+
+    def _lvresize(self, name: str, size: int) -> None:
+        self._forget_segments()
+        self.access.lvresize(name, size)
 
     def _wrap(self, name: str, raw: Backing, rows: List[Dict[str, str]], *, new: bool) -> Backing:
         if self.is_vhd(name):
@@ -282,6 +312,7 @@ class VolumeGroupSubstrate(Substrate):
 
     def create_volume(self, name: str, size: int = 0) -> Backing:
         lv_size = raw_lv_size(size, self.extent_size)
+        self._forget_segments()
         tags = [] if self.is_vhd(name) else ["--addtag", f"{SIZE_TAG}{size}"]
         self.lvm.run("lvcreate", "-an", "-Zn", "-Wn", "-y", "-L", size_arg(lv_size), "-n", name, *tags,
                      self._need_vg())
@@ -309,6 +340,7 @@ class VolumeGroupSubstrate(Substrate):
     def rename_volume(self, old: str, new: str) -> None:
         # lvrename cannot replace: remove the target first. A crash in between leaves only `old`, which the
         # engine's journal replays the rename from (it checks for `old`, not `new`).
+        self._forget_segments()
         if self.volume_exists(new):
             self.remove_volume(new)
         if self.is_vhd(old):
@@ -321,6 +353,7 @@ class VolumeGroupSubstrate(Substrate):
         self.lvm.run("lvrename", self._need_vg(), old, new)
 
     def remove_volume(self, name: str) -> None:
+        self._forget_segments()
         try:
             self.lvm.run("lvremove", "-f", self._lv(name))
         except Backend_error as e:
@@ -353,6 +386,52 @@ class VolumeGroupSubstrate(Substrate):
 
     def resolver(self) -> ParentResolver:
         return LvResolver(self)
+
+    # -- the datapath (see smapi.drivers.lvm.serving) -------------------------------------------------------
+    def datapath_image(self, name: str, fmt: str) -> ImageSpec:
+        from smapi.drivers.lvm.serving import image_spec
+
+        return image_spec(self, name, fmt)
+
+    def raw_region(self, name: str) -> Optional[Tuple[str, int, int]]:
+        """(PV, byte offset, size) of a raw volume lying in one contiguous run of one PV, else None."""
+        from smapi.drivers.lvm.segmap import build_map
+
+        access = self.access
+        if not isinstance(access, SegmentMapAccess):
+            return None  # pragma: no cover - kernel path: the LV's own device node serves
+        rows = self._segments(name)
+        extents = build_map(rows, access.pe_starts(), self.extent_size)
+        if len(extents) != 1:
+            return None
+        size = extents[0].length
+        for tag in tags_of(rows[0]):
+            if tag.startswith(SIZE_TAG):
+                size = int(tag[len(SIZE_TAG):])
+        return extents[0].pv, extents[0].pv_offset, size
+
+    def prepares_writers(self) -> bool:
+        return self.provisioning == "thin"
+
+    def writer_needs_preparation(self, name: str, fmt: str) -> bool:
+        # Thin VHD leaves grow on demand in the verb process; a server must never need lvm: inflate it first.
+        return fmt == "vhd" and self.provisioning == "thin"
+
+    def prepare_writer(self, name: str, fmt: str) -> None:
+        if self.writer_needs_preparation(name, fmt):
+            with self.open_volume(name, writable=True) as vol:
+                vol.inflate()  # type: ignore[attr-defined]
+            self._forget_segments()
+
+    def finish_writer(self, name: str, fmt: str) -> None:
+        if self.writer_needs_preparation(name, fmt):
+            try:
+                vol = self.open_volume(name, writable=True)
+            except FileNotFoundError:
+                return  # removed since (a crash replay after destroy): nothing to give back
+            with vol:
+                vol.deflate()  # type: ignore[attr-defined]
+            self._forget_segments()
 
     # -- metadata documents -------------------------------------------------------------------------------------
     def _mgt(self) -> MgtStore:

@@ -267,6 +267,14 @@ class VhdVolume(_Volume):
         if full > self.raw.size():
             self._grow_lv(full)
 
+    def inflate(self) -> None:
+        """Grow the LV to the image's fully allocated size (a thin leaf about to be served: the server then never
+        needs lvm). Undone by :meth:`deflate`."""
+        self._check_writable()
+        full = self._full_size()
+        if full > self.raw.size():
+            self._grow_lv(full)
+
     def is_hidden(self) -> bool:
         footer = self._current_footer() or self.raw.pread(SECTOR, 0)
         return footer[:8] == FOOTER_COOKIE and footer[85] != 0
