@@ -1,0 +1,110 @@
+"""Logging in and out: idempotent attach, a detach that releases everything, crashes cleaned at the next attach."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+
+import pytest
+
+from smapi.drivers.iscsi.initiator import read_state
+from smapi.drivers.iscsi.kernel import KernelInitiator
+from smapi.drivers.iscsi.userspace import loops_on, mounted, running
+from smapi.interface.classic_codes import CLASSIC_CODES
+from smapi.interface.errors import Backend_error
+from tests.iscsi.conftest import GiB, IscsiClient, MiB, Targets
+from tests.iscsi.factory import leftovers
+
+
+def test_sr_lifecycle_with_chap(targets: Targets) -> None:
+    t = targets.add([(1, GiB)], chap=("lifeuser", "LifeSecret1234"))
+    sr = IscsiClient(targets.config(t, LUNid="1", chapuser="lifeuser", chappassword="LifeSecret1234"))
+    sr.create()
+    sr.attach()
+    state = read_state(sr.session_dir())
+    assert state["initiator"] == "userspace" and os.path.exists(state["device"])
+    # no secret stays on this host: not in the attach record, not in the session directory
+    for dirpath, _, files in os.walk(os.environ["SMAPI_RUN_DIR"]):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            if not mounted(path):
+                with open(path, "rb") as fh:
+                    assert b"LifeSecret1234" not in fh.read(), path
+    vdi = sr.vdi(16 * MiB)
+    data = os.urandom(3 * MiB)
+    sr.write(vdi, 5 * MiB, data)
+    sr.detach()
+    assert not leftovers(t.iqn, os.environ["SMAPI_RUN_DIR"])
+    sr.attach()
+    assert sr.read(vdi, 5 * MiB, len(data)) == data
+    sr.detach()
+
+
+def test_attach_is_idempotent_and_detach_releases_everything(targets: Targets) -> None:
+    t = targets.add([(1, GiB)])
+    sr = IscsiClient(targets.config(t, LUNid="1"))
+    sr.create()
+    sr.attach()
+    first = read_state(sr.session_dir())
+    sr.attach()
+    assert read_state(sr.session_dir()) == first  # the same session: same daemon, same loop device
+    assert running(first["pid"]) and loops_on(os.path.join(sr.session_dir(), "lun")) == [first["device"]]
+    sr.detach()
+    assert not running(first["pid"])
+    assert not os.path.exists(sr.session_dir())
+    assert not leftovers(t.iqn, os.environ["SMAPI_RUN_DIR"])
+    sr.detach()  # idempotent
+
+
+def test_a_killed_initiator_is_a_typed_error_and_the_next_attach_recovers(targets: Targets) -> None:
+    t = targets.add([(1, GiB)])
+    sr = IscsiClient(targets.config(t, LUNid="1"))
+    sr.create()
+    sr.attach()
+    vdi = sr.vdi(8 * MiB)
+    data = os.urandom(2 * MiB)
+    sr.write(vdi, 0, data)
+    old = read_state(sr.session_dir())
+    os.kill(old["pid"], signal.SIGKILL)  # the daemon dies: its FUSE mount is left answering ENOTCONN
+    deadline = time.monotonic() + 5
+    while running(old["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    start = time.monotonic()
+    with pytest.raises(Backend_error) as err:
+        sr.v("SR.scan")
+    assert err.value.classic_code == CLASSIC_CODES["ISCSIDevice"][0] and "SR.attach" in err.value.message()
+    assert time.monotonic() - start < 5
+    sr.attach()  # replaces the broken session: the stale loop and mount go, a new daemon starts
+    new = read_state(sr.session_dir())
+    assert new["pid"] != old["pid"]
+    assert loops_on(os.path.join(sr.session_dir(), "lun")) == [new["device"]]
+    assert hashlib.sha256(sr.read(vdi, 0, len(data))).digest() == hashlib.sha256(data).digest()
+    sr.detach()
+    assert not leftovers(t.iqn, os.environ["SMAPI_RUN_DIR"])
+
+
+def test_detach_after_the_session_died_still_releases_everything(targets: Targets) -> None:
+    t = targets.add([(1, GiB)])
+    sr = IscsiClient(targets.config(t, LUNid="1"))
+    sr.create()
+    sr.attach()
+    os.kill(read_state(sr.session_dir())["pid"], signal.SIGKILL)
+    sr.detach()
+    assert not leftovers(t.iqn, os.environ["SMAPI_RUN_DIR"])
+    assert sr.call("SR.ls") == []
+
+
+@pytest.mark.skipif(KernelInitiator.available() is not None,
+                    reason=f"kernel initiator unusable here: {KernelInitiator.available()}")
+def test_kernel_initiator_attaches_a_lun(targets: Targets, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMAPI_ISCSI_CLIENT", "kernel")
+    t = targets.add([(1, GiB)])
+    sr = IscsiClient(targets.config(t, LUNid="1"))
+    sr.create()
+    sr.attach()
+    vdi = sr.vdi(4 * MiB)
+    sr.write(vdi, 0, b"kernel" * 1000)
+    assert sr.read(vdi, 0, 6000) == b"kernel" * 1000
+    sr.detach()
