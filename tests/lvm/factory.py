@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List
 
 from smapi.drivers.lvm.loopdev import SparseLoop
 from smapi.drivers.lvm.lvmcli import Lvm
-from tests.sr.drivers import SRUnderTest
+
+if TYPE_CHECKING:  # imported where used: tests.sr.drivers imports this module to register the LVM factories
+    from tests.sr.drivers import SRUnderTest
 
 GiB = 1 << 30
 #: sparse: costs only what the tests write
@@ -48,6 +50,8 @@ def remove_lvm_state(devices: List[str], config_dir: str) -> None:
 
 def _factory(tmp_path: str | os.PathLike[str], provisioning: str, *, pv_size: int = DEFAULT_PV_SIZE,
              pv_count: int = 1) -> SRUnderTest:
+    from tests.sr.drivers import SRUnderTest
+
     root = os.fspath(tmp_path)
     os.makedirs(root, exist_ok=True)
     run_dir = os.path.join(root, "run")

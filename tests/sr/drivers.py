@@ -58,4 +58,24 @@ def _register_nfs() -> None:
         FACTORIES.update(NFS_FACTORIES)
 
 
+def _register_lvm() -> None:
+    """LVM SRs, thick and thin (`tests/lvm/factory.py`: a VG on a loop device over a sparse file), where lvm2 and
+    loop devices are usable (root)."""
+    from tests.lvm.factory import lvm_available, lvm_sr_factory, lvm_thin_sr_factory
+
+    if lvm_available() == "":
+        FACTORIES.update({"lvm": lvm_sr_factory, "lvm-thin": lvm_thin_sr_factory})
+
+
+def _register_iscsi() -> None:
+    """iSCSI SRs (`tests/iscsi/factory.py`: LVM on a LUN of a real tgtd on 127.0.0.1, userspace initiator) where
+    tgtd, qemu-storage-daemon, FUSE and loop devices are usable."""
+    from tests.iscsi.factory import ISCSI_FACTORIES, iscsi_unavailable
+
+    if iscsi_unavailable() is None:
+        FACTORIES.update(ISCSI_FACTORIES)
+
+
 _register_nfs()
+_register_lvm()
+_register_iscsi()

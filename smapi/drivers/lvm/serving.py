@@ -41,7 +41,7 @@ def image_spec(sub: VolumeGroupSubstrate, name: str, fmt: str) -> ImageSpec:
     }
     block: Optional[Tuple[str, int, int]] = None
     if isinstance(access, SegmentMapAccess):
-        args["pe_start"] = access.pe_starts()
+        args["pe_start"] = sub._pe_starts()
         if fmt == "raw":
             block = sub.raw_region(name)
     return ImageSpec.opened_by(fmt, OPENER, args, description=sub.volume_url(name), block=block)

@@ -43,6 +43,9 @@ SIZE_TAG = "size="
 LOCK_ENV = "SMAPI_LVM_LOCK_DIR"
 DEFAULT_LOCK_DIR = "/run/lock/smapi-lvm"
 CONF_ENV = "SMAPI_LVM_SYSTEM_DIR"
+#: one pvs report answers both the VG's fields and each PV's data offset
+PV_VG_FIELDS = ["pv_name", "pe_start", "vg_name", "vg_size", "vg_free", "vg_extent_size", "vg_tags", "pv_count",
+                "vg_missing_pv_count"]
 _LV_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.-")
 #: bytes at the start of a device that must be zero for it to count as unused
 CLEAN_PREFIX = 1 << 20
@@ -104,11 +107,15 @@ class VolumeGroupSubstrate(Substrate):
         return self._access
 
     def _vg_info(self, fresh: bool = False) -> Dict[str, str]:
+        """The VG's report row. One ``pvs`` (PV rows carry their VG's fields) also gives every PV's data offset,
+        which the segment map needs: a verb pays one lvm call for both."""
         if self._vg_row is None or fresh:
-            rows = self.lvm.vgs(["vg_name", "vg_size", "vg_free", "vg_extent_size", "vg_tags", "pv_count",
-                                 "vg_missing_pv_count"], self._need_vg())
+            vg = self._need_vg()
+            rows = [r for r in self.lvm.pvs(PV_VG_FIELDS) if r.get("vg_name") == vg]
             if not rows:
                 raise Backend_error.classic("SRUnavailable", f"volume group {self.vg} not found")
+            if isinstance(self.access, SegmentMapAccess):
+                self.access._pe_start = {r["pv_name"]: int(r["pe_start"]) for r in rows}
             self._vg_row = rows[0]
         return self._vg_row
 
@@ -125,11 +132,25 @@ class VolumeGroupSubstrate(Substrate):
             self._extent_size = int(extent_size)
         if pe_start and isinstance(self.access, SegmentMapAccess):
             self.access._pe_start = {k: int(v) for k, v in pe_start.items()}
-        rows = self.lvm.lvs(SEGMENT_FIELDS + ["lv_size", "lv_tags"], self._need_vg(), segments=True)
-        cache: Dict[str, List[Dict[str, str]]] = {}
-        for row in rows:
-            cache.setdefault(row["lv_name"], []).append(row)
-        self._seg_cache = cache
+        self._all_segments()
+
+    def _all_segments(self) -> Dict[str, List[Dict[str, str]]]:
+        """Every LV's segment rows (with size and tags), read once per verb and again only after this object
+        changed an LV: the MGT, every open, list and size query of a verb share one ``lvs`` call."""
+        if self._seg_cache is None:
+            rows = self.lvm.lvs(SEGMENT_FIELDS + ["lv_size", "lv_tags"], self._need_vg(), segments=True)
+            cache: Dict[str, List[Dict[str, str]]] = {}
+            for row in rows:
+                cache.setdefault(row["lv_name"], []).append(row)
+            self._seg_cache = cache
+        return self._seg_cache
+
+    def _pe_starts(self) -> Dict[str, int]:
+        access = self.access
+        assert isinstance(access, SegmentMapAccess)
+        if access._pe_start is None:
+            self._vg_info()  # seeds them with the VG's fields (one pvs call for both)
+        return access.pe_starts()
 
     def _forget_segments(self) -> None:
         self._seg_cache = None
@@ -155,7 +176,7 @@ class VolumeGroupSubstrate(Substrate):
             self._vg_info(fresh=True)
             return True
         except Backend_error as e:
-            if "not found" in " ".join(getattr(e, "lvm_stderr", [])).lower():
+            if "not found" in " ".join(getattr(e, "lvm_stderr", [])).lower() or "not found" in e.message():
                 return False
             raise
 
@@ -194,7 +215,8 @@ class VolumeGroupSubstrate(Substrate):
         self.lvm.run("vgcreate", "--addtag", SMAPI_TAG, "--addtag", PROVISIONING_TAG + (self.provisioning_for_new()),
                      vg, *self.devices)
         self._vg_row = None
-        self.lvm.run("lvcreate", "-an", "-Zn", "-Wn", "-y", "-L", size_arg(MGT_SIZE), "-n", MGT_LV, vg)
+        self._change("lvcreate", "-an", "-Zn", "-Wn", "-y", "-L", size_arg(MGT_SIZE), "-n", MGT_LV, vg)
+        self._forget_segments()
         self._mgt().format()
 
     def provisioning_for_new(self) -> str:
@@ -264,14 +286,8 @@ class VolumeGroupSubstrate(Substrate):
         return name.startswith(PREFIXES["vhd"])
 
     def _segments(self, name: str) -> List[Dict[str, str]]:
-        if self._seg_cache is not None and name in self._seg_cache:
-            return self._seg_cache[name]
-        try:
-            rows = self.lvm.lvs(SEGMENT_FIELDS + ["lv_size", "lv_tags"], self._lv(name), segments=True)
-        except Backend_error as e:
-            if _missing_lv(e):
-                raise FileNotFoundError(errno.ENOENT, f"no LV {name} in {self.vg}") from None
-            raise
+        self._lv(name)  # validates the name
+        rows = self._all_segments().get(name)
         if not rows:
             raise FileNotFoundError(errno.ENOENT, f"no LV {name} in {self.vg}")
         return rows
@@ -282,14 +298,23 @@ class VolumeGroupSubstrate(Substrate):
             rows = rows or self._segments(name)
             from smapi.drivers.lvm.segmap import SegmentMapBacking, build_map
 
-            return SegmentMapBacking(f"{self.vg}/{name}", build_map(rows, access.pe_starts(), self.extent_size),
+            return SegmentMapBacking(f"{self.vg}/{name}", build_map(rows, self._pe_starts(), self.extent_size),
                                      writable=writable, loader=lambda: access.extents(name),
                                      resizer=lambda size: self._lvresize(name, size))
         return access.open(name, writable=writable)  # pragma: no cover - kernel path
 
     def _lvresize(self, name: str, size: int) -> None:
-        self._forget_segments()
-        self.access.lvresize(name, size)
+        try:
+            self.access.lvresize(name, size)
+        finally:
+            self._forget_segments()
+
+    def _change(self, command: str, *args: str) -> str:
+        """An lvm command that changes LVs: the cached segment maps are dropped once it ran (or failed)."""
+        try:
+            return self.lvm.run(command, *args)
+        finally:
+            self._forget_segments()
 
     def _wrap(self, name: str, raw: Backing, rows: List[Dict[str, str]], *, new: bool) -> Backing:
         if self.is_vhd(name):
@@ -303,18 +328,19 @@ class VolumeGroupSubstrate(Substrate):
                          on_size=lambda n: self._set_size_tag(name, n))
 
     def _set_size_tag(self, name: str, size: int) -> None:
-        rows = self.lvm.lvs(["lv_tags"], self._lv(name))
+        rows = self._all_segments().get(name) or self.lvm.lvs(["lv_tags"], self._lv(name))
         old = [t for t in tags_of(rows[0]) if t.startswith(SIZE_TAG)] if rows else []
         args: List[str] = []
         for t in old:
             args += ["--deltag", t]
-        self.lvm.run("lvchange", *args, "--addtag", f"{SIZE_TAG}{size}", self._lv(name))
+        self._forget_segments()
+        self._change("lvchange", *args, "--addtag", f"{SIZE_TAG}{size}", self._lv(name))
 
     def create_volume(self, name: str, size: int = 0) -> Backing:
         lv_size = raw_lv_size(size, self.extent_size)
         self._forget_segments()
         tags = [] if self.is_vhd(name) else ["--addtag", f"{SIZE_TAG}{size}"]
-        self.lvm.run("lvcreate", "-an", "-Zn", "-Wn", "-y", "-L", size_arg(lv_size), "-n", name, *tags,
+        self._change("lvcreate", "-an", "-Zn", "-Wn", "-y", "-L", size_arg(lv_size), "-n", name, *tags,
                      self._need_vg())
         try:
             rows = self._segments(name)
@@ -350,32 +376,25 @@ class VolumeGroupSubstrate(Substrate):
             # A leaf that stays writable is inflated again by its next writable flush.
             with self.open_volume(old, writable=True) as vol:
                 vol.deflate()  # type: ignore[attr-defined]
-        self.lvm.run("lvrename", self._need_vg(), old, new)
+        self._change("lvrename", self._need_vg(), old, new)
 
     def remove_volume(self, name: str) -> None:
         self._forget_segments()
         try:
-            self.lvm.run("lvremove", "-f", self._lv(name))
+            self._change("lvremove", "-f", self._lv(name))
         except Backend_error as e:
             if not _missing_lv(e):
                 raise
         self.access.release(name)
 
     def list_volumes(self) -> List[str]:
-        rows = self.lvm.lvs(["lv_name"], self._need_vg())
-        return sorted(r["lv_name"] for r in rows if r["lv_name"] != MGT_LV)
+        return sorted(name for name in self._all_segments() if name != MGT_LV)
 
     def volume_sizes(self) -> Dict[str, int]:
-        rows = self.lvm.lvs(["lv_name", "lv_size"], self._need_vg())
-        return {r["lv_name"]: int(r["lv_size"]) for r in rows}
+        return {name: int(rows[0]["lv_size"]) for name, rows in self._all_segments().items()}
 
     def volume_utilisation(self, name: str) -> int:
-        try:
-            rows = self.lvm.lvs(["lv_size"], self._lv(name))
-        except Backend_error as e:
-            if _missing_lv(e):
-                return 0
-            raise
+        rows = self._all_segments().get(name)
         return int(rows[0]["lv_size"]) if rows else 0
 
     def volume_url(self, name: str) -> str:
@@ -401,7 +420,7 @@ class VolumeGroupSubstrate(Substrate):
         if not isinstance(access, SegmentMapAccess):
             return None  # pragma: no cover - kernel path: the LV's own device node serves
         rows = self._segments(name)
-        extents = build_map(rows, access.pe_starts(), self.extent_size)
+        extents = build_map(rows, self._pe_starts(), self.extent_size)
         if len(extents) != 1:
             return None
         size = extents[0].length
@@ -439,7 +458,12 @@ class VolumeGroupSubstrate(Substrate):
             if not isinstance(self.access, SegmentMapAccess):
                 return self.access.open(MGT_LV, writable=writable)  # pragma: no cover - kernel path
             if self._mgt_extents is None:  # MGT never changes size: one segment lookup per substrate
-                self._mgt_extents = self.access.extents(MGT_LV)
+                from smapi.drivers.lvm.segmap import build_map
+
+                rows = self._all_segments().get(MGT_LV)
+                if not rows:
+                    raise Backend_error.classic("SRUnavailable", f"volume group {self.vg} has no {MGT_LV} volume")
+                self._mgt_extents = build_map(rows, self._pe_starts(), self.extent_size)
             from smapi.drivers.lvm.segmap import SegmentMapBacking
 
             return SegmentMapBacking(f"{self.vg}/{MGT_LV}", self._mgt_extents, writable=writable)
@@ -448,6 +472,8 @@ class VolumeGroupSubstrate(Substrate):
 
     def load_document(self, key: str) -> Optional[Dict[str, Any]]:
         try:
+            if self._mgt_extents is None and MGT_LV not in self._all_segments():
+                return None  # a create that died before making MGT
             docs = self._mgt().load()
         except Backend_error as e:
             if _missing_lv(e):
