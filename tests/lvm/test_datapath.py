@@ -252,3 +252,25 @@ def test_no_room_to_inflate_is_typed_and_loses_nothing(make_loop: Callable[[int]
     sr.v("VDI.activate", dp="ro", vdi=vdi)
     qemu_io(ro["xenstore_data"]["nbd-uri"], f"read -P 0 0 {MiB}", readonly=True)
     release(sr, vdi, "ro")
+
+
+def test_thin_lv_holds_what_was_written_through_the_datapath(make_loop: Callable[[int], str], tmp_path: Path,
+                                                             nothing_leaks: Callable[[LvmSR], None]) -> None:
+    """10% of a 1 GiB thin VDI written by a client over NBD: ~10% of LV once the datapath is gone."""
+    gib = 1 << 30
+    sr = make_sr([make_loop(2 * gib)], "thin")
+    vdi = sr.vdi(gib)["vdi"]
+    lv = sr.lv_of(vdi)
+    uri = attach(sr, vdi)["xenstore_data"]["nbd-uri"]
+    assert sr.lv_sizes()[lv] == thick_lv_size(gib, sr.substrate().extent_size)
+    tenth = gib // 10
+    qemu_io(uri, f"write -P 0x5a 0 {tenth}", "flush")
+    release(sr, vdi)
+    nothing_leaks(sr)
+    grown = sr.lv_sizes()[lv]
+    assert tenth <= grown <= tenth + 8 * MiB, grown
+    assert sr.stat(vdi)["physical_utilisation"] == grown
+    (vg,) = sr.lvm().vgs(["vg_size", "vg_free"], sr.vg)
+    st = sr.v("SR.stat")
+    assert (st["total_space"], st["free_space"]) == (int(vg["vg_size"]), int(vg["vg_free"]))
+    assert sr.read(vdi, tenth - 4096, 8192) == b"\x5a" * 4096 + bytes(4096)
