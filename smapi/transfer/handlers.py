@@ -213,6 +213,8 @@ class TransferHandler(BaseTransferHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+        if close and pending > 0 and not self._expect_continue:
+            self._linger()  # the client is still sending its body: let it read the 401 instead of a reset
 
     def _run(self, fn: Callable[[], None]) -> None:
         try:
@@ -302,12 +304,15 @@ class TransferHandler(BaseTransferHandler):
             raise HttpError(405, "use PUT here", {"Allow": "PUT"})
 
     def _opened(self, vdi: str, writable: bool) -> ContextManager[Disk]:
-        from smapi.interface.errors import SmapiError
+        from smapi.interface.classic_codes import CLASSIC_CODES
+        from smapi.interface.errors import Backend_error, SmapiError, VDIInUse
 
         try:
             return self.server.site.open_disk(vdi, writable)
         except SmapiError as e:
-            if "SR_BACKEND_FAILURE_24" in repr(e) or type(e).__name__ == "VDIInUse":
+            in_use = isinstance(e, VDIInUse) or (isinstance(e, Backend_error)
+                                                 and e.classic_code == CLASSIC_CODES["VDIInUse"][0])
+            if in_use:  # a VM's datapath has it activated: a conflict, not a missing VDI
                 raise HttpError(409, f"VDI {vdi} is in use: {e}") from None
             raise HttpError(404, f"VDI {vdi}: {e}") from None
 

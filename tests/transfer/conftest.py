@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import threading
 import xml.dom.minidom
 from dataclasses import dataclass
 from typing import Dict, Iterator, List
@@ -125,3 +126,24 @@ def work(tmp_path) -> str:
     path = os.fspath(tmp_path / "work")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def host(fsr) -> Iterator[str]:
+    """The toolstack endpoints (/import_raw_vdi, /export_raw_vdi) in this process, Digest root:s3cret."""
+    from smapi.transfer.auth import Authenticator, Credentials
+    from smapi.transfer.handlers import HostSite, TransferHandler, serve_open_disk_factory
+    from smapi.transfer.httpserve import TransferServer
+    from smapi.transfer.locate import find_vdi, open_data
+
+    site = HostSite(Authenticator(Credentials("root", "s3cret"), allow_basic=False),
+                    serve_open_disk_factory(lambda v, w: open_data(find_vdi(v), w)))
+    server = TransferServer(("127.0.0.1", 0), TransferHandler, site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -6,36 +6,13 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import threading
-from typing import Iterator, List, Tuple
-
-import pytest
+from typing import List, Tuple
 
 from tests.transfer.conftest import MiB, curl, patterned, sha, status_of
 from tests.transfer.test_atomic import RawClient, _no_scratch_left
 
 SIZE = 8 * MiB
 AUTH = ("--digest", "-u", "root:s3cret")
-
-
-@pytest.fixture
-def host(fsr) -> Iterator[str]:
-    from smapi.transfer.auth import Authenticator, Credentials
-    from smapi.transfer.handlers import HostSite, TransferHandler, serve_open_disk_factory
-    from smapi.transfer.httpserve import TransferServer
-    from smapi.transfer.locate import find_vdi, open_data
-
-    site = HostSite(Authenticator(Credentials("root", "s3cret"), allow_basic=False),
-                    serve_open_disk_factory(lambda v, w: open_data(find_vdi(v), w)))
-    server = TransferServer(("127.0.0.1", 0), TransferHandler, site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def records(pieces: List[Tuple[int, bytes]], end: bool = True) -> bytes:

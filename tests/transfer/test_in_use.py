@@ -49,3 +49,17 @@ def test_the_exposure_servers_open_refuses_a_writer_even_when_the_service_did_no
     ex = service.expose(active_vdi, read_only="true")
     assert status_of(curl("--digest", "-u", ex.user, "-r", "0-9", ex.url)) == 206
     service.unexpose(ex.handle)
+
+
+def test_import_into_an_activated_vdi_is_409(fsr, host, active_vdi, work):
+    import os
+
+    from tests.transfer.conftest import patterned, sha
+
+    before = sha(fsr.read_all(active_vdi))
+    path = os.path.join(work, "disk.raw")
+    with open(path, "wb") as f:
+        f.write(patterned(3, MiB))
+    r = curl("--digest", "-u", "root:s3cret", "-T", path, f"{host}/import_raw_vdi?vdi={active_vdi}")
+    assert status_of(r) == 409, r.stdout
+    assert sha(fsr.read_all(active_vdi)) == before
