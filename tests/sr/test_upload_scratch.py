@@ -138,3 +138,48 @@ def test_a_live_upload_is_left_alone_by_another_process(fsr: FileSR) -> None:
         sc.commit()
         assert h.read(0, 4) == b"live"
     assert _scratches(fsr) == []
+
+
+@pytest.mark.parametrize("name", ["lvm", "lvm-thin"])
+def test_scratches_on_lvm(tmp_path, monkeypatch, name: str) -> None:
+    """The scratch is a volume of the SR's own substrate: on LVM an LV that grows as the upload writes."""
+    from smapi.driver import load_driver
+    from smapi.interface.apis import get_api
+    from smapi.rpc.dispatcher import Dispatcher
+    from tests.sr.drivers import FACTORIES
+
+    if name not in FACTORIES:
+        pytest.skip(f"{name} SRs are not available here (lvm2, loop devices)")
+    sut = FACTORIES[name](tmp_path)
+    for key, value in sut.env.items():
+        monkeypatch.setenv(key, value)
+    sr = "5c7a7c4e-0000-4000-8000-00000000005c"
+    try:
+        driver = load_driver(sut.driver_spec)
+        d = Dispatcher(get_api("storage"), driver.implementations("storage"))
+
+        def call(verb: str, **args):
+            return d.call(verb, {"dbg": "tests/sr", **args})
+
+        call("SR.create", sr=sr, device_config=sut.device_config, physical_size=0)
+        call("SR.attach", sr=sr, device_config=sut.device_config)
+        vdi = call("VDI.create", sr=sr, vdi_info={"virtual_size": SIZE})["vdi"]
+        model = bytearray(SIZE)
+        with driver.open_vdi(sr, vdi, writable=True) as h:
+            sc = h.upload_scratch()
+            for off, data in _writes():
+                sc.write(off, data)
+                model[off:off + len(data)] = data
+            assert h.read(0, SIZE) == bytes(SIZE)
+            sc.commit()
+            gone = h.upload_scratch()
+            gone.write(0, b"\x01" * 512)
+            gone.discard()
+        with driver.open_vdi(sr, vdi) as h:
+            assert sha(h.read(0, SIZE)) == sha(bytes(model))
+        engine = driver.engine_for(sr)
+        assert not [v for v in engine.substrate.list_volumes() if "upload-" in v]
+        assert engine.journal.pending() == []
+        call("SR.detach", sr=sr)
+    finally:
+        sut.cleanup()
