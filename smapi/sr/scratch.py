@@ -117,9 +117,25 @@ class Scratch:
     # -- the end ----------------------------------------------------------------------------------------------
     def commit(self) -> int:
         """Make the upload part of the VDI; returns the bytes applied. After the journal says "commit", a failure
-        leaves the scratch for recovery to finish (the upload was accepted) and raises."""
+        leaves the scratch for recovery to finish (the upload was accepted) and raises.
+
+        A VDI that a datapath activated since the upload began (a VM started on it: the datapath verbs do not
+        take the VDI lock) is refused (VDIInUse) and the upload dropped: landing it would change a running VM's
+        disk under it. The check is made under the SR lock, which the datapath verbs hold."""
+        from smapi.sr.serving import refuse_if_active
+
         with self._lock:
             img = self._open()
+            try:
+                with self.engine.sr_lock().hold():
+                    refuse_if_active(self.engine, self.vdi, "landing an upload")
+            except BaseException:
+                self._image = None
+                try:
+                    img.close()
+                finally:
+                    self._drop()
+                raise
             img.commit()
             img.backing.flush()
             self.engine.journal.update(self.entry, step="commit")

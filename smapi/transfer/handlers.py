@@ -233,6 +233,9 @@ class TransferHandler(BaseTransferHandler):
         except PermissionError as e:
             self._refuse(HttpError(403, str(e)))
         except Exception as e:  # a failure of the disk or a bug: answer, log, keep serving
+            if _in_use(e):  # an upload refused at commit: a VM's datapath activated the VDI meanwhile
+                self._refuse(HttpError(409, str(e)))
+                return
             log.exception("%s %s failed", self.command, self.path)
             self._refuse(HttpError(500, f"{type(e).__name__}: {e}"))
 
@@ -304,15 +307,12 @@ class TransferHandler(BaseTransferHandler):
             raise HttpError(405, "use PUT here", {"Allow": "PUT"})
 
     def _opened(self, vdi: str, writable: bool) -> ContextManager[Disk]:
-        from smapi.interface.classic_codes import CLASSIC_CODES
-        from smapi.interface.errors import Backend_error, SmapiError, VDIInUse
+        from smapi.interface.errors import SmapiError
 
         try:
             return self.server.site.open_disk(vdi, writable)
         except SmapiError as e:
-            in_use = isinstance(e, VDIInUse) or (isinstance(e, Backend_error)
-                                                 and e.classic_code == CLASSIC_CODES["VDIInUse"][0])
-            if in_use:  # a VM's datapath has it activated: a conflict, not a missing VDI
+            if _in_use(e):  # a VM's datapath has it activated: a conflict, not a missing VDI
                 raise HttpError(409, f"VDI {vdi} is in use: {e}") from None
             raise HttpError(404, f"VDI {vdi}: {e}") from None
 
@@ -556,6 +556,10 @@ class TransferHandler(BaseTransferHandler):
                 session.upload.commit()
         except ScratchClosed:
             raise B.BitsError(400, B.BG_E_SESSION_NOT_FOUND, "the session was dropped") from None
+        except Exception as e:
+            if _in_use(e):  # a VM started on the VDI during the session: the upload is dropped
+                raise B.BitsError(409, B.E_ACCESSDENIED, str(e), B.CONTEXT_APPLICATION) from None
+            raise
 
     def _require_empty(self) -> None:
         if self._content_length(required=False):
@@ -616,6 +620,15 @@ class TransferHandler(BaseTransferHandler):
                 raise B.BitsError(500, B.E_INVALIDARG, f"writing the fragment failed: {e}", B.CONTEXT_APPLICATION,
                                   received=session.received) from None
             self._bits_ack({"BITS-Session-Id": session.id, "BITS-Received-Content-Range": str(session.received)})
+
+
+def _in_use(e: BaseException) -> bool:
+    """The API's VDIInUse or the engine's classic one."""
+    from smapi.interface.classic_codes import CLASSIC_CODES
+    from smapi.interface.errors import Backend_error, VDIInUse
+
+    return isinstance(e, VDIInUse) or (isinstance(e, Backend_error)
+                                       and e.classic_code == CLASSIC_CODES["VDIInUse"][0])
 
 
 def _cookie(header: Optional[str], name: str) -> bool:
