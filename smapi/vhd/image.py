@@ -72,6 +72,10 @@ class VhdImage:
         self.batmap_valid = False
         self._bitmaps: OrderedDict[int, bytearray] = OrderedDict()
         self._next_free: Optional[int] = None
+        # Blocks whose data area was checked against the metadata regions: block -> data offset checked, valid
+        # while the structures the regions derive from are the very same objects (see _regions_key).
+        self._safe_blocks: Dict[int, int] = {}
+        self._safe_key: tuple = ()
         # Pending transaction state.
         self._dirty_bat: Set[int] = set()
         self._dirty_bitmaps: Dict[int, bytearray] = {}
@@ -376,23 +380,42 @@ class VhdImage:
             self._write_in_block(blk, inb, view[pos : pos + take])
             pos += take
 
+    def _regions_key(self) -> tuple:
+        """What :meth:`metadata_regions` derives from; the structures are immutable and replaced on change."""
+        return (self.header, self.batmap_header, self.batmap_header_offset, self.footer.data_offset)
+
+    def _check_block_placement(self, blk: int, data_off: int) -> None:
+        """Refuse a block whose area overlaps metadata: writing there would destroy it, so fail rather than
+        corrupt further. The answer is remembered per (block, offset): this ran on every write before and building
+        the region list was a measurable part of a small write's cost."""
+        key = self._regions_key()
+        if key != self._safe_key:
+            self._safe_blocks.clear()
+            self._safe_key = key
+        elif self._safe_blocks.get(blk) == data_off:
+            return
+        start = data_off - self.bitmap_size
+        for lo, hi, what in self.metadata_regions():
+            if start < hi and data_off + self.block_size > lo:
+                raise CorruptImage(f"block {blk} overlaps the {what}", field=f"BAT[{blk}]", image=self.name)
+        self._safe_blocks[blk] = data_off
+
     def _write_in_block(self, blk: int, inb: int, piece: memoryview) -> None:
         data_off = self.block_data_offset(blk)
         s0, s1 = inb // C.SECTOR, (inb + len(piece)) // C.SECTOR
         if data_off is not None:
-            start = data_off - self.bitmap_size
-            for lo, hi, what in self.metadata_regions():
-                if start < hi and data_off + self.block_size > lo:
-                    # Writing there would destroy metadata: refuse rather than corrupt further.
-                    raise CorruptImage(f"block {blk} overlaps the {what}", field=f"BAT[{blk}]", image=self.name)
+            self._check_block_placement(blk, data_off)
             self.backing.pwrite(piece, data_off + inb)
             self._data_written = True
-            if self.batmap is not None and self.batmap[blk >> 3] & (0x80 >> (blk & 7)):
+            batmap = self.batmap
+            if batmap is not None and batmap[blk >> 3] & (0x80 >> (blk & 7)):
                 return
             bm = self.bitmap(blk)
-            before = bytes(bm)
+            # Compare only the bytes the range touches (a copy of the whole bitmap per write is wasted work).
+            b0, b1 = s0 >> 3, ((s1 - 1) >> 3) + 1
+            before = bm[b0:b1]
             bitmaps.set_range(bm, s0, s1)
-            if bm != before:
+            if bm[b0:b1] != before:
                 self._dirty_bitmaps[blk] = bm
             return
         self._allocate(blk, inb, piece, s0, s1)
