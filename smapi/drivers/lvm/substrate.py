@@ -299,9 +299,16 @@ class VolumeGroupSubstrate(Substrate):
             from smapi.drivers.lvm.segmap import SegmentMapBacking, build_map
 
             return SegmentMapBacking(f"{self.vg}/{name}", build_map(rows, self._pe_starts(), self.extent_size),
-                                     writable=writable, loader=lambda: access.extents(name),
+                                     writable=writable, loader=lambda: self._fresh_extents(name),
                                      resizer=lambda size: self._lvresize(name, size))
         return access.open(name, writable=writable)  # pragma: no cover - kernel path
+
+    def _fresh_extents(self, name: str) -> List[Any]:
+        """The LV's map as lvm has it now (after a resize), read with the whole VG's so later opens reuse it."""
+        from smapi.drivers.lvm.segmap import build_map
+
+        self._forget_segments()
+        return build_map(self._segments(name), self._pe_starts(), self.extent_size)
 
     def _lvresize(self, name: str, size: int) -> None:
         try:
@@ -366,7 +373,6 @@ class VolumeGroupSubstrate(Substrate):
     def rename_volume(self, old: str, new: str) -> None:
         # lvrename cannot replace: remove the target first. A crash in between leaves only `old`, which the
         # engine's journal replays the rename from (it checks for `old`, not `new`).
-        self._forget_segments()
         if self.volume_exists(new):
             self.remove_volume(new)
         if self.is_vhd(old):
@@ -376,15 +382,22 @@ class VolumeGroupSubstrate(Substrate):
             # A leaf that stays writable is inflated again by its next writable flush.
             with self.open_volume(old, writable=True) as vol:
                 vol.deflate()  # type: ignore[attr-defined]
-        self._change("lvrename", self._need_vg(), old, new)
+        self.lvm.run("lvrename", self._need_vg(), old, new)  # on failure the cache is stale: see below
+        cache = self._seg_cache
+        if cache is not None and old in cache:
+            cache[new] = cache.pop(old)  # same extents under a new name: no need to ask lvm again
+        else:
+            self._forget_segments()
 
     def remove_volume(self, name: str) -> None:
-        self._forget_segments()
         try:
-            self._change("lvremove", "-f", self._lv(name))
+            self.lvm.run("lvremove", "-f", self._lv(name))
         except Backend_error as e:
+            self._forget_segments()
             if not _missing_lv(e):
                 raise
+        if self._seg_cache is not None:
+            self._seg_cache.pop(name, None)
         self.access.release(name)
 
     def list_volumes(self) -> List[str]:
