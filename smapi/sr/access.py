@@ -1,5 +1,6 @@
 """Data access for tools (vdi-import/export, copy, demo): `open_vdi` returns a handle with `read`, `write`,
-`flush`, `close` and `size`.
+`flush`, `close` and `size`; a writable one also gives `upload_scratch()`, where an upload collects its writes
+until they land in the VDI all at once (`smapi.sr.scratch`).
 
 A handle holds the VDI's lock for as long as it is open (exclusive when writable, shared when read-only), so no
 snapshot or compose can move the VDI's data to another volume under a writer's feet.

@@ -161,10 +161,6 @@ class Scratch:
             finally:
                 self._drop()
 
-    @property
-    def closed(self) -> bool:
-        return self._image is None
-
     def _drop(self) -> None:
         with self.engine.sr_lock().hold():
             self.engine.substrate.remove_volume(self.volume)
