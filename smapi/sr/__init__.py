@@ -18,6 +18,7 @@ Modules, one job each:
     gc          garbage collection and coalesce; background the sync/background/off policy
     leafcoalesce  merging a visible leaf VDI with its hidden single-child parent (a GC step)
     access      open_vdi data handles for tools
+    scratch     upload scratches: an upload's writes land in a VDI all at once, or never (journaled)
     copying     VDI.copy
     enginedriver EngineDriver, the light base class of engine-based drivers
     service     EngineSR / EngineVDI: the storage interface over the engine
