@@ -93,6 +93,8 @@ class VolumeGroupSubstrate(Substrate):
         self._mgt_extents: Any = None
         #: every LV's segment rows from one ``lvs`` call (see prime); dropped whenever this object changes an LV
         self._seg_cache: Optional[Dict[str, List[Dict[str, str]]]] = None
+        #: an LV changed since _vg_row was read: its free space is out of date
+        self._vg_stale = False
 
     # -- helpers --------------------------------------------------------------------------------------------------
     def _need_vg(self) -> str:
@@ -117,6 +119,7 @@ class VolumeGroupSubstrate(Substrate):
             if isinstance(self.access, SegmentMapAccess):
                 self.access._pe_start = {r["pv_name"]: int(r["pe_start"]) for r in rows}
             self._vg_row = rows[0]
+            self._vg_stale = False
         return self._vg_row
 
     @property
@@ -154,6 +157,7 @@ class VolumeGroupSubstrate(Substrate):
 
     def _forget_segments(self) -> None:
         self._seg_cache = None
+        self._vg_stale = True  # free space changes with the LVs
 
     @property
     def provisioning(self) -> str:
@@ -250,7 +254,8 @@ class VolumeGroupSubstrate(Substrate):
         shutil.rmtree(self._lock_dir(), ignore_errors=True)
 
     def space(self) -> Tuple[int, int]:
-        row = self._vg_info(fresh=True)
+        # Read again only if this verb changed an LV since: other verbs change LVs under the SR lock we hold.
+        row = self._vg_info(fresh=self._vg_stale)
         return int(row["vg_size"]), int(row["vg_free"])
 
     def describe(self) -> Dict[str, str]:
