@@ -274,3 +274,29 @@ def test_thin_lv_holds_what_was_written_through_the_datapath(make_loop: Callable
     st = sr.v("SR.stat")
     assert (st["total_space"], st["free_space"]) == (int(vg["vg_size"]), int(vg["vg_free"]))
     assert sr.read(vdi, tenth - 4096, 8192) == b"\x5a" * 4096 + bytes(4096)
+
+
+def test_loop_devices_go_with_sr_detach_and_stale_cleanup(loop: str, tmp_path: Path,
+                                                          nothing_leaks: Callable[[LvmSR], None]) -> None:
+    sr = make_sr([loop], "thick")
+    a = sr.vdi(8 * MiB, sm_config={"type": "raw"})["vdi"]
+    b = sr.vdi(8 * MiB, sm_config={"type": "raw"})["vdi"]
+    dev_a = sr.v("VDI.attach", dp="dp1", vdi=a, read_write=True)["params"]
+    assert sr.v("VDI.attach", dp="dp2", vdi=a, read_write=True)["params"] == dev_a  # one device per VDI
+    sr.v("VDI.detach", dp="dp1", vdi=a)
+    assert loops_over(sr.devices) == [dev_a]  # dp2 still holds it
+    sr.v("VDI.detach", dp="dp2", vdi=a)
+    assert loops_over(sr.devices) == []
+    sr.v("VDI.attach", dp="dp1", vdi=a, read_write=True)
+    sr.v("VDI.attach", dp="dp1", vdi=b, read_write=False)
+    assert len(loops_over(sr.devices)) == 2
+    sr.v("SR.detach")
+    nothing_leaks(sr)
+    sr.attach()
+    sr.v("VDI.attach", dp="dp1", vdi=b, read_write=True)
+    # A verb killed after making the device but before recording its datapath: the next SR.attach finds it.
+    states = tmp_path / "run" / "dp" / sr.sr / f"{b}.json"
+    assert states.exists()
+    states.unlink()
+    sr.attach()
+    nothing_leaks(sr)
