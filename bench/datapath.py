@@ -8,6 +8,14 @@ Scenarios, per chain depth: read the whole export (``nbdcopy URI null:``) and wr
 every round). The datapath contender is the real one (``smapi.datapath.NbdServer``); the baseline is
 ``nbdkit file``. Both use the same client and options, run interleaved in one process tree, and every export is
 checksummed before timing. Results are throughput ratios (datapath / file plugin) per round, median and min.
+
+Sync behaviour: nbdcopy (1.14) sends no flush unless given ``--flush``, so by default neither side makes the data
+durable inside the timed run (the datapath commits its metadata when the server stops, untimed). ``--flush``
+times durable writes instead (nbdcopy flushes at the end: the file plugin's fdatasync, the datapath's commit).
+Every write round starts from a settled host: after the untimed re-creation of the target, ``sync`` writes back
+and commits what earlier rounds left behind. Without it the rounds were not independent, and not alike: the
+datapath's stop syncs its leaf, whose removal then frees on-disk blocks (journal commit, discards) during the
+next timed run, while the file plugin's truncated target never reached the disk at all.
 """
 
 from __future__ import annotations
@@ -161,16 +169,22 @@ class DatapathServer:
 
 
 # ------------------------------------------------------------------------------------------------ scenarios
-def nbdcopy(src: str, dst: str) -> Callable[[], None]:
+def nbdcopy(src: str, dst: str, *opts: str) -> Callable[[], None]:
     def run() -> None:
-        subprocess.run([NBDCOPY, src, dst], check=True)
+        subprocess.run([NBDCOPY, *opts, src, dst], check=True)
 
     return run
 
 
+def settle() -> None:
+    """Write back and commit everything pending on the host, so no timed run pays for an earlier one."""
+    os.sync()
+
+
 class Bench:
-    def __init__(self, w: str, size: int, rounds: int) -> None:
+    def __init__(self, w: str, size: int, rounds: int, flush: bool = False) -> None:
         self.w, self.size, self.rounds = w, size, rounds
+        self.copy_opts = ("--flush",) if flush else ()
         self.run_dir = os.path.join(w, "run")
         self.raw = os.path.join(w, "data.raw")
         self.src = os.path.join(w, "src.raw")
@@ -216,12 +230,16 @@ class Bench:
             else:
                 vhd.create_dynamic(leaf, self.size)
             dp.start()
+            settle()
 
         def fresh_raw() -> None:
             base.stop()
+            if os.path.exists(target):
+                os.unlink(target)  # removed like the leaf (not truncated in place)
             with open(target, "wb") as f:
                 f.truncate(self.size)
             base.start()
+            settle()
 
         try:
             fresh_leaf()
@@ -236,12 +254,14 @@ class Bench:
                 for off in range(0, c.size, BLOCK):
                     h.update(c.read(off, min(BLOCK, c.size - off)))
             check(f"VHD leaf after write, depth {depth}", h.hexdigest(), self.src_sha)
-            sc = Scenario(f"write {self.size >> 20} MiB into a fresh leaf, chain depth {depth} (nbdcopy src URI)", [
-                Contender("datapath", lambda: nbdcopy(self.src, dp.uri)(), prepare=fresh_leaf),
-                Contender("file plugin", lambda: nbdcopy(self.src, base.uri)(), prepare=fresh_raw),
+            how = " ".join(("nbdcopy",) + self.copy_opts + ("src URI",))
+            label = "write + flush" if self.copy_opts else "write"
+            sc = Scenario(f"{label} {self.size >> 20} MiB into a fresh leaf, chain depth {depth} ({how})", [
+                Contender("datapath", lambda: nbdcopy(self.src, dp.uri, *self.copy_opts)(), prepare=fresh_leaf),
+                Contender("file plugin", lambda: nbdcopy(self.src, base.uri, *self.copy_opts)(), prepare=fresh_raw),
             ])
-            sc.ratios.append((f"write throughput, depth {depth}: datapath / nbdkit file", "datapath", "file plugin",
-                              "throughput", TARGET))
+            sc.ratios.append((f"{label} throughput, depth {depth}: datapath / nbdkit file", "datapath",
+                              "file plugin", "throughput", TARGET))
             run_scenario(sc, self.rounds)
             self.scenarios.append(sc)
         finally:
@@ -257,6 +277,7 @@ def main(argv: List[str] | None = None) -> int:
     ap.add_argument("--depths", default=None, help="comma-separated chain depths (default 1,10)")
     ap.add_argument("--only", default="read,write", help="comma-separated scenarios")
     ap.add_argument("--dir", default=None, help="scratch parent directory (default: same disk as the repo)")
+    ap.add_argument("--flush", action="store_true", help="write scenarios: nbdcopy --flush (time durable writes)")
     args = ap.parse_args(argv)
     if not (NBDCOPY and NBDKIT):
         print("nbdkit / nbdcopy not installed (ci/apt-packages.txt)", file=sys.stderr)
@@ -271,11 +292,11 @@ def main(argv: List[str] | None = None) -> int:
     env = environment(w)
     env.update({"dataset": f"{size >> 20} MiB", "rounds": str(rounds), "depths": ",".join(map(str, depths)),
                 "nbdkit": subprocess.run([NBDKIT, "--version"], capture_output=True, text=True).stdout.strip(),
-                "client": "nbdcopy (default options, same for both)"})
+                "client": f"nbdcopy ({'--flush' if args.flush else 'default options'}, same for both)"})
     print("# smapi datapath benchmark (NBD: smapi plugin vs nbdkit file plugin)")
     print_env(env)
     try:
-        b = Bench(w, size, rounds)
+        b = Bench(w, size, rounds, flush=args.flush)
         for depth in depths:
             if "read" in only:
                 b.read(depth)
