@@ -233,9 +233,14 @@ class Chain:
                 self.leaf.commit()
 
     def flush(self) -> None:
-        if self.leaf.writable:
-            self.leaf.commit()
-            self.leaf.backing.flush()
+        """Make every completed write durable. A commit ends with a barrier already; a second one per NBD flush
+        or FUA write was pure cost."""
+        leaf = self.leaf
+        if leaf.writable:
+            if leaf.pending:
+                leaf.commit()
+            else:
+                leaf.backing.flush()
 
     def close(self) -> None:
         err: Optional[BaseException] = None
