@@ -32,6 +32,20 @@ Chain-changing verbs while a server runs (`paused`)
     close and must reconnect (qemu's NBD ``reconnect-delay``; nbdkit keeps no connection across a restart).
     ``epoch_begin`` (reset on boot) of an activated VDI is refused (VDIInUse): it would drop a running VM's disk.
 
+Volumes prepared for a writer (LVM thin)
+    A server must never need the substrate's tools (lvm) while it runs. `Substrate.writer_needs_preparation` says
+    when a read-write server's volume needs `prepare_writer` first (a thin VHD leaf is inflated to its full size)
+    and `finish_writer` after it stopped (deflated to what the VHD uses). The pair is journaled as
+    ``journal/inflate-<vdi>``, written before the inflate and removed after the deflate; unlike other entries it
+    belongs to a live server, so recovery finishes it only once no server of this host holds the VDI (the server
+    was killed, or the host restarted).
+
+Raw volumes on a device region
+    A raw VDI that is one contiguous region of a block device (a raw LV) has no file to hand out: VDI.attach makes
+    a loop device over the region (`smapi.datapath.blockdev`) and answers it as ``params``; the last detach,
+    SR.detach and SR.attach (for devices no datapath state accounts for) release it. Its NBD export follows the
+    usual rule; a raw volume that is not one region (a multi-segment LV) is reached through NBD only.
+
 Host restarts
     ``<run>/boot_id`` names the boot that wrote the run directory. SR.attach under another boot drops every
     engine datapath state and lets ``smapi.datapath.cleanup_stale`` discard the facade's records (no process of
