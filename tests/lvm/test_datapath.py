@@ -300,3 +300,32 @@ def test_loop_devices_go_with_sr_detach_and_stale_cleanup(loop: str, tmp_path: P
     states.unlink()
     sr.attach()
     nothing_leaks(sr)
+
+
+def test_the_opener_resolves_parents_inside_the_vg_only(loop: str) -> None:
+    from smapi.drivers.lvm.serving import open_for_datapath
+    from smapi.vhd import ParentNotFound, open_chain
+
+    sr = make_sr([loop], "thin")
+    vdi = sr.vdi(8 * MiB)["vdi"]
+    sr.write(vdi, 0, b"base" * 128)
+    sr.snapshot(vdi)
+    spec = sr.substrate().datapath_image(sr.lv_of(vdi), "vhd")
+    assert spec.opener and spec.path.startswith("lvm://") and spec.block is None
+    leaf, resolver = open_for_datapath(spec.opener_args(), writable=False)
+    assert resolver is not None
+    try:
+        chain = open_chain(leaf, resolver=resolver)
+        assert len(chain.images) == 2 and chain.read(0, 512) == b"base" * 128
+        chain.close()
+    finally:
+        leaf.close()
+    for name in ("../../etc/passwd", loop, "MGT", "VG_other/VHD-x", f"VHD-{'0' * 36}"):
+        with pytest.raises(ParentNotFound):
+            resolver.open_parent(name)
+    raw = sr.vdi(4 * MiB, sm_config={"type": "raw"})["vdi"]
+    spec = sr.substrate().datapath_image(sr.lv_of(raw), "raw")
+    assert spec.block is not None and spec.block[0] == loop and spec.block[2] == 4 * MiB
+    leaf, resolver = open_for_datapath(spec.opener_args(), writable=False)
+    assert resolver is None and leaf.size() == 4 * MiB
+    leaf.close()

@@ -75,9 +75,10 @@ class LvResolver(ParentResolver):
         self.substrate = substrate
 
     def open_parent(self, name: str, *, writable: bool = False) -> Backing:
+        # Only a plain LV name of this VG is followed: never a path, another VG's LV or the MGT volume.
         try:
             return self.substrate.open_volume(name, writable=writable)
-        except FileNotFoundError:
+        except (FileNotFoundError, ValueError):
             raise ParentNotFound(f"parent {name!r} is not an LV of {self.substrate.vg}") from None
 
 
