@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import uuid
@@ -52,6 +53,8 @@ def shared_server() -> TgtServer:
         if _server is None or not _server.running:
             if _server is not None:
                 _server.stop()
+            else:
+                reap_orphans()
             _server = TgtServer(tempfile.mkdtemp(prefix="smapi-tgt-")).start()
         return _server
 
@@ -68,6 +71,41 @@ def stop_shared_server() -> None:
 atexit.register(stop_shared_server)
 
 
+def reap_orphans() -> None:
+    """Release initiator sessions a killed test run left (their tgtd died with it: nobody listens on the portal)."""
+    from tests.iscsi.tgt import IQN_PREFIX
+
+    for pid in _initiator_processes(IQN_PREFIX):
+        if _parent(pid) != 1:
+            continue  # a running test's own child (its target may be down on purpose: the outage test)
+        args = _args(pid)
+        portal = next((p.split("=", 1)[1] for a in args for p in a.split(",") if p.startswith("portal=")), "")
+        iqn = next((p.split("=", 1)[1] for a in args for p in a.split(",") if p.startswith("target=")), "")
+        host, _, port = portal.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                continue  # a live target: some running test's session
+        except (OSError, ValueError):
+            pass
+        release_sessions(iqn)
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _args(pid: int) -> List[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
 def _initiator_processes(iqn: str) -> List[int]:
     pids = []
     for name in os.listdir("/proc"):
@@ -78,7 +116,7 @@ def _initiator_processes(iqn: str) -> List[int]:
                 args = f.read().split(b"\0")
         except OSError:
             continue
-        if args and args[0].endswith(b"qemu-storage-daemon") and any(f"target={iqn},".encode() in a for a in args):
+        if args and args[0].endswith(b"qemu-storage-daemon") and any(f"target={iqn}".encode() in a for a in args):
             pids.append(int(name))
     return pids
 
@@ -87,12 +125,8 @@ def release_sessions(iqn: str) -> None:
     """Log out every userspace session to `iqn` on this machine (best effort, never raises)."""
     from smapi.drivers.iscsi.userspace import UserspaceInitiator, is_ours
 
-    for pid in _initiator_processes(iqn):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = [a.decode() for a in f.read().split(b"\0") if a]
-        except OSError:
-            continue
+    for pid in _initiator_processes(iqn + ","):
+        args = _args(pid)
         mnt = next((p.split("=", 1)[1] for a in args for p in a.split(",") if p.startswith("mountpoint=")), "")
         if mnt and is_ours(pid, mnt):
             with contextlib.suppress(Exception):
@@ -135,7 +169,7 @@ def leftovers(iqn: str, root: str) -> List[str]:
     """What a test left behind: initiator processes for `iqn`, loop devices and mounts on files below `root`."""
     from smapi.drivers.iscsi.userspace import loops_on, mounted
 
-    out = [f"qemu-storage-daemon pid {p}" for p in _initiator_processes(iqn)]
+    out = [f"qemu-storage-daemon pid {p}" for p in _initiator_processes(iqn + ",")]
     for dirpath, _, files in os.walk(root):
         for f in files:
             path = os.path.join(dirpath, f)
