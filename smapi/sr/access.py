@@ -45,7 +45,7 @@ class VdiHandle:
             raise ValueError("an upload scratch needs an open writable handle")
         from smapi.sr.scratch import begin
 
-        return begin(self._engine, self.vdi, self.size, target if target is not None else self)
+        return begin(self._engine, self.vdi, self.size, target if target is not None else self, handle=self)
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -62,9 +62,33 @@ class VdiHandle:
 class ChainHandle(VdiHandle):
     def __init__(self, chain: Chain, leaf: Backing, lock: FileLock) -> None:
         super().__init__(lock)
-        self.chain = chain
+        self.chain: Optional[Chain] = chain
         self.leaf = leaf  # the chain does not own a backing it was given
         self.size = chain.size
+
+    def suspend(self) -> None:
+        """Flush and close the images: an upload is about to put its scratch in the leaf's place."""
+        chain, self.chain = self.chain, None
+        if chain is not None:
+            try:
+                chain.flush()
+            finally:
+                chain.close()
+                self.leaf.close()
+
+    def resume(self) -> None:
+        """Open the VDI's chain again (after `suspend`): the leaf volume's name is the same, its image new."""
+        assert self._engine is not None
+        engine = self._engine
+        with mapped_errors(f"reopening VDI {self.vdi}"):
+            rec = engine.visible(engine.load(), self.vdi)
+            leaf = engine.substrate.open_volume(rec.volume, writable=self.writable)
+            try:
+                self.chain = open_chain(leaf, resolver=engine.substrate.resolver(), writable=self.writable)
+            except BaseException:
+                leaf.close()
+                raise
+            self.leaf = leaf
 
     def read(self, offset: int, length: int) -> bytes:
         return self.chain.read(offset, length)
@@ -77,8 +101,9 @@ class ChainHandle(VdiHandle):
 
     def close(self) -> None:
         try:
-            self.chain.close()
-            self.leaf.close()
+            if self.chain is not None:  # None after a failed `resume`
+                self.chain.close()
+                self.leaf.close()
         finally:
             self._release()
 

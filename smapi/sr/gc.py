@@ -132,7 +132,9 @@ def relink_and_commit(engine: Engine, entry: JournalEntry) -> bool:
     try:
         for uuid in sorted(visible):
             lock = engine.vdi_lock(uuid)
-            if not lock.acquire(timeout=0):
+            # held(): this process may hold the VDI itself (an open handle, e.g. an upload that just relinked
+            # and runs a sync collection): the re-entrant lock would let us relink under its open chain.
+            if lock.held() or not lock.acquire(timeout=0):
                 return False
             locks.append(lock)
         with engine.sr_lock().hold():

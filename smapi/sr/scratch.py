@@ -1,18 +1,37 @@
 """Upload scratch images: writes that reach a VDI all together or not at all.
 
-An upload (a whole-disk HTTP PUT, a BITS session, an import) must not leave half of its bytes in the VDI when the
-client goes away. Its writes go into a *scratch*: a private differencing VHD on the SR, the size of the VDI, whose
-sector bitmaps record exactly which bytes the upload wrote. Nothing reads through it but the upload itself
-(unaligned edges are merged with the VDI's current bytes). When the body is complete and valid, `commit` copies
-the marked sectors into the VDI through the caller's writable handle; otherwise `discard` deletes it. Only the
-bytes written occupy space, so a small upload into a large disk stays cheap; a whole-disk upload is written twice
-(scratch, then VDI), which is the price of atomicity without rewriting the VDI's chain.
+An upload (a whole-disk HTTP PUT, a BITS session, a vdi-import) must not leave half of its bytes in the VDI when
+the client goes away. Its writes go into a *scratch*: a private differencing VHD on the SR, the size of the VDI,
+whose sector bitmaps record exactly which bytes the upload wrote. Nothing reads through it but the upload itself
+(unaligned edges are merged with the VDI's current bytes). When the body is complete and valid, `commit` lands
+it; otherwise `discard` deletes it. Only the bytes written occupy space.
+
+Landing (`commit`), chosen from metadata once the scratch is complete:
+
+* **in place** (`smapi.sr.relink`, O(metadata)): for a VHD VDI whose upload wrote at least `relink_min()` bytes
+  (64 MiB; `SMAPI_UPLOAD_RELINK_MIN` overrides it). The scratch is created as a real child of the VDI's leaf, so
+  it can *become* the leaf: it replaces the old leaf outright when it covers every sector the old leaf held
+  (a whole-disk PUT over a differencing leaf: nothing is left to merge, the chain does not grow), else the old
+  leaf becomes a hidden "upload base" under it, as a snapshot split makes, and the collector's leaf-coalesce
+  merges it once the VDI is idle. The data is written once, at upload speed.
+* **copy**: the marked sectors are copied into the VDI through the caller's writable handle (`apply`). Used for
+  raw VDIs (no differencing child possible), reset-on-boot VDIs, small uploads (a copy of a few MiB costs less
+  than a chain level and a later coalesce), and when `MAX_UPLOAD_BASES` upload bases already sit above the leaf
+  (uploads into a VDI kept busy, where no leaf-coalesce can run) or the chain is at the depth limit: repeated
+  uploads never make a VDI hit code 109.
+
+While the scratch lands in place, the writer's handle lets go of its images (`suspend`) and opens the VDI's new
+chain afterwards (`resume`); the target's `exclusive()` (the transfer `Disk`) keeps its other threads out.
 
 Crash safety (journal op "upload", see `recovery`):
 
     step "receive"  written before the scratch exists: the upload has not been accepted -> remove the scratch
     step "commit"   written once the scratch is complete and durable: the upload was accepted -> copy it into the
                     VDI again (copying the same sectors twice is harmless), then remove the scratch
+    step "relink"/"replace"  the in-place landing was decided: roll it forward (`relink.finish`, idempotent)
+
+Fault points: upload.accepted (after "commit"), upload.decided, then relink's upload.renamed/hidden/swapped/
+recorded or replace's upload.reparented/swapped.
 
 An upload runs for minutes without the SR lock, so an entry seen by someone holding the SR lock may belong to a
 live upload. Its writer holds the VDI's lock exclusively (a writable data handle), so the entry is replayed only
@@ -22,21 +41,27 @@ is left alone (the NBD server holds it open without the lock) until it is deacti
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import uuid as uuidlib
-from typing import Any, Optional, Set
+from typing import Any, Dict, Optional, Set
 
-from smapi.sr.engine import Engine
+from smapi.sr import relink
+from smapi.sr.engine import Engine, new_uuid
+from smapi.sr.faults import fault_point
 from smapi.sr.journal import JournalEntry
 from smapi.vhd import VhdImage, bitmaps
 from smapi.vhd import constants as C
-from smapi.vhd.create import create_sparse_on
+from smapi.vhd.create import create_child_on, create_sparse_on
 
 OP = "upload"
 SECTOR = C.SECTOR
 COMMIT_EVERY = 1 << 30  # metadata written every GiB: dirty sector bitmaps stay under 256 KiB, few barriers
-PARENT_NAME = "upload-target"  # a scratch is never opened as a chain: its parent locator is only a label
+PARENT_NAME = "upload-target"  # a raw VDI's scratch is never opened as a chain: its parent locator is a label
+RELINK_MIN = 64 << 20  # smaller uploads are copied (see the module docstring)
+RELINK_ENV = "SMAPI_UPLOAD_RELINK_MIN"
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +69,25 @@ _LIVE: Set[str] = set()  # scratch volumes of this process that are in use (or b
 _LIVE_LOCK = threading.Lock()
 
 
+def relink_min() -> int:
+    value = os.environ.get(RELINK_ENV, "")
+    return int(value) if value.strip().isdigit() else RELINK_MIN
+
+
 class ScratchClosed(Exception):
     """The scratch was committed or discarded already (e.g. the exposure is shutting down)."""
 
 
 class Scratch:
-    """A pending upload into one VDI. `target` has `read`, `write`, `flush` (the writer's own data handle)."""
+    """A pending upload into one VDI. `target` has `read`, `write`, `flush` (the writer's own data handle);
+    `handle` is the writer's VDI handle when the scratch may land in place (it has `chain`, `suspend`, `resume`)."""
 
-    def __init__(self, engine: Engine, vdi: str, target: Any, entry: JournalEntry, image: VhdImage) -> None:
+    def __init__(self, engine: Engine, vdi: str, target: Any, entry: JournalEntry, image: VhdImage,
+                 handle: Any = None) -> None:
         self.engine = engine
         self.vdi = vdi
         self.target = target
+        self.handle = handle
         self.entry = entry
         self.volume: str = entry.data["volume"]
         self.size = image.virtual_size
@@ -139,7 +172,12 @@ class Scratch:
             img.commit()
             img.backing.flush()
             self.engine.journal.update(self.entry, step="commit")
+            fault_point("upload.accepted")
             self._image = None
+            in_place = self._in_place(img)
+            if in_place is not None:
+                img.close()
+                return self._land_in_place(in_place)
             try:
                 applied = apply(img, self.target)
                 self.target.flush()
@@ -150,6 +188,39 @@ class Scratch:
             img.close()
             self._drop()
             return applied
+
+    def _in_place(self, img: VhdImage) -> Optional[Dict[str, Any]]:
+        """The journal data of an in-place landing, or None to copy (see the module docstring)."""
+        chain = getattr(self.handle, "chain", None)
+        base_volume = self.entry.data.get("base_volume")
+        written = relink.marked_bytes(img) if chain is not None and base_volume else 0
+        if written < max(1, relink_min()):
+            return None
+        with self.engine.sr_lock().hold():
+            doc = self.engine.load()
+            how = relink.decide(doc, self.vdi, img, chain.leaf)
+            if how is not None:
+                how.update(leaf_volume=doc.vdis[self.vdi].volume, bytes=written)
+        return how
+
+    def _land_in_place(self, how: Dict[str, Any]) -> int:
+        exclusive = getattr(self.target, "exclusive", None)
+        with exclusive() if exclusive is not None else contextlib.nullcontext():
+            self.handle.suspend()  # flushed and closed: its leaf is renamed or replaced below
+            try:
+                with self.engine.sr_lock().hold():
+                    self.engine.journal.update(self.entry, **how)
+                    fault_point("upload.decided")
+                    relink.finish(self.engine, self.entry)
+            except BaseException:
+                _unmark(self.volume)  # recovery rolls it forward once this process lets go of the VDI
+                raise
+            finally:
+                self.handle.resume()
+            _unmark(self.volume)
+        if how["step"] == "relink":
+            self.engine.after_change()  # the collector merges the upload base once the VDI is idle
+        return int(how["bytes"])
 
     def discard(self) -> None:
         with self._lock:
@@ -168,18 +239,31 @@ class Scratch:
         _unmark(self.volume)
 
 
-def begin(engine: Engine, vdi: str, size: int, target: Any) -> Scratch:
-    """A new scratch for an upload into `vdi` (whose writable handle the caller holds)."""
+def begin(engine: Engine, vdi: str, size: int, target: Any, handle: Any = None) -> Scratch:
+    """A new scratch for an upload into `vdi` (whose writable handle the caller holds; pass it as `handle` to let
+    the scratch land in place)."""
     volume = engine.volume_of(f"upload-{uuidlib.uuid4()}", "vhd")
+    chain = getattr(handle, "chain", None)
+    leaf: Optional[VhdImage] = chain.leaf if chain is not None else None
+    if leaf is not None and (leaf.is_fixed or leaf.virtual_size != size or not hasattr(handle, "suspend")):
+        leaf = None
+    base = new_uuid()
+    base_volume = engine.volume_of(base, "vhd") if leaf is not None else None
     _mark(volume)
     try:
         with engine.sr_lock().hold():
-            entry = engine.journal.begin(OP, vdi=vdi, volume=volume, step="receive")
+            entry = engine.journal.begin(OP, vdi=vdi, volume=volume, step="receive", base=base,
+                                         base_volume=base_volume)
         backing = engine.substrate.create_volume(volume, 0)
         try:
             # Differencing, so that only the sectors written are marked (a dynamic image marks whole blocks).
-            # Its parent uuid is a fresh one (a null uuid means "raw parent" to VHD readers): nothing resolves it.
-            create_sparse_on(backing, size, parent=(uuidlib.uuid4().bytes, 0, PARENT_NAME), round_to_block=False)
+            if leaf is not None:
+                # A child of the leaf, naming the volume the leaf becomes if the upload is relinked.
+                create_child_on(backing, leaf, base_volume)
+            else:
+                # A raw VDI's scratch gets a fresh parent uuid (a null one means "raw parent" to VHD readers).
+                create_sparse_on(backing, size, parent=(uuidlib.uuid4().bytes, 0, PARENT_NAME),
+                                 round_to_block=False)
             image = VhdImage.open(backing, name=volume, writable=True)
         except BaseException:
             backing.close()
@@ -187,7 +271,7 @@ def begin(engine: Engine, vdi: str, size: int, target: Any) -> Scratch:
     except BaseException:
         _unmark(volume)
         raise
-    return Scratch(engine, vdi, target, entry, image)
+    return Scratch(engine, vdi, target, entry, image, handle if leaf is not None else None)
 
 
 def apply(img: VhdImage, target: Any) -> int:
@@ -231,6 +315,10 @@ def replay(engine: Engine, entry: JournalEntry) -> bool:
         if not lock.acquire(timeout=0):
             return False  # its writer (or another user of the VDI) is alive
         try:
+            if entry.data.get("step") in ("relink", "replace"):
+                relink.finish(engine, entry)
+                log.info("upload into VDI %s: finished landing an accepted upload (%s)", vdi, entry.data["step"])
+                return True
             if entry.data.get("step") == "commit" and engine.substrate.volume_exists(volume):
                 try:
                     handle = open_vdi(engine, vdi, writable=True)

@@ -7,13 +7,16 @@ clients at once, so every access goes through one lock. `generation` counts writ
 Uploads do not write into the disk directly: `begin_upload` gives a scratch (`smapi.sr.scratch`) that collects
 the writes and lands them in the VDI at `commit`, or drops them at `discard`, so a client that goes away
 mid-body leaves the VDI as it was. Uploads still open when the disk closes (the exposure stops) are discarded.
+A large upload into a VHD VDI lands by becoming the VDI's leaf: the scratch holds `exclusive()` meanwhile, while
+the handle reopens the new chain, and the bumped `generation` tells cached views that the chain changed.
 A driver whose handles offer no scratch gets direct writes (`DirectUpload`: not atomic).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any, List, Optional, Set
+from typing import Any, Iterator, List, Optional, Set
 
 from smapi.vhd.constants import BAT_UNUSED
 
@@ -49,6 +52,15 @@ class Disk:
         if self.writable:
             with self._lock:
                 self._handle.flush()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No other thread touches the handle meanwhile (an upload swaps the VDI's leaf under it)."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                self.generation += 1
 
     def close(self) -> None:
         with self._uploads_lock:
