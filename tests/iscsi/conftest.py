@@ -64,7 +64,7 @@ class Targets:
         left: List[str] = []
         for t in self.made:
             left += leftovers(t.iqn, self.root)
-            release_sessions(t.iqn)
+            release_sessions(t.iqn, self.root)
             self.server.remove_target(t)
         return left
 

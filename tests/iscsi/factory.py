@@ -121,9 +121,17 @@ def _initiator_processes(iqn: str) -> List[int]:
     return pids
 
 
-def release_sessions(iqn: str) -> None:
-    """Log out every userspace session to `iqn` on this machine (best effort, never raises)."""
+def release_sessions(iqn: str, below: str = "") -> None:
+    """Log out every userspace session to `iqn` on this machine, and the dead ones (stale mount, loop device)
+    recorded in session directories below `below` (best effort, never raises)."""
+    from smapi.drivers.iscsi.initiator import STATE_FILE, read_state
     from smapi.drivers.iscsi.userspace import UserspaceInitiator, is_ours
+
+    if below:
+        for dirpath, _, files in os.walk(below):
+            if STATE_FILE in files and read_state(dirpath).get("iqn") == iqn:
+                with contextlib.suppress(Exception):
+                    UserspaceInitiator().logout(dirpath)
 
     for pid in _initiator_processes(iqn + ","):
         args = _args(pid)
@@ -158,7 +166,8 @@ def iscsi_sr_factory(tmp_path: str | os.PathLike[str], *, chap: bool = False) ->
                       name="iscsi-chap" if chap else "iscsi")
 
     def cleanup() -> None:
-        release_sessions(target.iqn)
+        # Sessions of "fresh hosts" live in other run directories of the same test: search the test's directory.
+        release_sessions(target.iqn, os.path.dirname(root.rstrip("/")))
         tgt.remove_target(target)
 
     sut._cleanups.append(cleanup)

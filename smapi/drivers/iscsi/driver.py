@@ -27,6 +27,7 @@ from smapi.drivers.lvm.config import SR_KEY
 from smapi.drivers.lvm.driver import FEATURES as LVM_FEATURES
 from smapi.drivers.lvm.driver import LvmDriver, LvmSR
 from smapi.interface.errors import Backend_error
+from smapi.sr import datapath
 from smapi.sr.runstate import RunState, run_dir
 from smapi.sr.service import EngineVDI
 from smapi.sr.substrate import Substrate
@@ -96,6 +97,10 @@ def _session_device(sr: str) -> Optional[str]:
     return initiator(state.get("initiator", "")).device(session_dir(sr))
 
 
+class _SessionGone(Exception):
+    pass
+
+
 class IscsiSR(LvmSR):
     def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
         target = parse_target(device_config)
@@ -124,13 +129,27 @@ class IscsiSR(LvmSR):
         # The LUN must be reachable first: releasing datapaths flushes through it, and a detach that cannot
         # flush fails (typed, at once, from the path check) and leaves the SR attached rather than drop data.
         if RunState().attached(sr) is not None:
-            if _session_device(sr) is None:
-                # The session died (its daemon was killed, the host restarted): nothing can be flushed through
-                # it any more, so what is left is only this host's record of it.
-                RunState().forget_attach(sr)
-            else:
+            try:
+                if _session_device(sr) is None:
+                    raise _SessionGone()
                 super().detach(dbg, sr)
+            except (_SessionGone, Backend_error) as e:
+                if isinstance(e, Backend_error) and _session_device(sr) is not None:
+                    raise
+                # The session died (its daemon was killed, the host restarted): nothing can be flushed through
+                # it any more; stop what still uses it (servers, loop devices over LVs) and forget the attach.
+                with contextlib.suppress(Exception):
+                    datapath.release_all(self._unchecked_engine(sr))
+                RunState().forget_attach(sr)
         logout_any(session_dir(sr))
+
+    def _unchecked_engine(self, sr: str) -> Any:
+        from smapi.sr.engine import Engine
+
+        record = RunState().attached(sr) or {}
+        config = record.get("device_config", {})
+        sub = LvmDriver.make_substrate(self.driver, lvm_config(config, config.get("device", ""), sr))
+        return Engine(sub, sr, driver_ref=self.driver.reference(), device_config=config)
 
     def destroy(self, dbg: str, sr: str) -> None:
         super().destroy(dbg, sr)

@@ -211,9 +211,9 @@ class UserspaceInitiator(Initiator):
         if is_ours(pid, mnt) or pid in _children:
             stop_pid(pid)
         if mounted(mnt):  # the daemon died without unmounting (SIGKILL, crash): the mount answers ENOTCONN
-            r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True, check=False)
-            if r.returncode != 0:
-                subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True, text=True, check=False)
+            for argv in (["fusermount3", "-u", mnt], ["fusermount3", "-u", "-z", mnt], ["umount", "-l", mnt]):
+                if subprocess.run(argv, capture_output=True, text=True, check=False).returncode == 0:
+                    break
         if errors or mounted(mnt):
             raise Backend_error.classic("ISCSILogout", f"{session_dir}: {'; '.join(errors) or 'still mounted'}")
         remove_session_dir(session_dir)
