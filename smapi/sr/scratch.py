@@ -197,6 +197,7 @@ class Scratch:
         if written < max(1, relink_min()):
             return None
         with self.engine.sr_lock().hold():
+            self.engine.substrate.refresh()  # other processes changed volumes since this upload began
             doc = self.engine.load()
             how = relink.decide(doc, self.vdi, img, chain.leaf)
             if how is not None:
@@ -209,6 +210,7 @@ class Scratch:
             self.handle.suspend()  # flushed and closed: its leaf is renamed or replaced below
             try:
                 with self.engine.sr_lock().hold():
+                    self.engine.substrate.refresh()
                     self.engine.journal.update(self.entry, **how)
                     fault_point("upload.decided")
                     relink.finish(self.engine, self.entry)

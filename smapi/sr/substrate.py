@@ -77,6 +77,10 @@ class Substrate:
     def list_volumes(self) -> List[str]:
         raise NotImplementedError
 
+    def refresh(self) -> None:
+        """Forget what this object cached about the volumes (another process may have changed them since): a
+        long-lived engine (an upload's writer) calls it under the SR lock before changing volumes."""
+
     def volume_utilisation(self, name: str) -> int:
         """Bytes the volume occupies on the storage."""
         raise NotImplementedError

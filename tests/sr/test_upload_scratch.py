@@ -140,9 +140,11 @@ def test_a_live_upload_is_left_alone_by_another_process(fsr: FileSR) -> None:
     assert _scratches(fsr) == []
 
 
+@pytest.mark.parametrize("in_place", [False, True], ids=["copy", "in-place"])
 @pytest.mark.parametrize("name", ["lvm", "lvm-thin"])
-def test_scratches_on_lvm(tmp_path, monkeypatch, name: str) -> None:
-    """The scratch is a volume of the SR's own substrate: on LVM an LV that grows as the upload writes."""
+def test_scratches_on_lvm(tmp_path, monkeypatch, name: str, in_place: bool) -> None:
+    """The scratch is a volume of the SR's own substrate: on LVM an LV that grows as the upload writes. Landing
+    in place is lvrenames: relink (the leaf LV becomes the upload base), then replace (a whole-disk upload)."""
     from smapi.driver import load_driver
     from smapi.interface.apis import get_api
     from smapi.rpc.dispatcher import Dispatcher
@@ -165,6 +167,14 @@ def test_scratches_on_lvm(tmp_path, monkeypatch, name: str) -> None:
         call("SR.attach", sr=sr, device_config=sut.device_config)
         vdi = call("VDI.create", sr=sr, vdi_info={"virtual_size": SIZE})["vdi"]
         model = bytearray(SIZE)
+        if in_place:
+            from smapi.sr import scratch
+
+            monkeypatch.setenv(scratch.RELINK_ENV, "1")
+
+        def depth() -> int:
+            return driver.engine_for(sr).load().depth(vdi)
+
         with driver.open_vdi(sr, vdi, writable=True) as h:
             sc = h.upload_scratch()
             for off, data in _writes():
@@ -172,14 +182,28 @@ def test_scratches_on_lvm(tmp_path, monkeypatch, name: str) -> None:
                 model[off:off + len(data)] = data
             assert h.read(0, SIZE) == bytes(SIZE)
             sc.commit()
+            assert depth() == (2 if in_place else 1)
+            assert sha(h.read(0, SIZE)) == sha(bytes(model))
+            if in_place:
+                whole = h.upload_scratch()
+                model[:] = pattern("whole", SIZE)
+                whole.write(0, bytes(model))
+                whole.commit()
+                assert depth() == 2 and sha(h.read(0, SIZE)) == sha(bytes(model))
             gone = h.upload_scratch()
             gone.write(0, b"\x01" * 512)
             gone.discard()
         with driver.open_vdi(sr, vdi) as h:
             assert sha(h.read(0, SIZE)) == sha(bytes(model))
-        engine = driver.engine_for(sr)
+        engine = driver.engine_for(sr)  # a new verb: the handle's engine changed LVs (LVM caches per verb)
         assert not [v for v in engine.substrate.list_volumes() if "upload-" in v]
         assert engine.journal.pending() == []
+        driver.engine_for(sr).gc()
+        assert depth() == 1
+        engine = driver.engine_for(sr)
+        with driver.open_vdi(sr, vdi) as h:
+            assert sha(h.read(0, SIZE)) == sha(bytes(model))
+        assert sorted(engine.substrate.list_volumes()) == sorted(r.volume for r in engine.load().vdis.values())
         call("SR.detach", sr=sr)
     finally:
         sut.cleanup()

@@ -409,6 +409,9 @@ class VolumeGroupSubstrate(Substrate):
     def list_volumes(self) -> List[str]:
         return sorted(name for name in self._all_segments() if name != MGT_LV)
 
+    def refresh(self) -> None:
+        self._forget_segments()  # segment maps are read once per verb; a long-lived handle outlives many verbs
+
     def volume_sizes(self) -> Dict[str, int]:
         return {name: int(rows[0]["lv_size"]) for name, rows in self._all_segments().items()}
 
