@@ -328,3 +328,48 @@ def test_a_killed_exposure_server_leaves_a_scratch_that_the_next_scan_removes(fs
     _no_scratch_left(fsr)
     assert sha(fsr.read_all(vdi)) == sha(content)
     fsr.assert_consistent()
+
+
+# ------------------------------------------------------------------------------------------------ in place
+def test_large_puts_land_in_place_and_the_exposure_serves_the_new_chain(fsr, service, disk, work, monkeypatch):
+    """Above the relink threshold a PUT's scratch becomes the VDI's leaf (relink, then replace); the exposure's
+    handle follows the new chain at once: raw and .vhd downloads show the upload, before and after unexpose."""
+    from smapi.sr import scratch
+
+    monkeypatch.setenv(scratch.RELINK_ENV, "1")  # the exposure server inherits it
+    vdi, content = disk
+    ex = service.expose(vdi)
+    expected = bytearray(content)
+    for seed, start, n in ((21, MiB + 3, 3 * MiB), (22, 0, SIZE), (23, 0, SIZE)):
+        body = patterned(seed, n)
+        path = os.path.join(work, f"body{seed}")
+        with open(path, "wb") as f:
+            f.write(body)
+        extra = [] if n == SIZE else ["-H", f"Content-Range: bytes {start}-{start + n - 1}/{SIZE}"]
+        assert status_of(curl("--digest", "-u", ex.user, "-T", path, *extra, ex.url)) == 200
+        expected[start:start + n] = body
+        assert sha(_download(ex)) == sha(bytes(expected))
+        got = curl("--digest", "-u", ex.user, "-r", f"{MiB}-{2 * MiB - 1}", ex.url, check=True).stdout
+        assert got == bytes(expected[MiB:2 * MiB])
+        image = curl("--digest", "-u", ex.user, ex.url + ".vhd", check=True).stdout
+        assert sha(_vhd_content(image)) == sha(bytes(expected)), "the .vhd view is stale"
+    doc = fsr.document()
+    assert doc.depth(vdi) == 2, "relinked once, then replaced: one upload base"
+    service.unexpose(ex.handle)
+    _no_scratch_left(fsr)
+    assert sha(fsr.read_all(vdi)) == sha(bytes(expected))
+    fsr.assert_consistent()
+
+
+def _vhd_content(image: bytes) -> bytes:
+    from smapi.transfer.vhdupload import VhdReceiver
+
+    out = bytearray(SIZE)
+
+    def put(off: int, data: bytes) -> None:
+        out[off:off + len(data)] = data
+
+    rx = VhdReceiver(SIZE, put, length=len(image))
+    rx.feed(image)
+    rx.finish()
+    return bytes(out)
