@@ -10,8 +10,14 @@ a Unix socket; a raw file is served the same way and is also offered as a ``File
     stat(vdi, run_dir=...)                  cleanup_stale(run_dir)                 teardown_all(run_dir)
     attached(run_dir)                       # {vdi: {dp: state}} of this boot
 
+Volumes that are no files on this host (LVs without device-mapper, LUNs) are given as an *opener* ImageSpec
+(``ImageSpec.opened_by(kind, "module:function", args, ...)``): the plugin calls the driver's function inside nbdkit
+to get the leaf Backing and a resolver of its parents. A raw image lying in one region of a block device can be
+handed out as a loop device over that region (:mod:`.blockdev`).
+
 Lower-level pieces: :mod:`.nbd` (nbdkit processes), :mod:`.nbd_plugin` (the plugin), :mod:`.loop` (loop devices),
-:mod:`.nbdclient` (a minimal NBD client for readiness and flush).
+:mod:`.blockdev` (loop devices over device regions, recorded per VDI), :mod:`.nbdclient` (a minimal NBD client for
+readiness and flush).
 """
 
 from .facade import activate, attach, attached, cleanup_stale, deactivate, detach, stat, teardown_all
