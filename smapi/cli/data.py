@@ -8,6 +8,10 @@ checksums as they go, stopping with a clear error at the first corrupt chunk.
 
 They use the driver's data handle (`driver.open_vdi(sr, vdi, writable)`), so they run against a driver loaded in
 this process; serving data to remote callers is the transfer service's job.
+
+An import is atomic, like a transfer upload: it writes into an upload scratch (`smapi.sr.scratch`) that lands in
+the VDI only once the whole input was read and verified. An import that fails, is interrupted or killed leaves
+the VDI as it was (a killed one leaves a scratch that the SR's next scan or attach removes).
 """
 
 from __future__ import annotations
@@ -167,13 +171,15 @@ def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vd
 
     with ExitStack() as stack:
         disk = _disk(stack, driver, sr, vdi, True)
+        # Closing the disk discards an upload that did not commit: every error path leaves the VDI unchanged.
+        up = disk.begin_upload()
         if fmt == "xva-legacy":
             if not os.path.isdir(input_path):
                 raise click.UsageError(f"{input_path}: xva-legacy input is a directory of chunk-*.gz")
             total = sum(os.path.getsize(os.path.join(input_path, n)) for n in os.listdir(input_path))
             bar = stack.enter_context(_bar(disk.size, "import", progress))
-            nbytes = xva.read_legacy_chunks(input_path, disk.write, disk.size, progress=bar.update)
-            disk.flush()
+            nbytes = xva.read_legacy_chunks(input_path, up.write, disk.size, progress=bar.update)
+            up.commit()
             emit({"vdi": vdi, "format": fmt, "bytes": nbytes, "input_bytes": total}, as_json,
                  lambda r: click.echo(f"{r['bytes']} bytes imported"))
             return
@@ -192,15 +198,15 @@ def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vd
                         if not data:
                             break
                         if data != _ZERO[: len(data)]:
-                            disk.write(offset, data)
+                            up.write(offset, data)
                         offset += len(data)
                 elif fmt == "vhd":
-                    formats.import_vhd(disk, src, size, skip_zeros=True)
+                    formats.import_vhd(up, src, size, skip_zeros=True)
                 else:
-                    formats.import_tar(disk, src)
+                    formats.import_tar(up, src)
             except VhdUploadError as e:
                 raise click.ClickException(f"{input_path}: {e}") from None
-        disk.flush()
+        up.commit()
     emit({"vdi": vdi, "format": fmt, "bytes": size, "sha256": src.digest.hexdigest()}, as_json,
          lambda r: click.echo(f"{r['bytes']} bytes  sha256 {r['sha256']}"))
 
