@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import time
+import xmlrpc.client
 
 import pytest
 
@@ -16,6 +19,8 @@ from smapi.interface.classic_codes import CLASSIC_CODES
 from smapi.interface.errors import Backend_error
 from tests.iscsi.conftest import GiB, IscsiClient, MiB, Targets
 from tests.iscsi.factory import leftovers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_sr_lifecycle_with_chap(targets: Targets) -> None:
@@ -109,3 +114,31 @@ def test_kernel_initiator_attaches_a_lun(targets: Targets, monkeypatch: pytest.M
     sr.write(vdi, 0, b"kernel" * 1000)
     assert sr.read(vdi, 0, 6000) == b"kernel" * 1000
     sr.detach()
+
+
+def _classic(command: str, sr: str, device_config: dict, *args: str) -> object:
+    struct = {"host_ref": "OpaqueRef:h", "session_ref": "OpaqueRef:s", "command": command, "args": list(args),
+              "sr_uuid": sr, "device_config": device_config}
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bin", "ISCSISR"),
+                          xmlrpc.client.dumps((struct,), command)], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    return xmlrpc.client.loads(out)[0][0]
+
+
+def test_classic_executables_attach_in_one_process_and_detach_in_another(targets: Targets) -> None:
+    """The initiator outlives the verb that logged in; a later process finds it by its record and releases it."""
+    t = targets.add([(1, GiB)])
+    dc = targets.config(t, LUNid="1")
+    sr = IscsiClient(dc)
+    _classic("sr_create", sr.sr, dc, "0")
+    _classic("sr_attach", sr.sr, dc)
+    state = read_state(sr.session_dir())
+    assert running(state["pid"]) and os.path.exists(state["device"])
+    vdi = sr.vdi(4 * MiB)  # this process uses the session the executable made
+    sr.write(vdi, 0, b"across processes")
+    _classic("sr_detach", sr.sr, dc)
+    deadline = time.monotonic() + 5
+    while running(state["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not running(state["pid"])
+    assert not leftovers(t.iqn, os.environ["SMAPI_RUN_DIR"])
