@@ -6,7 +6,7 @@ detaches). Per-verb processes come and go, so each device is recorded under the 
 flock, before anyone is told its name:
 
     <run_dir>/loops/<vdi>.json   {"vdi", "owner", "device", "source", "offset", "size", "readonly", "boot_id"}
-    <run_dir>/loops/<vdi>.lock
+    <run_dir>/loops/<vdi>.lock   (<vdi>@ro.json / .lock: the read-only device handed to readers)
 
 A record of another boot names a device that no longer exists (or now belongs to someone else): it is dropped
 without touching the device. A device is only detached while it still is a loop over the recorded region.
@@ -24,9 +24,13 @@ SUBDIR = "loops"
 Region = Tuple[str, int, int]  # (device, offset, size)
 
 
-def _paths(run_dir: str, vdi: str) -> Tuple[str, str]:
+#: readers get their own read-only device (a reader joining a writer must not be handed a writable one)
+MODES = ("", "@ro")
+
+
+def _paths(run_dir: str, vdi: str, mode: str = "") -> Tuple[str, str]:
     d = os.path.join(os.path.abspath(run_dir), SUBDIR)
-    name = runtime.file_name(vdi)
+    name = runtime.file_name(vdi + mode)
     return os.path.join(d, name + ".json"), os.path.join(d, name + ".lock")
 
 
@@ -38,9 +42,9 @@ def _still_ours(devices: LoopDevices, rec: Dict[str, object]) -> bool:
 
 def ensure(run_dir: str, vdi: str, region: Region, *, owner: str, readonly: bool,
            devices: Optional[LoopDevices] = None) -> str:
-    """The loop device of ``vdi`` over ``region`` (made if missing); idempotent."""
+    """The loop device of ``vdi`` over ``region`` (made if missing), one per mode; idempotent."""
     devices = devices or LoopDevices()
-    path, lock = _paths(run_dir, vdi)
+    path, lock = _paths(run_dir, vdi, MODES[1] if readonly else MODES[0])
     source, offset, size = region
     runtime.ensure_dir(os.path.dirname(path))
     with runtime.locked(lock):
@@ -60,23 +64,27 @@ def ensure(run_dir: str, vdi: str, region: Region, *, owner: str, readonly: bool
 
 
 def release(run_dir: str, vdi: str, devices: Optional[LoopDevices] = None) -> bool:
-    """Detach ``vdi``'s loop device (if it still is ours) and forget it; True if a record existed."""
+    """Detach ``vdi``'s loop devices (those still ours) and forget them; True if a record existed."""
     devices = devices or LoopDevices()
-    path, lock = _paths(run_dir, vdi)
-    if not os.path.exists(path):
-        return False
-    with runtime.locked(lock):
-        rec = runtime.read_json(path)
-        if rec is None:
-            return False
-        if _still_ours(devices, rec):
-            devices.detach(str(rec["device"]))
-        runtime.remove(path)
-        return True
+    found = False
+    for mode in MODES:
+        path, lock = _paths(run_dir, vdi, mode)
+        if not os.path.exists(path):
+            continue
+        with runtime.locked(lock):
+            rec = runtime.read_json(path)
+            if rec is None:
+                continue
+            if _still_ours(devices, rec):
+                devices.detach(str(rec["device"]))
+            runtime.remove(path)
+            found = True
+    return found
 
 
 def recorded(run_dir: str, owner: Optional[str] = None) -> Dict[str, str]:
-    """{vdi: device} of every record (of ``owner`` only, when given)."""
+    """{vdi: device} of every record (of ``owner`` only, when given; a VDI with a writer's and a reader's device
+    is listed once)."""
     d = os.path.join(os.path.abspath(run_dir), SUBDIR)
     out: Dict[str, str] = {}
     for entry in sorted(os.listdir(d)) if os.path.isdir(d) else []:

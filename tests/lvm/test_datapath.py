@@ -287,9 +287,12 @@ def test_loop_devices_go_with_sr_detach_and_stale_cleanup(loop: str, tmp_path: P
     assert loops_over(sr.devices) == [dev_a]  # dp2 still holds it
     sr.v("VDI.detach", dp="dp2", vdi=a)
     assert loops_over(sr.devices) == []
-    sr.v("VDI.attach", dp="dp1", vdi=a, read_write=True)
+    dev_a = sr.v("VDI.attach", dp="dp1", vdi=a, read_write=True)["params"]
     sr.v("VDI.attach", dp="dp1", vdi=b, read_write=False)
     assert len(loops_over(sr.devices)) == 2
+    reader = sr.v("VDI.attach", dp="dp2", vdi=a, read_write=False)["params"]  # a reader joining the writer
+    assert reader != dev_a and Path(f"/sys/block/{os.path.basename(reader)}/ro").read_text().strip() == "1"
+    assert len(loops_over(sr.devices)) == 3
     sr.v("SR.detach")
     nothing_leaks(sr)
     sr.attach()
