@@ -4,9 +4,11 @@ A scratch of a VHD VDI is a real differencing child of the VDI's leaf L (same bl
 parent locator = `base_volume`, the name L gets if it is relinked). At commit it lands in one of two ways, both
 O(metadata) -- a few renames and header writes -- instead of copying the written bytes:
 
-* **replace**: the scratch S holds every sector L holds itself (a whole-disk PUT over a differencing leaf) and L
-  has a parent P. Then S over P reads exactly like S over L over P: S is pointed at P and renamed over L's
-  volume. L's data goes with the rename; the SR document does not change (same volume, same parent).
+* **replace**: the scratch S holds every sector L holds itself (a whole-disk PUT) and L has a parent P. Then S
+  over P reads exactly like S over L over P: S is pointed at P and renamed over L's volume. L's data goes with
+  the rename; the SR document does not change (same volume, same parent). When L has no parent (a dynamic
+  image) and every block S allocated is complete, S reads the same as a dynamic image: its header loses the
+  parent and its footer says "dynamic" (`detach_parent`) before the rename.
 * **relink**: otherwise, as a snapshot split does: L is renamed to `base_volume` and hidden, S is renamed to
   L's volume, and the document records the base (labelled `UPLOAD_BASE`) between the VDI and its old parent.
   The collector's leaf-coalesce merges it later, once the VDI is idle.
@@ -15,7 +17,8 @@ Steps (the upload's journal entry; `SMAPI_FAULT=upload.<step>` kills the process
 
     relink:   decided (entry step "relink") -> renamed (L -> base) -> hidden -> swapped (S -> L's volume) ->
               recorded (SR document) -> entry removed
-    replace:  decided (entry step "replace") -> reparented (S's parent := P) -> swapped (S over L) -> removed
+    replace:  decided (entry step "replace") -> reparented (S's parent := P, or none) -> swapped (S over L) ->
+              entry removed
 
 From "decided" on, `finish` rolls forward and is idempotent: every step is skipped when the state shows it done
 (the base volume exists, the scratch volume is gone, the base is in the document). It runs under the SR lock by
@@ -31,8 +34,9 @@ from smapi.sr.engine import Engine
 from smapi.sr.faults import fault_point
 from smapi.sr.journal import JournalEntry
 from smapi.sr.records import SrDocument
-from smapi.vhd import MAX_CHAIN_DEPTH, VhdImage
+from smapi.vhd import MAX_CHAIN_DEPTH, VhdImage, bitmaps
 from smapi.vhd import constants as C
+from smapi.vhd.structs import Locator
 
 #: name_label of a base copy made by an upload (how `decide` counts the uploads stacked over a VDI)
 UPLOAD_BASE = "upload base"
@@ -50,6 +54,8 @@ def decide(doc: SrDocument, vdi: str, scratch: VhdImage, leaf: VhdImage) -> Opti
     parent = doc.vdis.get(rec.parent or "")
     if parent is not None and leaf.is_differencing and covers(scratch, leaf):
         return {"step": "replace", "parent_volume": parent.volume}
+    if rec.parent is None and not leaf.is_differencing and covers(scratch, leaf) and complete_blocks(scratch):
+        return {"step": "replace", "parent_volume": None}
     if scratch.parent_uuid != leaf.uuid:
         return None  # made over an earlier leaf (another upload landed in place meanwhile): copy it
     if doc.depth(vdi) + 1 > MAX_CHAIN_DEPTH or upload_bases(doc, vdi) >= MAX_UPLOAD_BASES:
@@ -88,6 +94,33 @@ def covers(top: VhdImage, below: VhdImage) -> bool:
     return True
 
 
+def complete_blocks(img: VhdImage) -> bool:
+    """True when every block allocated in `img` has all its sectors (up to the virtual size) marked: a dynamic
+    image with the same blocks then reads exactly the same, whatever its reader does with bitmaps."""
+    bs, spb = img.block_size, img.sectors_per_block
+    for blk, entry in enumerate(img.bat):
+        if entry == C.BAT_UNUSED or blk * bs >= img.virtual_size or img.block_full(blk):
+            continue
+        if not bitmaps.all_set(img.bitmap(blk), min(spb, -(-(img.virtual_size - blk * bs) // C.SECTOR))):
+            return False
+    return True
+
+
+def detach_parent(engine: Engine, volume: str) -> None:
+    """Make differencing image `volume` a dynamic one (idempotent): header parent fields cleared, then the footer's
+    disk type. Only for images whose allocated blocks are complete (`complete_blocks`)."""
+    img = VhdImage.open(engine.substrate.open_volume(volume, writable=True), name=volume, writable=True)
+    try:
+        if img.is_differencing:
+            assert img.header is not None
+            img.update_header(img.header.with_(parent_uuid=bytes(16), parent_timestamp=0, parent_name="",
+                                               locators=[Locator()] * C.LOCATOR_COUNT))
+            img.update_footer(disk_type=C.DISK_DYNAMIC)
+            img.backing.flush()
+    finally:
+        img.close()
+
+
 def marked_bytes(img: VhdImage) -> int:
     """Bytes whose sectors are marked in `img` (metadata only)."""
     total = 0
@@ -110,7 +143,10 @@ def finish(engine: Engine, entry: JournalEntry) -> None:
     sub = engine.substrate
     if d["step"] == "replace":
         if sub.volume_exists(d["volume"]):
-            reparent(engine, d["volume"], d["parent_volume"])
+            if d["parent_volume"]:
+                reparent(engine, d["volume"], d["parent_volume"])
+            else:
+                detach_parent(engine, d["volume"])
             fault_point("upload.reparented")
             sub.rename_volume(d["volume"], d["leaf_volume"])
             fault_point("upload.swapped")

@@ -144,7 +144,8 @@ def test_a_live_upload_is_left_alone_by_another_process(fsr: FileSR) -> None:
 @pytest.mark.parametrize("name", ["lvm", "lvm-thin"])
 def test_scratches_on_lvm(tmp_path, monkeypatch, name: str, in_place: bool) -> None:
     """The scratch is a volume of the SR's own substrate: on LVM an LV that grows as the upload writes. Landing
-    in place is lvrenames: relink (the leaf LV becomes the upload base), then replace (a whole-disk upload)."""
+    in place is lvrenames: replace of the parentless leaf, relink (the leaf LV becomes the upload base), then
+    replace of the differencing leaf (whole-disk uploads)."""
     from smapi.driver import load_driver
     from smapi.interface.apis import get_api
     from smapi.rpc.dispatcher import Dispatcher
@@ -176,11 +177,18 @@ def test_scratches_on_lvm(tmp_path, monkeypatch, name: str, in_place: bool) -> N
             return driver.engine_for(sr).load().depth(vdi)
 
         with driver.open_vdi(sr, vdi, writable=True) as h:
+            if in_place:  # a whole-disk upload over the parentless leaf: it takes the leaf's place, depth 1
+                first = h.upload_scratch()
+                model[:] = pattern("first", SIZE)
+                first.write(0, bytes(model))
+                first.commit()
+                assert depth() == 1 and sha(h.read(0, SIZE)) == sha(bytes(model))
+            before = bytes(model)
             sc = h.upload_scratch()
             for off, data in _writes():
                 sc.write(off, data)
                 model[off:off + len(data)] = data
-            assert h.read(0, SIZE) == bytes(SIZE)
+            assert h.read(0, SIZE) == before
             sc.commit()
             assert depth() == (2 if in_place else 1)
             assert sha(h.read(0, SIZE)) == sha(bytes(model))
@@ -256,6 +264,30 @@ def test_large_uploads_land_in_place_and_the_chain_stays_bounded(fsr: FileSR, mo
     fsr.assert_consistent()
 
 
+@pytest.mark.parametrize("fmt", ["vhd", "raw"])
+def test_a_whole_disk_upload_replaces_a_parentless_leaf(fsr: FileSR, monkeypatch, fmt: str) -> None:
+    """A whole-disk upload over a dynamic leaf: the scratch loses its parent and takes the leaf's place (no upload
+    base, nothing for the collector to merge). A raw VDI's upload is copied (no VHD can take its place)."""
+    from smapi.sr import scratch
+    from smapi.vhd import info
+
+    monkeypatch.setenv(scratch.RELINK_ENV, "1")
+    vdi = fsr.create(SIZE, sm_config={"type": fmt} if fmt == "raw" else {})
+    fsr.write(vdi, MiB, pattern("old", 3 * MiB))
+    body = pattern("new", SIZE)
+    with fsr.driver.open_vdi(fsr.sr, vdi, writable=True) as h:
+        sc = h.upload_scratch()
+        sc.write(0, body)
+        sc.commit()
+        assert sha(h.read(0, SIZE)) == sha(body)
+    assert len(_chain(fsr, vdi)) == 1 and _scratches(fsr) == []
+    if fmt == "vhd":
+        meta = info(os.path.join(fsr.path, fsr.document().vdis[vdi].volume), count_blocks=False)
+        assert meta.parent_name is None and meta.disk_type == "dynamic"
+    assert sha(fsr.read_all(vdi)) == sha(body)
+    fsr.assert_consistent()
+
+
 def test_small_uploads_raw_and_reset_on_boot_vdis_are_copied(fsr: FileSR) -> None:
     from smapi.sr import scratch
 
@@ -289,7 +321,8 @@ RELINK_STEPS = ["accepted", "decided", "renamed", "hidden", "swapped", "recorded
 REPLACE_STEPS = ["decided", "reparented", "swapped"]
 
 
-@pytest.mark.parametrize("mode,step", [("relink", s) for s in RELINK_STEPS] + [("replace", s) for s in REPLACE_STEPS])
+@pytest.mark.parametrize("mode,step", [("relink", s) for s in RELINK_STEPS] + [("replace", s) for s in REPLACE_STEPS]
+                         + [("detach", s) for s in REPLACE_STEPS])
 def test_a_crash_at_each_step_of_an_in_place_landing_is_finished_by_the_next_scan(fsr: FileSR, monkeypatch,
                                                                                    mode: str, step: str) -> None:
     from smapi.sr import scratch
@@ -306,13 +339,13 @@ def test_a_crash_at_each_step_of_an_in_place_landing_is_finished_by_the_next_sca
             sc.commit()
         expected[MiB:2 * MiB] = pattern("first", MiB)
     child = subprocess.run([sys.executable, "-c", CRASH_CHILD, fsr.sr, vdi, str(SIZE),
-                            "whole" if mode == "replace" else "part"], cwd=ROOT, capture_output=True, timeout=60,
+                            "part" if mode == "relink" else "whole"], cwd=ROOT, capture_output=True, timeout=60,
                            env={**os.environ, "PYTHONPATH": ROOT, ENV: f"upload.{step}"})
     assert child.returncode == FAULT_EXIT_CODE, child.stderr.decode()[-2000:]
 
     assert len(_scratches(fsr)) == (0 if step in ("swapped", "recorded") else 1)
     fsr.v("SR.scan")  # (its collector may then merge the chain: the shape after it is not asserted)
-    if mode == "replace":
+    if mode != "relink":
         expected[:] = pattern("crash", SIZE)
     else:
         expected[5:5 + (3 << 20)] = pattern("crash", 3 << 20)

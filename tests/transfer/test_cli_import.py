@@ -109,7 +109,7 @@ def test_a_failed_import_leaves_the_vdi_unchanged(fsr, work, target):
     fsr.assert_consistent()
 
 
-@pytest.mark.parametrize("step", ["accepted", "renamed", "swapped"])
+@pytest.mark.parametrize("step", ["accepted", "reparented", "swapped"])
 def test_an_import_killed_after_it_was_accepted_is_finished_by_the_next_scan(fsr, work, target, step):
     from smapi.sr import scratch
 
