@@ -258,9 +258,12 @@ def can_extents(h):
 
 
 def can_multi_conn(h):
-    # Read-only data is the same on every connection. For writes the protocol would require a flush on any
-    # connection to cover all of them; the shared handle does that, but we do not promise it to clients.
-    return h["readonly"]
+    # Every connection goes through the one shared disk object: a read sees what any connection wrote, and a flush
+    # on any connection commits the whole chain (all connections' completed writes), which is what the flag
+    # promises. Clients use it to open several connections: nbdcopy then copies with 4 instead of 1, which took
+    # the per-request cost of nbdkit's Python glue (~1 s/GiB for a no-op plugin on one connection, ~0.7 s/GiB on
+    # four, 2 loaded cores) off the write path's critical line.
+    return True
 
 
 def pread(h, buf, offset, flags):
