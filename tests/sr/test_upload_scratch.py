@@ -284,6 +284,13 @@ def test_a_whole_disk_upload_replaces_a_parentless_leaf(fsr: FileSR, monkeypatch
     if fmt == "vhd":
         meta = info(os.path.join(fsr.path, fsr.document().vdis[vdi].volume), count_blocks=False)
         assert meta.parent_name is None and meta.disk_type == "dynamic"
+        raw = os.path.join(fsr.path, "..", "expected.raw")
+        with open(raw, "wb") as f:
+            f.write(body)
+        leaf = os.path.join(fsr.path, fsr.document().vdis[vdi].volume)
+        r = subprocess.run(["qemu-img", "compare", "-f", "vpc", "-F", "raw", leaf, raw], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stdout + r.stderr  # another VHD reader agrees
     assert sha(fsr.read_all(vdi)) == sha(body)
     fsr.assert_consistent()
 
