@@ -66,6 +66,7 @@ from smapi.datapath import runtime as dpruntime
 from smapi.interface.errors import Backend_error, Illegal_transition
 from smapi.sr import automaton
 from smapi.sr.engine import Engine
+from smapi.sr.faults import fault_point
 from smapi.sr.records import VdiRecord
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,10 @@ def _prepare_writer(engine: Engine, rec: VdiRecord) -> None:
     if sub.load_document(key) is None:
         sub.store_document(key, {"op": INFLATE_OP, "data": {"vdi": rec.uuid, "volume": rec.volume,
                                                            "format": rec.format}})
+    fault_point(f"{INFLATE_OP}.journaled")
     try:
         sub.prepare_writer(rec.volume, rec.format)
+        fault_point(f"{INFLATE_OP}.inflated")
     except BaseException:
         # No room to inflate (SRNoSpace), most likely: give back whatever was taken, then report the cause.
         with suppress(Exception):
@@ -162,7 +165,9 @@ def _finish_writer(engine: Engine, vdi: str) -> None:
     doc = sub.load_document(_inflate_key(vdi))
     if doc is not None:
         data = doc.get("data", {})
+        fault_point(f"{INFLATE_OP}.stopped")
         sub.finish_writer(data["volume"], data["format"])
+        fault_point(f"{INFLATE_OP}.deflated")
         sub.remove_document(_inflate_key(vdi))
 
 

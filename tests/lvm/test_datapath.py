@@ -332,3 +332,49 @@ def test_the_opener_resolves_parents_inside_the_vg_only(loop: str) -> None:
     leaf, resolver = open_for_datapath(spec.opener_args(), writable=False)
     assert resolver is None and leaf.size() == 4 * MiB
     leaf.close()
+
+
+_VERB_IN_A_CHILD = """
+import sys
+from smapi.driver import load_driver
+from smapi.interface.apis import get_api
+from smapi.rpc.dispatcher import Dispatcher
+sr, vdi, verb = sys.argv[1:4]
+impls = load_driver("lvm").implementations("storage")
+Dispatcher(get_api("storage"), impls).call(verb, {"dbg": "t", "sr": sr, "dp": "dp1", "vdi": vdi})
+"""
+
+
+def _killed_at(step: str, sr: LvmSR, vdi: str, verb: str) -> None:
+    import sys
+
+    env = {**os.environ, "SMAPI_FAULT": f"inflate.{step}"}
+    res = subprocess.run([sys.executable, "-c", _VERB_IN_A_CHILD, sr.sr, vdi, verb], env=env, capture_output=True,
+                         text=True, cwd=str(Path(__file__).resolve().parents[2]))
+    assert res.returncode == 9, f"not killed at {step}: {res.returncode} {res.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("step,verb", [("journaled", "VDI.activate"), ("inflated", "VDI.activate"),
+                                       ("stopped", "VDI.deactivate"), ("deflated", "VDI.deactivate")])
+def test_a_verb_killed_around_inflate_or_deflate_is_recovered(step: str, verb: str, loop: str,
+                                                              tmp_path: Path) -> None:
+    sr = make_sr([loop], "thin")
+    vdi = sr.vdi(SIZE)["vdi"]
+    lv = sr.lv_of(vdi)
+    sr.write(vdi, 3 * MiB, b"kept" * 1024)
+    created = sr.lv_sizes()[lv]
+    sr.v("VDI.attach", dp="dp1", vdi=vdi, read_write=True)
+    if verb == "VDI.deactivate":
+        sr.v("VDI.activate", dp="dp1", vdi=vdi)
+        assert sr.lv_sizes()[lv] > created
+    _killed_at(step, sr, vdi, verb)
+    assert our_nbdkits(tmp_path / "run") == []
+    assert sr.substrate().list_documents("journal/") == [f"journal/inflate-{vdi}"]
+    sr.v("SR.scan")  # the next verb replays the entry: no server holds the leaf, so it is deflated
+    assert sr.substrate().list_documents("journal/") == []
+    assert sr.lv_sizes()[lv] == created
+    assert sr.read(vdi, 3 * MiB, 4096) == b"kept" * 1024
+    sr.v("VDI.activate", dp="dp1", vdi=vdi)  # and the datapath works again
+    assert sr.lv_sizes()[lv] > created
+    release(sr, vdi)
+    assert sr.lv_sizes()[lv] == created and sr.substrate().list_documents("journal/") == []
