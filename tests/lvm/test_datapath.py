@@ -378,3 +378,15 @@ def test_a_verb_killed_around_inflate_or_deflate_is_recovered(step: str, verb: s
     assert sr.lv_sizes()[lv] > created
     release(sr, vdi)
     assert sr.lv_sizes()[lv] == created and sr.substrate().list_documents("journal/") == []
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="no system python3 (the one nbdkit embeds)")
+def test_the_opener_imports_under_the_system_python_without_site_packages() -> None:
+    """nbdkit's Python plugin runs the system interpreter, not the virtualenv: the opener may need only the standard
+    library and smapi itself (-S: no site-packages at all)."""
+    root = str(Path(__file__).resolve().parents[2])
+    code = f"import sys; sys.path.insert(0, {root!r}); import smapi.drivers.lvm.serving as s; print(s.OPENER)"
+    res = subprocess.run(["/usr/bin/python3", "-S", "-c", code], capture_output=True, text=True,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "smapi.drivers.lvm.serving:open_for_datapath"
