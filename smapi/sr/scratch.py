@@ -21,7 +21,9 @@ Landing (`commit`), chosen from metadata once the scratch is complete:
   uploads never make a VDI hit code 109.
 
 While the scratch lands in place, the writer's handle lets go of its images (`suspend`) and opens the VDI's new
-chain afterwards (`resume`); the target's `exclusive()` (the transfer `Disk`) keeps its other threads out.
+chain afterwards (`resume`); the target's `exclusive()` (the transfer `Disk`) keeps its other threads out. The
+in-use check, the acceptance and the whole in-place landing run under one SR lock hold, so no datapath can start
+serving the old leaf in between.
 
 Crash safety (journal op "upload", see `recovery`):
 
@@ -159,25 +161,40 @@ class Scratch:
 
         with self._lock:
             img = self._open()
-            try:
-                with self.engine.sr_lock().hold():
+            img.commit()
+            img.backing.flush()  # durable before the journal can call it accepted
+            refused: Optional[BaseException] = None
+            how: Optional[Dict[str, Any]] = None
+            # The in-place landing keeps the target's other threads out while the handle lets go of the leaf.
+            exclusive = getattr(self.target, "exclusive", None) if self.handle is not None else None
+            # One SR lock hold from the in-use check to the end of an in-place landing: no datapath can start on
+            # the VDI in between (the datapath verbs hold the SR lock).
+            with exclusive() if exclusive is not None else contextlib.nullcontext(), self.engine.sr_lock().hold():
+                try:
                     refuse_if_active(self.engine, self.vdi, "landing an upload")
-            except BaseException:
+                except BaseException as e:
+                    refused = e
+                if refused is None:
+                    self.engine.journal.update(self.entry, step="commit")
+                    fault_point("upload.accepted")
+                    how = self._in_place(img)
+                    if how is not None:
+                        self._image = None
+                        img.close()
+                        self._land_in_place(how)
+            if refused is not None:
                 self._image = None
                 try:
                     img.close()
                 finally:
                     self._drop()
-                raise
-            img.commit()
-            img.backing.flush()
-            self.engine.journal.update(self.entry, step="commit")
-            fault_point("upload.accepted")
+                raise refused
             self._image = None
-            in_place = self._in_place(img)
-            if in_place is not None:
-                img.close()
-                return self._land_in_place(in_place)
+            if how is not None:
+                _unmark(self.volume)
+                if how["step"] == "relink":
+                    self.engine.after_change()  # the collector merges the upload base once the VDI is idle
+                return int(how["bytes"])
             try:
                 applied = apply(img, self.target)
                 self.target.flush()
@@ -190,39 +207,32 @@ class Scratch:
             return applied
 
     def _in_place(self, img: VhdImage) -> Optional[Dict[str, Any]]:
-        """The journal data of an in-place landing, or None to copy (see the module docstring)."""
+        """The journal data of an in-place landing, or None to copy (see the module docstring). The caller
+        holds the SR lock."""
         chain = getattr(self.handle, "chain", None)
         base_volume = self.entry.data.get("base_volume")
         written = relink.marked_bytes(img) if chain is not None and base_volume else 0
         if written < max(1, relink_min()):
             return None
-        with self.engine.sr_lock().hold():
-            self.engine.substrate.refresh()  # other processes changed volumes since this upload began
-            doc = self.engine.load()
-            how = relink.decide(doc, self.vdi, img, chain.leaf)
-            if how is not None:
-                how.update(leaf_volume=doc.vdis[self.vdi].volume, bytes=written)
+        self.engine.substrate.refresh()  # other processes changed volumes since this upload began
+        doc = self.engine.load()
+        how = relink.decide(doc, self.vdi, img, chain.leaf)
+        if how is not None:
+            how.update(leaf_volume=doc.vdis[self.vdi].volume, bytes=written)
         return how
 
-    def _land_in_place(self, how: Dict[str, Any]) -> int:
-        exclusive = getattr(self.target, "exclusive", None)
-        with exclusive() if exclusive is not None else contextlib.nullcontext():
-            self.handle.suspend()  # flushed and closed: its leaf is renamed or replaced below
-            try:
-                with self.engine.sr_lock().hold():
-                    self.engine.substrate.refresh()
-                    self.engine.journal.update(self.entry, **how)
-                    fault_point("upload.decided")
-                    relink.finish(self.engine, self.entry)
-            except BaseException:
-                _unmark(self.volume)  # recovery rolls it forward once this process lets go of the VDI
-                raise
-            finally:
-                self.handle.resume()
-            _unmark(self.volume)
-        if how["step"] == "relink":
-            self.engine.after_change()  # the collector merges the upload base once the VDI is idle
-        return int(how["bytes"])
+    def _land_in_place(self, how: Dict[str, Any]) -> None:
+        """Journal the decision and roll it forward; the caller holds the SR lock and the target exclusively."""
+        self.handle.suspend()  # flushed and closed: its leaf is renamed or replaced below
+        try:
+            self.engine.journal.update(self.entry, **how)
+            fault_point("upload.decided")
+            relink.finish(self.engine, self.entry)
+        except BaseException:
+            _unmark(self.volume)  # recovery rolls it forward once this process lets go of the VDI
+            raise
+        finally:
+            self.handle.resume()
 
     def discard(self) -> None:
         with self._lock:
