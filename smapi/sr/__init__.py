@@ -19,6 +19,7 @@ Modules, one job each:
     leafcoalesce  merging a visible leaf VDI with its hidden single-child parent (a GC step)
     access      open_vdi data handles for tools
     scratch     upload scratches: an upload's writes land in a VDI all at once, or never (journaled)
+    relink      landing a large upload scratch in place (it replaces the leaf or becomes it): no second copy
     copying     VDI.copy
     enginedriver EngineDriver, the light base class of engine-based drivers
     service     EngineSR / EngineVDI: the storage interface over the engine

@@ -13,6 +13,7 @@ Rules (the SR document commit is each operation's point of no return):
     leaf-coalesce   see leafcoalesce.replay: step "copy" -> forgotten (gc lock holder only); "rename" -> finished
     inflate         a thin leaf inflated for a read-write server: kept while that server runs, else deflated
     upload          see scratch.replay (only when the uploader is gone): "receive" -> dropped; "commit" -> finished
+                    by a copy; "relink"/"replace" -> the in-place landing rolled forward (relink.finish)
 """
 
 from __future__ import annotations
