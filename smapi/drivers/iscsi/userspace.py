@@ -33,6 +33,11 @@ QEMU_TIMEOUT = 5
 _children: Dict[int, subprocess.Popen] = {}
 
 
+def qemu_opt(value: object) -> str:
+    """A value inside qemu's key=value,... option syntax (a comma is written twice)."""
+    return str(value).replace(",", ",,")
+
+
 def mounted(path: str) -> bool:
     want = os.path.realpath(path)
     try:
@@ -65,7 +70,7 @@ def is_ours(pid: int, mountpoint: str) -> bool:
             args = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
     except OSError:
         return False
-    return bool(args) and os.path.basename(args[0]) == PROGRAM and any(f"mountpoint={mountpoint}," in a
+    return bool(args) and os.path.basename(args[0]) == PROGRAM and any(f"mountpoint={qemu_opt(mountpoint)}," in a
                                                                          for a in args)
 
 
@@ -93,6 +98,25 @@ def loops_on(path: str) -> List[str]:
             if name.startswith("loop") and loopdev.backing_file(f"/dev/{name}") == path:
                 found.append(f"/dev/{name}")
     return sorted(found)
+
+
+def release_loop(dev: str, backing: str, wait: float = 5.0) -> None:
+    """Flush and detach a loop device, and wait for it to let go of the LUN's file.
+
+    A holder of the device (a process that has not closed it yet) makes ``losetup -d`` only mark it for
+    release at the last close; its dirty pages would then be written after the daemon is gone. So the device's
+    page cache is flushed down to the target first, and the detach is waited for.
+    """
+    with contextlib.suppress(OSError):
+        fd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    loopdev.detach(dev)
+    deadline = time.monotonic() + wait
+    while loopdev.backing_file(dev) == backing and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _tail(path: str, lines: int = 4) -> str:
@@ -170,18 +194,18 @@ class UserspaceInitiator(Initiator):
                 os.unlink(paths["secret"])
 
     def _start(self, target: IscsiTarget, lun: LunInfo, paths: Dict[str, str]) -> int:
-        iscsi = (f"driver=iscsi,node-name=lun,transport=tcp,portal={target.portal},target={target.iqn},"
-                 f"lun={lun.lun},initiator-name={discovery.initiator_name()},timeout={QEMU_TIMEOUT},"
-                 "cache.direct=on")
+        iscsi = (f"driver=iscsi,node-name=lun,transport=tcp,portal={qemu_opt(target.portal)},"
+                 f"target={qemu_opt(target.iqn)},lun={lun.lun},initiator-name={qemu_opt(discovery.initiator_name())},"
+                 f"timeout={QEMU_TIMEOUT},cache.direct=on")
         argv = [PROGRAM]
         if target.chap.user:
             fd = os.open(paths["secret"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(target.chap.password)
-            argv += ["--object", f"secret,id=chap,file={paths['secret']}"]
-            iscsi += f",user={target.chap.user},password-secret=chap"
-        argv += ["--blockdev", iscsi, "--blockdev", "driver=raw,node-name=raw,file=lun",
-                 "--export", f"type=fuse,id=export,node-name=raw,mountpoint={paths['mountpoint']},writable=on"]
+            argv += ["--object", f"secret,id=chap,file={qemu_opt(paths['secret'])}"]
+            iscsi += f",user={qemu_opt(target.chap.user)},password-secret=chap"
+        export = f"type=fuse,id=export,node-name=raw,mountpoint={qemu_opt(paths['mountpoint'])},writable=on"
+        argv += ["--blockdev", iscsi, "--blockdev", "driver=raw,node-name=raw,file=lun", "--export", export]
         with open(paths["log"], "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True, close_fds=True, cwd="/")
@@ -204,7 +228,7 @@ class UserspaceInitiator(Initiator):
         errors = []
         for dev in loops_on(mnt):
             try:
-                loopdev.detach(dev)
+                release_loop(dev, mnt)
             except loopdev.LoopError as e:
                 errors.append(str(e))
         pid = int(state.get("pid") or 0)
