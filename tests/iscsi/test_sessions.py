@@ -142,3 +142,26 @@ def test_classic_executables_attach_in_one_process_and_detach_in_another(targets
         time.sleep(0.02)
     assert not running(state["pid"])
     assert not leftovers(t.iqn, os.environ["SMAPI_RUN_DIR"])
+
+
+def test_attach_releases_temporary_sessions_of_killed_verbs(targets: Targets) -> None:
+    """A probe or create killed while its temporary session was up leaves a daemon; the next attach stops it."""
+    from smapi.drivers.iscsi import discovery
+    from smapi.drivers.iscsi.config import parse_target
+    from smapi.drivers.iscsi.initiator import write_state
+    from smapi.drivers.iscsi.userspace import UserspaceInitiator
+
+    t = targets.add([(1, GiB)])
+    dc = targets.config(t, LUNid="1")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = os.path.join(os.environ["SMAPI_RUN_DIR"], "iscsi", "tmp-killedverb0")
+    target = parse_target(dc)
+    UserspaceInitiator().login(target, discovery.resolve(target), orphan)
+    write_state(orphan, {**read_state(orphan), "owner": dead.pid})
+    pid = read_state(orphan)["pid"]
+    sr = IscsiClient(dc)
+    sr.create()
+    assert not os.path.exists(orphan) and not running(pid)
+    sr.attach()
+    sr.detach()

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid as uuidlib
 from typing import Any, Dict, Iterator, List, Optional
 
 from smapi import Query_skeleton
 from smapi.drivers.iscsi import discovery, probe
 from smapi.drivers.iscsi.config import CONFIGURATION, IscsiTarget, parse_portal, parse_target, without_secrets
-from smapi.drivers.iscsi.initiator import initiator, logout_any, read_state
-from smapi.drivers.iscsi.libiscsi import IscsiFailure, LunInfo, Portal, check_reachable
+from smapi.drivers.iscsi.initiator import initiator, logout_any, read_state, write_state
+from smapi.drivers.iscsi.libiscsi import IscsiFailure, LunInfo, check_reachable
+from smapi.drivers.iscsi.userspace import running
 from smapi.drivers.lvm.config import SR_KEY
 from smapi.drivers.lvm.driver import FEATURES as LVM_FEATURES
 from smapi.drivers.lvm.driver import LvmDriver, LvmSR
@@ -74,6 +76,31 @@ def _resolve(target: IscsiTarget) -> LunInfo:
     return discovery.resolve(target)
 
 
+#: a temporary session without a recorded owner this old was left by a verb killed while logging in
+_OWNERLESS_AFTER = 120.0
+
+
+def reap_temporary_sessions() -> None:
+    """Log out the temporary sessions (probe, create) of verbs that were killed before they logged out."""
+    base = os.path.join(run_dir(), "iscsi")
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("tmp-")]
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(base, name)
+        owner = int(read_state(path).get("owner") or 0)
+        if owner:
+            if os.path.exists(f"/proc/{owner}") and running(owner):
+                continue
+        else:
+            with contextlib.suppress(OSError):
+                if time.time() - os.stat(path).st_mtime < _OWNERLESS_AFTER:
+                    continue
+        with contextlib.suppress(Exception):
+            logout_any(path)
+
+
 @contextlib.contextmanager
 def lun_device(sr: str, target: IscsiTarget, info: LunInfo) -> Iterator[str]:
     """The LUN's block device: the attached SR's own session, else a temporary one for this call."""
@@ -82,10 +109,13 @@ def lun_device(sr: str, target: IscsiTarget, info: LunInfo) -> Iterator[str]:
         if dev:
             yield dev
             return
+    reap_temporary_sessions()
     tmp = session_dir(f"tmp-{uuidlib.uuid4().hex[:12]}")
     ini = initiator()
     try:
-        yield ini.login(target, info, tmp)
+        device = ini.login(target, info, tmp)
+        write_state(tmp, {**read_state(tmp), "owner": os.getpid()})
+        yield device
     finally:
         ini.logout(tmp)
 
@@ -112,6 +142,7 @@ class IscsiSR(LvmSR):
         target = parse_target(device_config)
         info = _resolve(target)
         sdir = session_dir(sr)
+        reap_temporary_sessions()
         fresh = _session_device(sr) is None
         device = initiator().login(target, info, sdir)
         # What the host remembers of the attach: the LVM SR's configuration plus where the LUN is, no secrets.
@@ -207,4 +238,4 @@ class IscsiDriver(LvmDriver):
                                                  device_config.get(SR_KEY, "")))
 
 
-__all__ = ["IscsiDriver", "Portal"]
+__all__ = ["IscsiDriver"]
