@@ -359,3 +359,77 @@ def test_a_crash_at_each_step_of_an_in_place_landing_is_finished_by_the_next_sca
     assert _scratches(fsr) == []
     assert sha(fsr.read_all(vdi)) == sha(bytes(expected))
     fsr.assert_consistent()
+
+
+LVM_CRASH_CHILD = r"""
+import os, sys
+from smapi.driver import load_driver
+from tests.sr.helpers import pattern
+spec, sr, vdi, size, kind = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+h = load_driver(spec).open_vdi(sr, vdi, writable=True)
+sc = h.upload_scratch()
+if kind == "whole":
+    sc.write(0, pattern("crash", size))
+else:
+    sc.write(5, pattern("crash", 3 << 20))
+sc.commit()
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("mode,step", [("relink", "renamed"), ("relink", "swapped"), ("replace", "reparented"),
+                                       ("detach", "reparented")])
+@pytest.mark.parametrize("name", ["lvm", "lvm-thin"])
+def test_a_crash_while_landing_in_place_on_lvm_is_finished_by_the_next_scan(tmp_path, monkeypatch, name: str,
+                                                                            mode: str, step: str) -> None:
+    """On LVM a landing is lvrenames (a rename over an existing LV is lvremove + lvrename): killed between the
+    steps, the next scan (another process, fresh LVM views) finishes it and leaves no upload LV."""
+    from smapi.driver import load_driver
+    from smapi.interface.apis import get_api
+    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.sr import scratch
+    from smapi.sr.faults import ENV, FAULT_EXIT_CODE
+    from tests.sr.drivers import FACTORIES
+
+    if name not in FACTORIES:
+        pytest.skip(f"{name} SRs are not available here (lvm2, loop devices)")
+    sut = FACTORIES[name](tmp_path)
+    for key, value in sut.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(scratch.RELINK_ENV, "1")
+    sr = "5c7a7c4e-0000-4000-8000-00000000005d"
+    try:
+        def call(verb: str, **args):
+            driver = load_driver(sut.driver_spec)  # a fresh driver per verb, as a per-verb process has
+            return Dispatcher(get_api("storage"), driver.implementations("storage")).call(
+                verb, {"dbg": "tests/sr", **args})
+
+        call("SR.create", sr=sr, device_config=sut.device_config, physical_size=0)
+        call("SR.attach", sr=sr, device_config=sut.device_config)
+        vdi = call("VDI.create", sr=sr, vdi_info={"virtual_size": SIZE})["vdi"]
+        expected = bytearray(pattern("base", SIZE))
+        with load_driver(sut.driver_spec).open_vdi(sr, vdi, writable=True) as h:
+            h.write(0, bytes(expected))
+            if mode == "replace":  # a differencing leaf for the whole-disk upload to cover
+                sc = h.upload_scratch()
+                sc.write(MiB, pattern("first", MiB))
+                sc.commit()
+                expected[MiB:2 * MiB] = pattern("first", MiB)
+        child = subprocess.run([sys.executable, "-c", LVM_CRASH_CHILD, sut.driver_spec, sr, vdi, str(SIZE),
+                                "part" if mode == "relink" else "whole"], cwd=ROOT, capture_output=True,
+                               timeout=120, env={**os.environ, "PYTHONPATH": ROOT, ENV: f"upload.{step}"})
+        assert child.returncode == FAULT_EXIT_CODE, child.stderr.decode()[-2000:]
+        call("SR.scan", sr=sr)
+        if mode == "relink":
+            expected[5:5 + (3 << 20)] = pattern("crash", 3 << 20)
+        else:
+            expected[:] = pattern("crash", SIZE)
+        driver = load_driver(sut.driver_spec)
+        with driver.open_vdi(sr, vdi) as h:
+            assert sha(h.read(0, SIZE)) == sha(bytes(expected))
+        engine = driver.engine_for(sr)
+        assert engine.journal.pending() == []
+        assert sorted(engine.substrate.list_volumes()) == sorted(r.volume for r in engine.load().vdis.values())
+        call("SR.detach", sr=sr)
+    finally:
+        sut.cleanup()
