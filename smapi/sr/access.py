@@ -65,6 +65,8 @@ class ChainHandle(VdiHandle):
         self.chain: Optional[Chain] = chain
         self.leaf = leaf  # the chain does not own a backing it was given
         self.size = chain.size
+        #: set when an upload left an upload base under the leaf: the collector is told once the VDI is free
+        self.collect_on_close = False
 
     def suspend(self) -> None:
         """Flush and close the images: an upload is about to put its scratch in the leaf's place."""
@@ -106,6 +108,9 @@ class ChainHandle(VdiHandle):
                 self.leaf.close()
         finally:
             self._release()
+        if self.collect_on_close and self._engine is not None:
+            self.collect_on_close = False
+            self._engine.after_change()  # leaf-coalesce skips a VDI while its handle is open
 
 
 class RawHandle(VdiHandle):

@@ -193,7 +193,8 @@ class Scratch:
             if how is not None:
                 _unmark(self.volume)
                 if how["step"] == "relink":
-                    self.engine.after_change()  # the collector merges the upload base once the VDI is idle
+                    # The collector merges the upload base once the VDI is idle: when the writer closes it.
+                    self.handle.collect_on_close = True
                 return int(how["bytes"])
             try:
                 applied = apply(img, self.target)
