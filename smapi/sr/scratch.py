@@ -13,7 +13,8 @@ Landing (`commit`), chosen from metadata once the scratch is complete:
   it can *become* the leaf: it replaces the old leaf outright when it covers every sector the old leaf held
   (a whole-disk PUT over a differencing leaf: nothing is left to merge, the chain does not grow), else the old
   leaf becomes a hidden "upload base" under it, as a snapshot split makes, and the collector's leaf-coalesce
-  merges it once the VDI is idle (the writer's handle schedules a collection when it closes). The data is written once, at upload speed.
+  merges it once the VDI is idle (the writer's handle schedules a collection when it closes). The data is
+  written once, at upload speed.
 * **copy**: the marked sectors are copied into the VDI through the caller's writable handle (`apply`). Used for
   raw VDIs (no differencing child possible), reset-on-boot VDIs, small uploads (a copy of a few MiB costs less
   than a chain level and a later coalesce), and when `MAX_UPLOAD_BASES` upload bases already sit above the leaf
