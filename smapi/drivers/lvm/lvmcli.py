@@ -81,6 +81,9 @@ def lvm_conf(activation: bool) -> str:
         "    obtain_device_list_from_udev = 0\n"
         '    external_device_info_source = "none"\n'
         "    use_devicesfile = 0\n"
+        # /run/lvm/hints is machine-wide: a command of another SR (other --devices) rewrites it, and a command
+        # trusting it then skips our PVs ("Volume group not found" under concurrent lvm use). Always scan.
+        '    hints = "none"\n'
         "}\n"
         "backup {\n"
         "    backup = 0\n"
