@@ -11,7 +11,8 @@ Landing (`commit`), chosen from metadata once the scratch is complete:
 * **in place** (`smapi.sr.relink`, O(metadata)): for a VHD VDI whose upload wrote at least `relink_min()` bytes
   (64 MiB; `SMAPI_UPLOAD_RELINK_MIN` overrides it). The scratch is created as a real child of the VDI's leaf, so
   it can *become* the leaf: it replaces the old leaf outright when it covers every sector the old leaf held
-  (a whole-disk PUT over a differencing leaf: nothing is left to merge, the chain does not grow), else the old
+  (a whole-disk PUT: re-pointed at the old leaf's parent, or made a dynamic image when there is none; nothing
+  is left to merge, the chain does not grow), else the old
   leaf becomes a hidden "upload base" under it, as a snapshot split makes, and the collector's leaf-coalesce
   merges it once the VDI is idle (the writer's handle schedules a collection when it closes). The data is
   written once, at upload speed.
