@@ -164,21 +164,25 @@ class _HashingReader:
 @click.argument("vdi")
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
 def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vdi: str, input_path: str) -> None:
-    """Write INPUT into VDI (zero regions are skipped: a fresh VDI already reads zero). A vhd is applied by its
-    marked sectors (a differencing VHD onto its base's copy); tar and xva-legacy checksums are verified."""
+    """Write INPUT into VDI: afterwards the VDI reads like INPUT (zero regions cost nothing where the VDI already
+    reads zero). A vhd is applied by its marked sectors (a differencing VHD onto its base's copy); tar and
+    xva-legacy checksums are verified."""
     from smapi.transfer import formats, xva
+    from smapi.transfer.exact import ExactImport
     from smapi.transfer.vhdupload import VhdUploadError
 
     with ExitStack() as stack:
         disk = _disk(stack, driver, sr, vdi, True)
         # Closing the disk discards an upload that did not commit: every error path leaves the VDI unchanged.
         up = disk.begin_upload()
+        exact = ExactImport(up)
         if fmt == "xva-legacy":
             if not os.path.isdir(input_path):
                 raise click.UsageError(f"{input_path}: xva-legacy input is a directory of chunk-*.gz")
             total = sum(os.path.getsize(os.path.join(input_path, n)) for n in os.listdir(input_path))
             bar = stack.enter_context(_bar(disk.size, "import", progress))
-            nbytes = xva.read_legacy_chunks(input_path, up.write, disk.size, progress=bar.update)
+            nbytes = xva.read_legacy_chunks(input_path, exact.write, disk.size, progress=bar.update)
+            exact.fill_gaps()  # the reader leaves zero runs out
             up.commit()
             emit({"vdi": vdi, "format": fmt, "bytes": nbytes, "input_bytes": total}, as_json,
                  lambda r: click.echo(f"{r['bytes']} bytes imported"))
@@ -197,13 +201,14 @@ def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vd
                         data = src.read(CHUNK)
                         if not data:
                             break
-                        if data != _ZERO[: len(data)]:
-                            up.write(offset, data)
+                        exact.write(offset, data)
                         offset += len(data)
                 elif fmt == "vhd":
-                    formats.import_vhd(up, src, size, skip_zeros=True)
+                    if formats.import_vhd(exact, src, size):
+                        exact.fill_gaps()  # a dynamic VHD is the whole disk: what it leaves unmarked reads zero
                 else:
-                    formats.import_tar(up, src)
+                    formats.import_tar(exact, src)
+                    exact.fill_gaps()  # the format leaves zero chunks out
             except VhdUploadError as e:
                 raise click.ClickException(f"{input_path}: {e}") from None
         up.commit()

@@ -62,6 +62,7 @@ class Session:
     total: Optional[int] = None
     receiver: Any = None  # VhdReceiver for a .vhd session
     upload: Any = None  # the Upload collecting the fragments until Close-Session (made by the first fragment)
+    exact: Any = None  # the ExactImport in front of `upload` for a .vhd session (see smapi.transfer.exact)
     lock: threading.Lock = field(default_factory=threading.Lock)
     created: float = field(default_factory=time.monotonic)
     touched: float = field(default_factory=time.monotonic)

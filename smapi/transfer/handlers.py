@@ -38,6 +38,7 @@ from smapi.transfer.httpserve import BaseTransferHandler
 from smapi.transfer.ranges import RangeError, parse_content_range, parse_range, put_range
 from smapi.transfer.vhdupload import VhdReceiver, VhdUploadError
 from smapi.transfer.vhdview import VhdLayout, differencing_view, dynamic_view
+from smapi.vhd.constants import DISK_DIFF
 
 log = logging.getLogger("smapi.transfer.http")
 
@@ -441,6 +442,7 @@ class TransferHandler(BaseTransferHandler):
 
     def _import_body(self, up: Upload, fmt: str, chunked: bool, length: Optional[int]) -> None:
         from smapi.transfer import formats
+        from smapi.transfer.exact import ExactImport
 
         if chunked:
             self._receive_chunked(up, length)
@@ -449,8 +451,10 @@ class TransferHandler(BaseTransferHandler):
         elif fmt == "vhd":
             _apply_vhd(up, self._body(length or 0), length or 0)
         else:
+            exact = ExactImport(up)
             try:
-                formats.import_tar(up, _IterReader(self._body(length or 0)))
+                formats.import_tar(exact, _IterReader(self._body(length or 0)))
+                exact.fill_gaps()  # the format leaves zero chunks out; the VDI may hold data there
             except formats.XvaFormatError as e:
                 raise HttpError(400, str(e)) from None
 
@@ -520,7 +524,7 @@ class TransferHandler(BaseTransferHandler):
             new = site.sessions.create(urlsplit(self.path).path)
             if kind == "vhd":
                 # The scratch is made by the first fragment: sessions that never send one cost no SR space.
-                new.receiver = VhdReceiver(site.disk.size, lambda off, data: new.upload.write(off, data))
+                new.receiver = VhdReceiver(site.disk.size, lambda off, data: _exact_of(new).write(off, data))
             self._bits_ack({"BITS-Protocol": B.PROTOCOL, "BITS-Session-Id": new.id, "Accept-Encoding": "Identity"})
         elif ptype == "fragment":
             self._bits_fragment(session, kind)
@@ -548,6 +552,8 @@ class TransferHandler(BaseTransferHandler):
         try:
             if session.receiver is not None:
                 session.receiver.finish()
+                if session.upload is not None and session.receiver.footer.disk_type != DISK_DIFF:
+                    _exact_of(session).fill_gaps()  # a dynamic VHD is the whole disk: unmarked sectors read zero
         except VhdUploadError as e:
             session.discard()
             raise B.BitsError(400, B.E_INVALIDARG, str(e), B.CONTEXT_APPLICATION) from None
@@ -675,11 +681,25 @@ def _write_body(up: Upload, offset: int, body: Iterator[bytes]) -> None:
         offset += len(data)
 
 
-def _apply_vhd(disk: Upload, body: Iterator[bytes], length: int) -> None:
-    receiver = VhdReceiver(disk.size, disk.write, length=length)
+def _exact_of(session: B.Session) -> Any:
+    """The session's ExactImport, made in front of its upload (which the first fragment made) on first use."""
+    from smapi.transfer.exact import ExactImport
+
+    if session.exact is None:
+        session.exact = ExactImport(session.upload)
+    return session.exact
+
+
+def _apply_vhd(up: Upload, body: Iterator[bytes], length: int) -> None:
+    from smapi.transfer.exact import ExactImport
+
+    exact = ExactImport(up)
+    receiver = VhdReceiver(up.size, exact.write, length=length)
     for data in body:
         receiver.feed(data)
     receiver.finish()
+    if receiver.footer.disk_type != DISK_DIFF:
+        exact.fill_gaps()  # a dynamic VHD is the whole disk: its unmarked sectors read zero, whatever the VDI held
 
 
 class _IterReader:

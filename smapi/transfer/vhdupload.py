@@ -34,12 +34,10 @@ class VhdUploadError(Exception):
 
 
 class VhdReceiver:
-    def __init__(self, disk_size: int, write: Writer, *, length: Optional[int] = None,
-                 skip_zeros: bool = False) -> None:
+    def __init__(self, disk_size: int, write: Writer, *, length: Optional[int] = None) -> None:
         self.disk_size = disk_size
         self._write = write
         self.length = length  # the whole stream's length, when known
-        self.skip_zeros = skip_zeros
         self.pos = 0  # stream bytes consumed
         self._buf = bytearray()
         self._phase = "footer"
@@ -187,8 +185,6 @@ class VhdReceiver:
         if offset >= limit:
             return
         data = data[: limit - offset]
-        if self.skip_zeros and not any(data):
-            return
         self._write(offset, data)
         self.bytes_written += len(data)
 

@@ -182,11 +182,11 @@ def write_legacy_chunks(read: Reader, size: int, directory: str, progress: Progr
 
 
 def read_legacy_chunks(directory: str, write: Writer, size: Optional[int] = None, progress: Progress = None) -> int:
-    """Import a legacy chunk directory into `write`; returns the bytes read. Zero runs are not written."""
+    """Import a legacy chunk directory into `write`; returns the bytes read. Zero runs are written too: only the
+    writer knows whether its disk already reads zero there (`smapi.transfer.exact`)."""
     names = sorted(n for n in os.listdir(directory) if re.fullmatch(r"chunk-\d{9}\.gz", n))
     if not names:
         raise XvaFormatError(f"no chunk-NNNNNNNNN.gz files in {directory}")
-    zero = bytes(CHUNK)
     offset = 0
     for expected, name in enumerate(names):
         if name != f"chunk-{expected:09d}.gz":
@@ -200,8 +200,7 @@ def read_legacy_chunks(directory: str, write: Writer, size: Optional[int] = None
                         break
                     if size is not None and offset + len(data) > size:
                         raise XvaFormatError(f"{name} goes past the disk's {size} bytes")
-                    if data != zero[: len(data)]:
-                        write(offset, data)
+                    write(offset, data)  # every byte: the writer knows whether a zero run may be left out
                     offset += len(data)
                     if progress:
                         progress(len(data))

@@ -85,13 +85,11 @@ def test_vhd_upload_put_and_bits(fsr, service, work):
     content[SIZE - 4096:] = patterned(31, 4096)
     vhd = _qemu_vhd(work, "up", bytes(content))
     vdi = fsr.create(SIZE)
-    fsr.write(vdi, 8 * MiB, b"\x55" * MiB)  # outside the VHD's blocks: left alone (sector-sparse apply)
+    fsr.write(vdi, 8 * MiB, b"\x55" * MiB)  # outside the VHD's blocks: a dynamic VHD says it reads zero
     ex = service.expose(vdi)
     assert status_of(curl("--digest", "-u", ex.user, "-T", vhd, ex.url + ".vhd")) == 200
     service.unexpose(ex.handle)
-    expected = bytearray(content)
-    expected[8 * MiB:9 * MiB] = b"\x55" * MiB
-    assert sha(fsr.read_all(vdi)) == sha(bytes(expected))
+    assert sha(fsr.read_all(vdi)) == sha(bytes(content))
 
     other = fsr.create(SIZE)
     ex = service.expose(other, "bits")
