@@ -53,7 +53,7 @@ class SegmentMapAccess(LvAccess):
 
     def pe_starts(self) -> Dict[str, int]:
         # pe_start is fixed at pvcreate time: read it once per substrate.
-        if self._pe_start is None:
+        if not self._pe_start:  # an empty answer is never right for an existing VG: ask again
             rows = self.lvm.pvs(["pv_name", "pe_start", "vg_name"])
             self._pe_start = {r["pv_name"]: int(r["pe_start"]) for r in rows if r.get("vg_name") == self.vg}
         return self._pe_start

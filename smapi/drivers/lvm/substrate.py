@@ -115,10 +115,14 @@ class VolumeGroupSubstrate(Substrate):
         if self._vg_row is None or fresh:
             vg = self._need_vg()
             rows = [r for r in self.lvm.pvs(PV_VG_FIELDS) if r.get("vg_name") == vg]
-            if not rows:
-                raise Backend_error.classic("SRUnavailable", f"volume group {self.vg} not found")
-            if isinstance(self.access, SegmentMapAccess):
+            if rows and isinstance(self.access, SegmentMapAccess):
                 self.access._pe_start = {r["pv_name"]: int(r["pe_start"]) for r in rows}
+            if not rows:
+                # Seen under heavy concurrent lvm use (cause not pinned down): a pvs that lists our PV without its
+                # VG. Ask for the VG itself, which also says "not found" when that is really so.
+                rows = self.lvm.vgs(PV_VG_FIELDS[2:], vg)
+                if not rows:
+                    raise Backend_error.classic("SRUnavailable", f"volume group {self.vg} not found")
             self._vg_row = rows[0]
             self._vg_stale = False
         return self._vg_row
