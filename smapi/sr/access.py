@@ -32,6 +32,7 @@ class VdiHandle:
 
     def __init__(self, lock: FileLock) -> None:
         self._lock: Optional[FileLock] = lock
+        self._writer: Optional[FileLock] = None  # RunState.writer_lock, for writable handles
         self._engine: Optional[Engine] = None
         self.vdi = ""
         self.writable = False
@@ -48,6 +49,9 @@ class VdiHandle:
         return begin(self._engine, self.vdi, self.size, target if target is not None else self, handle=self)
 
     def _release(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -156,7 +160,18 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
                 from smapi.sr.serving import refuse_if_active
 
                 refuse_if_active(engine, vdi, "opening it for writing")
-            backing = engine.substrate.open_volume(rec.volume, writable=writable)
+                # Under the SR lock like activate's probe of it: a datapath and a writer never both start.
+                writer = engine.run.writer_lock(engine.sr, vdi)
+                if not writer.acquire(exclusive=True, timeout=0):
+                    raise Backend_error.classic("VDIInUse", f"VDI {vdi} is already open for writing on this host")
+            else:
+                writer = None
+            try:
+                backing = engine.substrate.open_volume(rec.volume, writable=writable)
+            except BaseException:
+                if writer is not None:
+                    writer.release()
+                raise
             handle: VdiHandle
             if rec.format == "raw":
                 handle = RawHandle(backing, rec.virtual_size, lock)
@@ -165,9 +180,11 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
                     chain = open_chain(backing, resolver=engine.substrate.resolver(), writable=writable)
                 except BaseException:
                     backing.close()
+                    if writer is not None:
+                        writer.release()
                     raise
                 handle = ChainHandle(chain, backing, lock)
-            handle._engine, handle.vdi, handle.writable = engine, vdi, writable
+            handle._engine, handle.vdi, handle.writable, handle._writer = engine, vdi, writable, writer
             return handle
     except BaseException:
         lock.release()

@@ -52,7 +52,13 @@ def attach(engine: Engine, dp: str, vdi: str, read_write: bool) -> Dict[str, Any
 
 
 def activate(engine: Engine, dp: str, vdi: str) -> None:
-    _transition(engine, vdi, dp, lambda s: automaton.after_activate(s, dp), "VDI.activate")
+    def step(states: Dict[str, str]) -> str:
+        new = automaton.after_activate(states, dp)
+        if not automaton.is_activated(automaton.superstate(states)):
+            serving.refuse_if_open_for_writing(engine, vdi)  # the server is about to start on the image
+        return new
+
+    _transition(engine, vdi, dp, step, "VDI.activate")
 
 
 def deactivate(engine: Engine, dp: str, vdi: str) -> None:

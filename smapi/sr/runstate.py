@@ -37,6 +37,14 @@ class RunState:
     def __init__(self, root: Optional[str] = None) -> None:
         self.root = root or run_dir()
 
+    # -- writers ------------------------------------------------------------------------------------------------
+    def writer_lock(self, sr: str, vdi: str) -> FileLock:
+        """Held (exclusively) by a writable data handle of `vdi` on this host for as long as it is open.
+
+        VDI.activate probes it with a shared try-lock: a flock, so a crashed writer leaves nothing to clean up. It
+        is not the VDI lock: that one is also held by the collector's copies, which activate must not wait for."""
+        return FileLock(os.path.join(self.root, "writers", _safe(sr), _safe(vdi) + ".lock"))
+
     # -- attached SRs -------------------------------------------------------------------------------------------
     def _sr_file(self, sr: str) -> str:
         return os.path.join(self.root, "srs", _safe(sr) + ".json")

@@ -156,9 +156,10 @@ class Scratch:
         """Make the upload part of the VDI; returns the bytes applied. After the journal says "commit", a failure
         leaves the scratch for recovery to finish (the upload was accepted) and raises.
 
-        A VDI that a datapath activated since the upload began (a VM started on it: the datapath verbs do not
-        take the VDI lock) is refused (VDIInUse) and the upload dropped: landing it would change a running VM's
-        disk under it. The check is made under the SR lock, which the datapath verbs hold."""
+        A VDI that a datapath activated since the upload began is refused (VDIInUse) and the upload dropped:
+        landing it would change a running VM's disk under it. (VDI.activate already refuses while the uploader's
+        writable handle is open, `serving.refuse_if_open_for_writing`; this is the second line, for a handle that
+        is not the writer.) The check is made under the SR lock, which the datapath verbs hold."""
         from smapi.sr.serving import refuse_if_active
 
         with self._lock:

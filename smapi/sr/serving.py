@@ -285,6 +285,17 @@ def _restart(engine: Engine, vdi: str) -> None:
         log.error("restarting the datapath of VDI %s after a chain change failed: %s", vdi, e)
 
 
+def refuse_if_open_for_writing(engine: Engine, vdi: str) -> None:
+    """Activate's half of the writer exclusion (`access.open_vdi` is the other): the NBD server does not take the
+    VDI lock, so a VM must not start on a disk an import, export or transfer exposure holds open for writing."""
+    writer = engine.run.writer_lock(engine.sr, vdi)
+    # held(): this very thread has the handle open (the try-lock would let it in again, the lock is re-entrant).
+    if writer.held() or not writer.acquire(exclusive=False, timeout=0):
+        raise _in_use(vdi, "it is open for writing on this host (an import or a transfer exposure); "
+                           "activate it once that ends")
+    writer.release()
+
+
 def refuse_if_active(engine: Engine, vdi: str, what: str) -> None:
     states = engine.run.dp_states(engine.sr, vdi)
     if automaton.is_activated(automaton.superstate(states)):

@@ -75,3 +75,60 @@ def test_a_read_only_datapath_also_excludes_writers(fsr: FileSR) -> None:
     fsr.v("VDI.deactivate", dp="reader", vdi=vdi)
     fsr.v("VDI.detach", dp="reader", vdi=vdi)
     fsr.write(vdi, 0, b"ok")
+
+
+def test_activate_is_refused_while_a_writable_handle_is_open(fsr: FileSR) -> None:
+    """The other order: a VM must not start on a disk an import or a transfer exposure holds open for writing."""
+    vdi = fsr.create(4 * MiB)
+    info = fsr.v("VDI.attach", dp="vm1", vdi=vdi, read_write=True)  # attach starts nothing: allowed
+    fsr.v("VDI.attach", dp="reader", vdi=vdi, read_write=False)
+    with fsr.driver.open_vdi(fsr.sr, vdi, writable=True) as h:
+        for dp in ("vm1", "reader"):
+            with pytest.raises(Backend_error) as caught:
+                fsr.v("VDI.activate", dp=dp, vdi=vdi)
+            assert caught.value.params[0] == "SR_BACKEND_FAILURE_24", caught.value.params  # classic VDIInUse
+            assert "open for writing" in _classic_name(caught.value)
+        h.write(0, b"import")
+        h.flush()
+    with fsr.driver.open_vdi(fsr.sr, vdi):  # a read-only handle does not stand in the way
+        fsr.v("VDI.activate", dp="vm1", vdi=vdi)
+    r = subprocess.run(["qemu-io", "-f", "raw", "-c", "read -P 0x69 0 1", info["xenstore_data"]["nbd-uri"]],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0 and b"Pattern verification failed" not in r.stdout, r.stdout  # 'i' of "import"
+    fsr.v("VDI.deactivate", dp="vm1", vdi=vdi)
+    fsr.v("VDI.detach", dp="vm1", vdi=vdi)
+    fsr.v("VDI.detach", dp="reader", vdi=vdi)
+
+
+def test_a_writer_in_another_process_blocks_activate_until_it_dies(fsr: FileSR) -> None:
+    """The exclusion is a flock: it spans processes, and a killed writer leaves nothing to clean up."""
+    import os
+    import signal
+    import sys
+    import textwrap
+
+    vdi = fsr.create(4 * MiB)
+    code = textwrap.dedent(f"""
+        import sys, time
+        from smapi.driver import load_driver
+        driver = load_driver("smapi.drivers.file:FileDriver")
+        h = driver.open_vdi({fsr.sr!r}, {vdi!r}, writable=True)
+        print("open", flush=True)
+        time.sleep(600)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=dict(os.environ))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"open"
+        fsr.v("VDI.attach", dp="vm1", vdi=vdi, read_write=True)
+        with pytest.raises(Backend_error) as caught:
+            fsr.v("VDI.activate", dp="vm1", vdi=vdi)
+        assert "open for writing" in _classic_name(caught.value)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        fsr.v("VDI.activate", dp="vm1", vdi=vdi)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    fsr.v("VDI.deactivate", dp="vm1", vdi=vdi)
+    fsr.v("VDI.detach", dp="vm1", vdi=vdi)

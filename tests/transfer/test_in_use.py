@@ -65,34 +65,39 @@ def test_import_into_an_activated_vdi_is_409(fsr, host, active_vdi, work):
     assert sha(fsr.read_all(active_vdi)) == before
 
 
-def test_an_upload_is_not_landed_into_a_vdi_a_vm_started_on_meanwhile(fsr, service, work):
-    """The datapath verbs do not take the VDI lock, so a VM can start on a VDI an exposure holds; the exposure's
-    pending upload is then refused at Close-Session (409) and dropped, the VM's disk left alone."""
+def test_a_vm_cannot_start_on_a_vdi_an_exposure_holds_for_writing(fsr, service, work):
+    """VDI.activate probes the host's writer lock that a writable exposure holds: the VM's start is refused
+    (VDIInUse) instead of two writers sharing the disk; the exposure's upload lands as usual, and the VM starts
+    once the exposure is gone."""
     import os
 
+    from smapi.interface.errors import Backend_error
     from tests.transfer.bitsclient import BitsClient
     from tests.transfer.conftest import patterned, sha
 
     vdi = fsr.create(4 * MiB)
     fsr.write(vdi, 0, patterned(7, 4 * MiB))
-    before = sha(fsr.read_all(vdi))
+    upload = patterned(8, 2 * MiB)
     ex = service.expose(vdi, mode="bits")
     r = ex.record
     client = BitsClient(r["ip"], int(r["port"]), r["url_path"], r["username"], r["password"])
     try:
         client.request("Ping")
         client.create_session()
-        assert client.fragment(patterned(8, 2 * MiB), 0, 2 * MiB)[0] == 200
+        assert client.fragment(upload, 0, 2 * MiB)[0] == 200
         fsr.v("VDI.attach", dp="vm1", vdi=vdi, read_write=True)
-        fsr.v("VDI.activate", dp="vm1", vdi=vdi)
+        with pytest.raises(Backend_error) as caught:
+            fsr.v("VDI.activate", dp="vm1", vdi=vdi)
+        assert caught.value.params[0] == "SR_BACKEND_FAILURE_24" and "open for writing" in str(caught.value)
         status, h, _ = client.request("Close-Session", headers={"BITS-Session-Id": client.session or ""},
                                       auth=False)
-        assert status == 409 and h["bits-error-code"] == "0x80070005", (status, h)
+        assert status == 200, (status, h)
     finally:
         client.close()
-        fsr.reload()
-        fsr.v("SR.detach")  # stops the VM's server
-        fsr.attach()
     service.unexpose(ex.handle)
-    assert sha(fsr.read_all(vdi)) == before
+    fsr.v("VDI.activate", dp="vm1", vdi=vdi)
+    fsr.v("VDI.deactivate", dp="vm1", vdi=vdi)
+    fsr.v("VDI.detach", dp="vm1", vdi=vdi)
+    data = fsr.read_all(vdi)
+    assert sha(data[:2 * MiB]) == sha(upload)
     assert not [n for n in os.listdir(fsr.path) if n.startswith("upload-")]
