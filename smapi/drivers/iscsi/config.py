@@ -7,8 +7,8 @@ SRs on it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Optional
+from dataclasses import dataclass, replace
+from typing import Dict, Optional, Tuple
 
 from smapi.drivers.iscsi.libiscsi import Chap, Portal
 from smapi.interface.errors import Backend_error
@@ -17,8 +17,9 @@ DEFAULT_PORT = 3260
 
 #: documented in Query.query's `configuration`
 CONFIGURATION = {
-    "target": "The target's portal: host name or IP address, optionally with :port ([v6]:port for IPv6). "
-              "SR.probe with only this lists the target IQNs (SendTargets)",
+    "target": "The target's portal: host name or IP address, optionally with :port ([v6]:port for IPv6); several "
+              "comma-separated portals are tried in order. SR.probe with only this lists the target IQNs "
+              "(SendTargets)",
     "port": "The portal's TCP port (default 3260; a :port in target wins)",
     "targetIQN": "The target's IQN. SR.probe with target and targetIQN lists its LUNs (vendor, serial, size, "
                  "SCSI id)",
@@ -39,24 +40,25 @@ SECRET_KEYS = ("chappassword", "incoming_chappassword")
 
 @dataclass(frozen=True)
 class IscsiTarget:
+    #: the portal to use (the first of `portals` until `with_portal` picks the one that answered)
     portal: Portal
     iqn: str
     lun: Optional[int]
     scsi_id: str
     chap: Chap
+    #: every portal of the configuration, in the order they are tried
+    portals: Tuple[Portal, ...] = ()
+
+    def with_portal(self, portal: Portal) -> IscsiTarget:
+        return replace(self, portal=portal)
 
     def where(self) -> str:
         what = f"LUN {self.lun}" if self.lun is not None else f"SCSIid {self.scsi_id}"
         return f"{self.iqn} {what} at {self.portal}"
 
 
-def _portal(device_config: Dict[str, str]) -> Portal:
-    raw = (device_config.get("target") or "").strip()
-    if not raw:
-        raise Backend_error.classic("ConfigTargetMissing", "device_config needs target=<host>[:port]")
-    if "," in raw:
-        raw = raw.split(",")[0].strip()  # the classic driver accepts several portals; the first is used
-    host, port_text = raw, (device_config.get("port") or "").strip()
+def _one_portal(raw: str, port_text: str) -> Portal:
+    host = raw
     if raw.startswith("["):
         host, _, rest = raw[1:].partition("]")
         if rest.startswith(":"):
@@ -70,6 +72,25 @@ def _portal(device_config: Dict[str, str]) -> Portal:
     if not 0 < port < 65536:
         raise Backend_error.classic("ISCSIPort", f"port {port} is out of range (1-65535)")
     return Portal(host, port)
+
+
+def parse_portals(device_config: Dict[str, str]) -> Tuple[Portal, ...]:
+    """Every portal of `target` (comma-separated, as the classic driver takes them), in order, no duplicates."""
+    raw = (device_config.get("target") or "").strip()
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not parts:
+        raise Backend_error.classic("ConfigTargetMissing", "device_config needs target=<host>[:port][,<host>...]")
+    port_text = (device_config.get("port") or "").strip()
+    out = []
+    for part in parts:
+        portal = _one_portal(part, port_text)
+        if portal not in out:
+            out.append(portal)
+    return tuple(out)
+
+
+def _portal(device_config: Dict[str, str]) -> Portal:
+    return parse_portals(device_config)[0]
 
 
 def chap_of(device_config: Dict[str, str]) -> Chap:
@@ -90,7 +111,7 @@ def parse_portal(device_config: Dict[str, str]) -> Portal:
 
 def parse_target(device_config: Dict[str, str], *, need_lun: bool = True) -> IscsiTarget:
     """The full configuration; `need_lun=False` for probing (IQN and LUN may be missing then)."""
-    portal = _portal(device_config)
+    portals = parse_portals(device_config)
     chap = chap_of(device_config)
     iqn = (device_config.get("targetIQN") or "").strip()
     if need_lun and not iqn:
@@ -107,7 +128,7 @@ def parse_target(device_config: Dict[str, str], *, need_lun: bool = True) -> Isc
     if need_lun and lun is None and not scsi_id:
         raise Backend_error.classic("ConfigSCSIid", "device_config needs SCSIid (or LUNid); SR.probe with target "
                                                     "and targetIQN lists the LUNs")
-    return IscsiTarget(portal, iqn, lun, scsi_id, chap)
+    return IscsiTarget(portals[0], iqn, lun, scsi_id, chap, portals)
 
 
 def without_secrets(device_config: Dict[str, str]) -> Dict[str, str]:

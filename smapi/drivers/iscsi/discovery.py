@@ -7,7 +7,8 @@ login (CHAP both ways) before anything is set up, so a wrong secret or an unknow
 from __future__ import annotations
 
 import os
-from typing import List, Tuple
+from dataclasses import replace
+from typing import Callable, List, Sequence, Tuple, TypeVar
 
 from smapi.drivers.iscsi import libiscsi
 from smapi.drivers.iscsi.config import IscsiTarget
@@ -16,6 +17,8 @@ from smapi.interface.errors import Backend_error
 
 TIMEOUT_ENV = "SMAPI_ISCSI_TIMEOUT"
 INITIATOR_ENV = "SMAPI_ISCSI_INITIATOR"
+
+T = TypeVar("T")
 
 _KIND_TO_ERROR = {
     "unreachable": "ISCSITarget",
@@ -72,6 +75,32 @@ def luns(portal: Portal, iqn: str, chap: Chap) -> List[LunInfo]:
         return libiscsi.list_luns(portal, iqn, chap, initiator=initiator_name(), timeout=timeout())
     except IscsiFailure as e:
         raise typed(e) from None
+
+
+def on_portals(portals: Sequence[Portal], attempt: Callable[[Portal], T]) -> Tuple[Portal, T]:
+    """The first portal on which `attempt` succeeds, with its result; else one typed error naming every portal tried.
+
+    Its code is that of the first portal that answered but refused (CHAP, IQN, LUN: the configuration is wrong
+    there), else ISCSITarget (none answered).
+    """
+    failures: List[Tuple[Portal, Backend_error]] = []
+    for portal in portals:
+        try:
+            return portal, attempt(portal)
+        except Backend_error as e:
+            failures.append((portal, e))
+    if len(failures) == 1:
+        raise failures[0][1]
+    unreachable = Backend_error.classic("ISCSITarget").classic_code
+    chosen = next((e for _, e in failures if e.classic_code != unreachable), failures[0][1])
+    detail = "; ".join(f"portal {p}: {' '.join(x for x in e.backend_params if x)}" for p, e in failures)
+    raise Backend_error(chosen.code, ["", f"every portal failed ({len(failures)} tried): {detail}", ""])
+
+
+def resolve_any(target: IscsiTarget) -> Tuple[IscsiTarget, LunInfo]:
+    """`resolve` on the target's portals in order: the target with the first portal that logged in, and the LUN."""
+    portal, info = on_portals(target.portals or (target.portal,), lambda p: resolve(replace(target, portal=p)))
+    return target.with_portal(portal), info
 
 
 def resolve(target: IscsiTarget) -> LunInfo:

@@ -17,7 +17,7 @@ import contextlib
 import os
 import time
 import uuid as uuidlib
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from smapi import Query_skeleton
 from smapi.drivers.iscsi import discovery, probe
@@ -72,8 +72,9 @@ def lvm_config(device_config: Dict[str, str], device: str, sr: str = "") -> Dict
     return out
 
 
-def _resolve(target: IscsiTarget) -> LunInfo:
-    return discovery.resolve(target)
+def _resolve(target: IscsiTarget) -> Tuple[IscsiTarget, LunInfo]:
+    """The LUN, through the first of the configured portals that logs in (that portal is the one used)."""
+    return discovery.resolve_any(target)
 
 
 #: a temporary session without a recorded owner this old was left by a verb killed while logging in
@@ -133,14 +134,12 @@ class _SessionGone(Exception):
 
 class IscsiSR(LvmSR):
     def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
-        target = parse_target(device_config)
-        info = _resolve(target)
+        target, info = _resolve(parse_target(device_config))
         with lun_device(sr, target, info) as device:
             super().create(dbg, sr, lvm_config(device_config, device), physical_size)
 
     def attach(self, dbg: str, sr: str, device_config: Dict[str, str]) -> None:
-        target = parse_target(device_config)
-        info = _resolve(target)
+        target, info = _resolve(parse_target(device_config))
         sdir = session_dir(sr)
         reap_temporary_sessions()
         fresh = _session_device(sr) is None
@@ -189,15 +188,17 @@ class IscsiSR(LvmSR):
     def probe(self, dbg: str, device_config: Dict[str, str], sm_config: Dict[str, str]) -> Any:
         target = parse_target(device_config, need_lun=False)
         if not target.iqn:
-            return ["Raw", probe.targets_xml(target.portal, discovery.targets(target.portal, target.chap))]
+            portal, found = discovery.on_portals(target.portals, lambda p: discovery.targets(p, target.chap))
+            return ["Raw", probe.targets_xml(portal, found)]
         if target.lun is None and not target.scsi_id:
-            return ["Raw", probe.luns_xml(discovery.luns(target.portal, target.iqn, target.chap))]
+            _, luns = discovery.on_portals(target.portals, lambda p: discovery.luns(p, target.iqn, target.chap))
+            return ["Raw", probe.luns_xml(luns)]
         return ["Probe", self.probe_lun(dbg, device_config, target, sm_config)]
 
     def probe_lun(self, dbg: str, device_config: Dict[str, str], target: IscsiTarget,
                   sm_config: Dict[str, str]) -> List[Dict[str, Any]]:
         """The SRs on the LUN (and foreign volume groups, as the LVM SR reports them), with iSCSI configurations."""
-        info = _resolve(target)
+        target, info = _resolve(target)
         attached = [s for s in RunState().attached_srs(IscsiDriver.reference())
                     if (RunState().attached(s) or {}).get("device_config", {}).get("SCSIid") == info.scsi_id]
         with lun_device(attached[0] if attached else "", target, info) as device:
@@ -216,8 +217,11 @@ def check_path(sr: str, device_config: Dict[str, str]) -> None:
     if dev is None or dev != device_config.get("device"):
         raise Backend_error.classic("ISCSIDevice", f"the iSCSI session of SR {sr} is gone (its initiator "
                                                    "process died or the host restarted); SR.attach restores it")
+    # The portal the session logged in through (with several configured, not necessarily the first).
+    recorded = read_state(session_dir(sr)).get("target", "")
+    portal = parse_portal({"target": recorded}) if recorded else parse_portal(device_config)
     try:
-        check_reachable(parse_portal(device_config), min(discovery.timeout(), 3.0))
+        check_reachable(portal, min(discovery.timeout(), 3.0))
     except IscsiFailure as e:
         raise Backend_error.classic("ISCSITarget", f"SR {sr}: {e}; the SR stays attached and resumes when the "
                                                    "target answers again") from None

@@ -16,8 +16,9 @@ class IscsiSROnStorage(SROnStorage):
     def probe(self, dbg: str, configuration: Dict[str, str]) -> List[Dict[str, Any]]:
         target = parse_target(configuration, need_lun=False)
         if not target.iqn:
-            return probe.target_entries(configuration, target.portal,
-                                        discovery.targets(target.portal, target.chap))
+            portal, found = discovery.on_portals(target.portals, lambda p: discovery.targets(p, target.chap))
+            return probe.target_entries(configuration, portal, found)
         if target.lun is None and not target.scsi_id:
-            return probe.lun_entries(configuration, discovery.luns(target.portal, target.iqn, target.chap))
+            _, luns = discovery.on_portals(target.portals, lambda p: discovery.luns(p, target.iqn, target.chap))
+            return probe.lun_entries(configuration, luns)
         return super().probe(dbg, configuration)
