@@ -42,9 +42,15 @@ def make_loop(tmp_path: Path) -> Iterator[Callable[[int], str]]:
         return loops[-1].device
 
     yield make
-    remove_lvm_state([lp.device for lp in loops], str(tmp_path / "lvm-etc"))
+    remove_lvm_state(loops, str(tmp_path / "lvm-etc"))
+    errors = []
     for lp in loops:
-        lp.close()
+        try:
+            lp.close()  # raises when something still holds the device (a leaked descriptor or server)
+        except Exception as e:  # noqa: BLE001 - close the others, then report
+            errors.append(e)
+    if errors:
+        raise errors[0]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING, Dict, List
+from typing import TYPE_CHECKING, Dict, List, Sequence
 
 from smapi.drivers.lvm.loopdev import SparseLoop
 from smapi.drivers.lvm.lvmcli import Lvm
@@ -34,10 +34,18 @@ def lvm_available() -> str:
     return ""
 
 
-def remove_lvm_state(devices: List[str], config_dir: str) -> None:
-    """Remove every volume group and PV label on `devices` (best effort, never raises)."""
-    lvm = Lvm(devices, config_dir)
+def remove_lvm_state(loops: Sequence[SparseLoop], config_dir: str) -> None:
+    """Remove every volume group and PV label on the devices of ``loops`` that are still attached to their own files
+    (best effort, never raises).
+
+    Nothing at all is run for an empty list: lvm without ``--devices`` would scan the whole machine, and this
+    ``vgremove -ff`` then destroyed the volume groups of tests running in other workers (a fixture that made no
+    loop device called it with none)."""
+    devices = [lp.device for lp in loops if lp.is_ours()]
+    if not devices:
+        return
     try:
+        lvm = Lvm(devices, config_dir)
         vgs = {r["vg_name"] for r in lvm.pvs(["pv_name", "vg_name"]) if r.get("vg_name")}
         for vg in sorted(vgs):
             lvm.run("vgremove", "-ff", "-y", vg)
@@ -82,9 +90,15 @@ def _factory(tmp_path: str | os.PathLike[str], provisioning: str, *, pv_size: in
     )
 
     def cleanup() -> None:
-        remove_lvm_state(devices, conf_dir)
+        remove_lvm_state(loops, conf_dir)
+        errors = []
         for lp in loops:
-            lp.close()
+            try:
+                lp.close()
+            except Exception as e:  # noqa: BLE001 - close the others, then report
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
     sut._cleanups.append(cleanup)
     return sut

@@ -169,7 +169,8 @@ def test_write_over_the_datapath_and_find_it_in_the_lv(provisioning: str, fmt: s
     nothing_leaks(sr)
     assert sr.substrate().list_documents("journal/") == []
     if fmt == "vhd" and provisioning == "thin":
-        used = sr.substrate().open_volume(lv).physical_end()  # type: ignore[attr-defined]
+        with sr.substrate().open_volume(lv) as vol:  # closed: an open descriptor would pin the PV's loop device
+            used = vol.physical_end()  # type: ignore[attr-defined]
         assert sr.lv_sizes()[lv] == deflated_lv_size(used, sr.substrate().extent_size) < full
     assert sr.stat(vdi)["physical_utilisation"] == sr.lv_sizes()[lv]
     exported = tmp_path / "export.raw"

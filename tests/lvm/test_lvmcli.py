@@ -121,3 +121,50 @@ def test_noise_filter_and_report_parsing() -> None:
     assert parse_report('{"report": [{"lv": [{"lv_name": "a"}, {"lv_name": "b"}]}]}') == [
         {"lv_name": "a"}, {"lv_name": "b"}]
     assert parse_report("") == []
+
+
+def _recording_lvm(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Record every lvm argv instead of running it (answers an empty report): safe whatever the code under test
+    would have done to the machine's volume groups."""
+    import subprocess
+
+    import smapi.drivers.lvm.lvmcli as lvmcli
+
+    calls: list = []
+    real = subprocess.run
+
+    def fake(argv, *a, **kw):  # type: ignore[no-untyped-def]
+        if argv and argv[0] == "lvm":
+            calls.append(list(argv))
+            return subprocess.CompletedProcess(argv, 0, '{"report": [{"pv": []}]}', "")
+        return real(argv, *a, **kw)
+
+    monkeypatch.setattr(lvmcli.subprocess, "run", fake)
+    return calls
+
+
+def test_an_empty_device_list_never_runs_an_unrestricted_lvm(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """Regression (CI: "Volume group VG_XenStorage-... not found" mid-test): a fixture that made no loop device
+    called remove_lvm_state([]), and Lvm([]) ran without --devices, so lvm scanned every loop device on the machine
+    and ``vgremove -ff``/``pvremove -ff`` destroyed the volume groups of tests running in other workers."""
+    from smapi.drivers.lvm.loopdev import SparseLoop
+    from tests.lvm.factory import remove_lvm_state
+
+    calls = _recording_lvm(monkeypatch)
+    remove_lvm_state([], str(tmp_path / "lvm-etc"))
+    with SparseLoop(str(tmp_path / "gone.img"), MiB) as gone:
+        pass  # detached: its number may belong to anybody now
+    remove_lvm_state([gone], str(tmp_path / "lvm-etc"))
+    with pytest.raises(Backend_error) as e:
+        Lvm([], str(tmp_path / "lvm-etc")).run("pvs")
+    assert e.value.code == code("ConfigDeviceMissing")
+    with pytest.raises(Backend_error):
+        Lvm(["", ""], str(tmp_path / "lvm-etc"))
+    assert calls == []
+
+
+def test_every_lvm_command_names_its_devices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls = _recording_lvm(monkeypatch)
+    Lvm(["/dev/loop-a", "/dev/loop-b"], str(tmp_path / "lvm-etc")).pvs(["pv_name"])
+    assert calls and all(c[2:4] == ["--devices", "/dev/loop-a,/dev/loop-b"] for c in calls)

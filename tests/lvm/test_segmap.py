@@ -10,7 +10,7 @@ import pytest
 from smapi.drivers.lvm import loopdev
 from smapi.drivers.lvm.access import SegmentMapAccess
 from smapi.drivers.lvm.lvmcli import Lvm
-from smapi.drivers.lvm.segmap import Extent, UnsupportedSegment, build_map, split
+from smapi.drivers.lvm.segmap import Extent, OutsideExtent, SegmentMapBacking, UnsupportedSegment, build_map, split
 
 MiB = 1 << 20
 
@@ -121,3 +121,26 @@ def test_write_past_the_end_is_refused(lvm: Lvm, vg: str) -> None:
         lv.pwrite(b"x", 4 * MiB)
     with SegmentMapAccess(lvm, vg).open("small") as lv, pytest.raises(Exception, match="read-only"):
         lv.pwrite(b"x", 0)
+
+
+def test_a_map_never_writes_into_the_pv_label_or_metadata_area(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A wrong pe_start or a stale map would silently overwrite lvm's label/metadata (the first MiB) and make the
+    volume group vanish: it is refused before anything is written, naming the LV."""
+    pv = tmp_path / "pv"
+    pv.write_bytes(bytes(4 * MiB))
+    with pytest.raises(ValueError, match="pe_start"):
+        build_map([{"seg_start_pe": "0", "seg_pe_ranges": f"{pv}:0-0"}], {str(pv): 0}, MiB)
+    with pytest.raises(OutsideExtent):  # an extent below its PV's data offset
+        SegmentMapBacking("vg/bad", [Extent(0, str(pv), 4096, MiB, MiB)], writable=True)
+    floorless = SegmentMapBacking("vg/old", [Extent(0, str(pv), 0, MiB)], writable=True)  # no pe_start known
+    with pytest.raises(OutsideExtent, match="vg/old"):
+        floorless.pwrite(b"x" * 512, 0)  # the label sectors are never an LV's
+    with pytest.raises(OutsideExtent):
+        floorless.zero(0, 4096)
+    floorless.close()
+    (good,) = build_map([{"seg_start_pe": "0", "seg_pe_ranges": f"{pv}:0-0"}], {str(pv): MiB}, MiB)
+    b = SegmentMapBacking("vg/ok", [good], writable=True)
+    b.pwrite(b"y" * 512, 0)
+    b.close()
+    data = pv.read_bytes()
+    assert data[:MiB] == bytes(MiB) and data[MiB:MiB + 512] == b"y" * 512

@@ -5,7 +5,8 @@ Every command runs with:
 * ``LVM_SYSTEM_DIR`` pointing at a generated lvm.conf, so the host's /etc/lvm (its filters, devices file,
   archive and backup directories) is neither read nor written;
 * ``--devices`` listing only the SR's block devices, so a command never scans or touches another volume group on
-  the machine (loop devices are machine-global and other jobs may own some);
+  the machine (loop devices are machine-global and other jobs may own some). An :class:`Lvm` without devices
+  cannot be made: lvm without ``--devices`` scans (and a ``vgremove -ff`` destroys) everything it finds;
 * ``activation=0`` when the kernel has no device-mapper: metadata commands then work, and data is reached through
   the segment map instead (see :mod:`smapi.drivers.lvm.segmap`).
 
@@ -155,6 +156,10 @@ class Lvm:
     def __init__(self, devices: Iterable[str], config_dir: str, *, activation: Optional[bool] = None,
                  timeout: float = 120.0) -> None:
         self.devices = [d for d in devices if d]
+        if not self.devices:
+            # Without --devices lvm scans every block device the host has: a report would list other SRs' (other
+            # tests') volume groups and a vgremove/pvremove would destroy them. Nothing here may run unrestricted.
+            raise Backend_error.classic("ConfigDeviceMissing", "lvm needs the list of devices it may touch")
         self.activation = device_mapper_available() if activation is None else activation
         self.config_dir = ensure_config_dir(config_dir, self.activation)
         self.timeout = timeout
@@ -168,10 +173,7 @@ class Lvm:
 
     def run(self, command: str, *args: str) -> str:
         """Run ``lvm <command> --devices ... args``; return stdout or raise the mapped Backend_error."""
-        argv = ["lvm", command]
-        if self.devices:
-            argv += ["--devices", ",".join(self.devices)]
-        argv += list(args)
+        argv = ["lvm", command, "--devices", ",".join(self.devices), *args]
         try:
             proc = subprocess.run(argv, env=self._env(), stdin=subprocess.DEVNULL, capture_output=True,
                                   text=True, timeout=self.timeout, check=False)

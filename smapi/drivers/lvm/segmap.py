@@ -8,10 +8,12 @@ linear target would compute, so I/O through the map reads and writes the same by
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import struct
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from smapi.vhd import Backing
@@ -19,6 +21,8 @@ from smapi.vhd.errors import ReadOnlyImage
 
 Buffer = Union[bytes, bytearray, memoryview]
 
+#: lvm's label lives in one of a PV's first four sectors: no LV byte can ever be there, whatever pe_start says
+LABEL_AREA = 2048
 #: ioctl BLKZEROOUT = _IO(0x12, 127): zero a byte range of a block device (a loop over a sparse file punches it)
 BLKZEROOUT = 0x127F
 _ZERO_CHUNK = 1 << 20
@@ -32,10 +36,32 @@ class Extent:
     pv: str
     pv_offset: int
     length: int
+    #: the PV's data offset (pe_start): nothing of an LV lies below it, only the PV label and lvm's metadata area
+    pv_floor: int = field(default=0, compare=False)
 
     @property
     def lv_end(self) -> int:
         return self.lv_offset + self.length
+
+
+class OutsideExtent(RuntimeError):
+    """A write through a segment map would land outside the LV's extents: below the PV's pe_start (its label and
+    metadata area) or past the extent. Always a bug (a stale or wrong map); raised before anything is written."""
+
+
+def check_write(e: Extent, pv_offset: int, length: int, lv: str) -> None:
+    floor = max(e.pv_floor, LABEL_AREA)
+    if pv_offset < floor or pv_offset < e.pv_offset or pv_offset + length > e.pv_offset + e.length:
+        raise OutsideExtent(f"refusing to write {length} bytes at {pv_offset} of {e.pv} for LV {lv}: its extent is "
+                            f"[{e.pv_offset}, {e.pv_offset + e.length}) and the PV's data starts at {e.pv_floor} "
+                            "(a stale or wrong segment map)")
+
+
+def _close_fds(fds: Dict[str, int]) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
 
 
 class UnsupportedSegment(ValueError):
@@ -55,7 +81,10 @@ def build_map(segments: Sequence[Dict[str, str]], pe_start: Dict[str, int], exte
             first, _, last = span.partition("-")
             a, b = int(first), int(last)
             count = b - a + 1
-            extents.append(Extent(le * extent_size, pv, pe_start[pv] + a * extent_size, count * extent_size))
+            start = pe_start[pv]
+            if start < LABEL_AREA:
+                raise ValueError(f"PV {pv}: pe_start {start} lies inside the PV label")
+            extents.append(Extent(le * extent_size, pv, start + a * extent_size, count * extent_size, start))
             le += count
     _check_contiguous(extents)
     return _merge(extents)
@@ -75,7 +104,7 @@ def _merge(extents: List[Extent]) -> List[Extent]:
     for e in extents:
         if out and out[-1].pv == e.pv and out[-1].pv_offset + out[-1].length == e.pv_offset:
             last = out.pop()
-            e = Extent(last.lv_offset, e.pv, last.pv_offset, last.length + e.length)
+            e = Extent(last.lv_offset, e.pv, last.pv_offset, last.length + e.length, max(last.pv_floor, e.pv_floor))
         out.append(e)
     return out
 
@@ -133,10 +162,17 @@ class SegmentMapBacking(Backing):
         self._loader = loader
         self._resizer = resizer
         self._fds: Dict[str, int] = {}
+        # A backing nobody closed must not keep the PV open: a held loop device cannot be detached (the kernel
+        # defers it to the last close), so a leaked descriptor would pin the PV's loop device for the process' life.
+        self._finalizer = weakref.finalize(self, _close_fds, self._fds)
         self._dirty: set = set()
         self._set_map(extents)
 
     def _set_map(self, extents: List[Extent]) -> None:
+        for e in extents:
+            if e.pv_offset < max(e.pv_floor, LABEL_AREA if e.pv_floor else 0):
+                raise OutsideExtent(f"LV {self.name}: extent at {e.pv_offset} of {e.pv} lies below the PV's data "
+                                    f"offset {e.pv_floor}")
         self.extents = list(extents)
         self._size = self.extents[-1].lv_end if self.extents else 0
 
@@ -179,6 +215,7 @@ class SegmentMapBacking(Backing):
         for e, at, take in split(self.extents, offset, len(view)):
             fd = self._fd(e.pv)
             dst = e.pv_offset + (offset + at - e.lv_offset)
+            check_write(e, dst, take, self.name)
             done = 0
             while done < take:
                 done += os.pwrite(fd, view[at + done : at + take], dst + done)
@@ -196,7 +233,9 @@ class SegmentMapBacking(Backing):
         if not self.writable:
             raise ReadOnlyImage("zeroing a read-only LV", image=self.name)
         for e, at, take in split(self.extents, offset, min(length, self._size - offset)):
-            zero_range(self._fd(e.pv), e.pv_offset + (offset + at - e.lv_offset), take)
+            dst = e.pv_offset + (offset + at - e.lv_offset)
+            check_write(e, dst, take, self.name)
+            zero_range(self._fd(e.pv), dst, take)
             self._dirty.add(e.pv)
 
     # -- size -------------------------------------------------------------------------------------------------
@@ -233,6 +272,4 @@ class SegmentMapBacking(Backing):
             if self.writable:
                 self.flush()
         finally:
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
+            _close_fds(self._fds)
