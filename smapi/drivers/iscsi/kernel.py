@@ -17,6 +17,7 @@ from smapi.drivers.iscsi import discovery
 from smapi.drivers.iscsi.config import IscsiTarget
 from smapi.drivers.iscsi.initiator import Initiator, read_state, remove_session_dir, write_state
 from smapi.drivers.iscsi.libiscsi import LunInfo
+from smapi.drivers.iscsi.refcount import Node
 from smapi.interface.errors import Backend_error
 
 
@@ -56,9 +57,13 @@ class KernelInitiator(Initiator):
         return r.stdout
 
     def login(self, target: IscsiTarget, lun: LunInfo, session_dir: str) -> str:
-        dev = self.device(session_dir)
-        if dev:
+        # Under the node's lock: another SR's logout must not end the session between our login and our count.
+        with Node(str(target.portal), target.iqn).locked() as shared:
+            dev = self.device(session_dir) or self._login(target, lun, session_dir)
+            shared.add(os.path.basename(session_dir))
             return dev
+
+    def _login(self, target: IscsiTarget, lun: LunInfo, session_dir: str) -> str:
         node = ["-m", "node", "-T", target.iqn, "-p", str(target.portal)]
         self._adm(["-m", "discovery", "-t", "sendtargets", "-p", str(target.portal)], str(target.portal),
                   "ISCSIDiscovery")
@@ -89,10 +94,13 @@ class KernelInitiator(Initiator):
         return find_by_scsi_id(state["scsi_id"]) if state.get("scsi_id") else None
 
     def logout(self, session_dir: str) -> None:
-        # Not reference-counted yet: two SRs on LUNs of one target share the node's session, and the first to
-        # detach logs it out (the classic driver counts them; nothing here can test that).
+        # SRs on LUNs of one target share the node's session: only the last one out logs it out.
         state = read_state(session_dir)
         if state.get("iqn"):
-            self._adm(["-m", "node", "-T", state["iqn"], "-p", state["target"], "--logout"], state["iqn"],
-                      "ISCSILogout")
+            holder = os.path.basename(session_dir)
+            with Node(state["target"], state["iqn"]).locked() as shared:
+                if not [h for h in shared.holders() if h != holder]:
+                    self._adm(["-m", "node", "-T", state["iqn"], "-p", state["target"], "--logout"], state["iqn"],
+                              "ISCSILogout")
+                shared.remove(holder)  # after a logout that failed (raised) the SR still counts, for a retry
         remove_session_dir(session_dir)
