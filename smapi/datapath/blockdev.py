@@ -95,6 +95,21 @@ def recorded(run_dir: str, owner: Optional[str] = None) -> Dict[str, str]:
     return out
 
 
+def devices_over(run_dir: str, source: str, offset: int, devices: Optional[LoopDevices] = None) -> List[str]:
+    """Recorded loop devices (still ours) over a region of ``source`` that starts at ``offset``: a volume there is
+    handed out as those devices, whose size is fixed when they are made."""
+    devices = devices or LoopDevices()
+    d = os.path.join(os.path.abspath(run_dir), SUBDIR)
+    out: List[str] = []
+    for entry in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if entry.endswith(".json"):
+            rec = runtime.read_json(os.path.join(d, entry))
+            if (rec is not None and rec.get("source") == source and rec.get("offset") == offset
+                    and _still_ours(devices, rec)):
+                out.append(str(rec["device"]))
+    return out
+
+
 def cleanup_stale(run_dir: str, owner: str, in_use: Callable[[str], bool],
                   devices: Optional[LoopDevices] = None) -> List[str]:
     """Release ``owner``'s devices of VDIs that ``in_use`` says have no datapath any more (a killed verb, a

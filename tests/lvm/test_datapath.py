@@ -306,6 +306,28 @@ def test_loop_devices_go_with_sr_detach_and_stale_cleanup(loop: str, tmp_path: P
     nothing_leaks(sr)
 
 
+def test_resizing_a_raw_vdi_served_as_a_loop_device_is_refused_until_detached(
+        loop: str, nothing_leaks: Callable[[LvmSR], None]) -> None:
+    """The loop device over the PV region keeps the size it was made with: growing the LV under it would hand the
+    consumer a device over the old region (and a grown LV may not stay contiguous). Typed refusal, nothing changed."""
+    sr = make_sr([loop], "thick")
+    vdi = sr.vdi(8 * MiB, sm_config={"type": "raw"})["vdi"]
+    dev = sr.v("VDI.attach", dp="dp1", vdi=vdi, read_write=True)["params"]
+    assert dev.startswith("/dev/loop")
+    lv_before = sr.lv_sizes()[sr.lv_of(vdi)]
+    with pytest.raises(Backend_error) as e:
+        sr.v("VDI.resize", vdi=vdi, new_size=16 * MiB)
+    assert e.value.code == code("VDIInUse") and dev in e.value.message()
+    assert sr.stat(vdi)["virtual_size"] == 8 * MiB and sr.lv_sizes()[sr.lv_of(vdi)] == lv_before
+    assert sr.substrate().list_documents("journal/") == []
+    sr.v("VDI.detach", dp="dp1", vdi=vdi)
+    assert sr.v("VDI.resize", vdi=vdi, new_size=16 * MiB) == 16 * MiB
+    dev = sr.v("VDI.attach", dp="dp1", vdi=vdi, read_write=True)["params"]
+    assert int(Path(f"/sys/block/{os.path.basename(dev)}/size").read_text()) * 512 == 16 * MiB
+    sr.v("VDI.detach", dp="dp1", vdi=vdi)
+    nothing_leaks(sr)
+
+
 def test_the_opener_resolves_parents_inside_the_vg_only(loop: str) -> None:
     from smapi.drivers.lvm.serving import open_for_datapath
     from smapi.vhd import ParentNotFound, open_chain

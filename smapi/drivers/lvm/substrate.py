@@ -377,8 +377,27 @@ class VolumeGroupSubstrate(Substrate):
         return name in self.list_volumes()
 
     def resize_volume(self, name: str, size: int) -> None:
+        if not self.is_vhd(name):
+            self._refuse_if_a_block_device(name)
         with self.open_volume(name, writable=True) as vol:
             vol.resize(size)
+
+    def _refuse_if_a_block_device(self, name: str) -> None:
+        """A raw volume attached on this host is handed out as a loop device over its PV region, made with the
+        volume's size at the time (and a grown LV may not even stay contiguous): resizing under it would leave the
+        consumer on the old region. Refused, typed, until the datapath is detached."""
+        if not isinstance(self.access, SegmentMapAccess):
+            return  # pragma: no cover - kernel path: the LV's own device node follows lvresize
+        region = self.raw_region(name)
+        if region is None:
+            return
+        from smapi.datapath import blockdev
+
+        devices = blockdev.devices_over(run_dir(), region[0], region[1])
+        if devices:
+            raise Backend_error.classic(
+                "VDIInUse", f"raw volume {name} is attached as block device {', '.join(devices)}, which keeps the "
+                            "size it was made with: detach the VDI before resizing it")
 
     def rename_volume(self, old: str, new: str) -> None:
         # lvrename cannot replace: remove the target first. A crash in between leaves only `old`, which the
