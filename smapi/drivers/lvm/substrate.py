@@ -118,8 +118,9 @@ class VolumeGroupSubstrate(Substrate):
             if rows and isinstance(self.access, SegmentMapAccess):
                 self.access._pe_start = {r["pv_name"]: int(r["pe_start"]) for r in rows}
             if not rows:
-                # Seen under heavy concurrent lvm use (cause not pinned down): a pvs that lists our PV without its
-                # VG. Ask for the VG itself, which also says "not found" when that is really so.
+                # A pvs that lists our PV without its VG: seen when another process ran lvm without --devices and
+                # vgremove'd every VG it found (tests' cleanup with an empty device list; Lvm now refuses that).
+                # Ask for the VG itself, which also says "not found" when that is really so.
                 rows = self.lvm.vgs(PV_VG_FIELDS[2:], vg)
                 if not rows:
                     raise Backend_error.classic("SRUnavailable", f"volume group {self.vg} not found")
