@@ -3,6 +3,7 @@ cleanup after a killed server, and the API's errors."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -104,13 +105,23 @@ def test_tls_with_the_returned_certificate(fsr, service, work):
     # Without the certificate the client refuses the server; with a wrong password the server refuses the client.
     assert curl("--digest", "-u", ex.user, "-r", "0-9", ex.url).returncode != 0
     assert status_of(curl("--cacert", ca, "--basic", "-u", ex.user + "x", "-o", "/dev/null", ex.url)) == 401
+    # Concurrent TLS connections, each a Range request, all answered in full.
+    quarter = SIZE // 4
+    ranges = [(i * quarter, (i + 1) * quarter - 1) for i in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(len(ranges)) as pool:
+        parts = list(pool.map(lambda r: curl("--cacert", ca, "--basic", "-u", ex.user, "-r", f"{r[0]}-{r[1]}", ex.url,
+                                             check=True).stdout, ranges))
+    assert b"".join(parts) == content
     # qemu's curl driver, a real Range client, reads the raw disk and the .vhd view over HTTPS (Basic auth).
+    # `-m 1`: qemu 7.2's curl driver with several requests in flight over TLS intermittently never completes a
+    # read after every transfer has finished (its own curl_* trace shows all transfers done, every byte sent and
+    # acknowledged); the concurrent case is covered by the curl clients above.
     for suffix, fmt in (("", "raw"), (".vhd", "vpc")):
         spec = {"driver": fmt, "file": {"driver": "https", "url": ex.url + suffix, "sslverify": False,
                                         "username": rec["username"], "password-secret": "pw"}}
         out = os.path.join(work, "qemu." + fmt)
-        r = subprocess.run(["qemu-img", "convert", "--object", f"secret,id=pw,data={rec['password']}", "-O", "raw",
-                            "json:" + json.dumps(spec), out], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(["qemu-img", "convert", "-m", "1", "--object", f"secret,id=pw,data={rec['password']}",
+                            "-O", "raw", "json:" + json.dumps(spec), out], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         with open(out, "rb") as f:
             assert sha(f.read()) == sha(content), fmt
