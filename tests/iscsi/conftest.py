@@ -9,11 +9,9 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
 from tests.iscsi.factory import iscsi_unavailable, leftovers, release_sessions, shared_server, stop_shared_server
 from tests.iscsi.tgt import Target, TgtServer
+from tests.sr.client import DriverClient
 
 WHY = iscsi_unavailable()
 if WHY:
@@ -77,51 +75,17 @@ def targets(tgt: TgtServer, tmp_path: Path) -> Iterator[Targets]:
     assert not left, f"the test left initiator state behind: {left}"
 
 
-class IscsiClient:
+class IscsiClient(DriverClient):
     """One iSCSI SR driven through the dispatcher, as every transport drives it."""
 
     def __init__(self, device_config: Dict[str, str], sr: str = "") -> None:
-        self.device_config = dict(device_config)
-        self.sr = sr or str(uuid.uuid4())
-        self.driver = load_driver("iscsi")
-        self.dispatcher = Dispatcher(get_api("storage"), self.driver.implementations("storage"))
-
-    def call(self, verb: str, **args: Any) -> Any:
-        args.setdefault("dbg", f"tests/iscsi:{verb}")
-        return self.dispatcher.call(verb, args)
-
-    def v(self, verb: str, **args: Any) -> Any:
-        return self.call(verb, sr=self.sr, **args)
-
-    def create(self) -> None:
-        self.call("SR.create", sr=self.sr, device_config=self.device_config, physical_size=0)
-
-    def attach(self) -> None:
-        self.call("SR.attach", sr=self.sr, device_config=self.device_config)
-
-    def detach(self) -> None:
-        self.v("SR.detach")
+        super().__init__("iscsi", device_config, sr)
 
     def probe(self, **config: str) -> Any:
         return self.call("SR.probe", device_config=config, sm_config={})
 
     def vdi(self, size: int) -> str:
         return self.v("VDI.create", vdi_info={"virtual_size": size})["vdi"]
-
-    def write(self, vdi: str, offset: int, data: bytes) -> None:
-        h = self.driver.open_vdi(self.sr, vdi, writable=True)
-        try:
-            h.write(offset, data)
-            h.flush()
-        finally:
-            h.close()
-
-    def read(self, vdi: str, offset: int, length: int) -> bytes:
-        h = self.driver.open_vdi(self.sr, vdi)
-        try:
-            return bytes(h.read(offset, length))
-        finally:
-            h.close()
 
     def session_dir(self) -> str:
         return os.path.join(os.environ["SMAPI_RUN_DIR"], "iscsi", self.sr)
