@@ -25,6 +25,7 @@ connection (unless the body is empty), so a hostile client cannot make the serve
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from typing import Any, Callable, ContextManager, Dict, Iterator, Optional, Tuple
@@ -38,7 +39,7 @@ from smapi.transfer.httpserve import BaseTransferHandler
 from smapi.transfer.ranges import RangeError, parse_content_range, parse_range, put_range
 from smapi.transfer.vhdupload import VhdReceiver, VhdUploadError
 from smapi.transfer.vhdview import VhdLayout, differencing_view, dynamic_view
-from smapi.vhd.constants import DISK_DIFF
+from smapi.vhd.constants import DISK_DIFF, DISK_FIXED
 
 log = logging.getLogger("smapi.transfer.http")
 
@@ -408,14 +409,25 @@ class TransferHandler(BaseTransferHandler):
             length = None  # the stream's end marker ends the body
         vdi = _one(query, "vdi")
         created = None
+        body: Optional[Iterator[bytes]] = None
         if not vdi:
-            vdi = created = self._create_for_import(query, fmt, length, chunked)
+            sr = _one(query, "sr_uuid") or _one(query, "sr_id")
+            if not sr:
+                raise HttpError(400, "Missing vdi query parameter (or sr_uuid, to import into a new VDI)")
+            if fmt == "raw" and not chunked and length:
+                size = length
+            elif fmt == "vhd" and length:
+                body, size = self._vhd_size_from_stream(length)
+            else:
+                raise HttpError(400, "importing into a new VDI needs format=raw or format=vhd with a "
+                                     "Content-Length (a tar stream or the chunked protocol does not say the size)")
+            vdi = created = self._create_for_import(sr, size)
         try:
             with self._opened(vdi, True) as disk:
                 if fmt == "raw" and not chunked and (length or 0) > disk.size:
                     raise HttpError(416, f"{length} bytes do not fit the {disk.size}-byte VDI")
                 with _upload(disk) as up:
-                    self._import_body(up, fmt, chunked, length)
+                    self._import_body(up, fmt, chunked, length, body)
         except BaseException:
             if created is not None:
                 try:
@@ -425,31 +437,50 @@ class TransferHandler(BaseTransferHandler):
             raise
         self.send_simple(200, vdi)
 
-    def _create_for_import(self, query: Dict[str, list], fmt: str, length: Optional[int], chunked: bool) -> str:
-        """No vdi=: like xapi, a raw import with sr_uuid (or sr_id) creates "Imported VDI" of Content-Length."""
-        sr = _one(query, "sr_uuid") or _one(query, "sr_id")
-        if not sr:
-            raise HttpError(400, "Missing vdi query parameter (or sr_uuid, to import into a new VDI)")
-        if fmt != "raw" or chunked or not length:
-            raise HttpError(400, "importing into a new VDI is supported for format=raw with a Content-Length "
-                                 "(not yet for vhd, tar or the chunked protocol)")
-        from smapi.interface.errors import SmapiError
+    def _create_for_import(self, sr: str, size: int) -> str:
+        """No vdi=: like xapi, an import with sr_uuid (or sr_id) creates "Imported VDI" of the image's size."""
+        from smapi.interface.errors import SmapiError, Sr_not_attached
 
         try:
-            return self.server.site.create_vdi(sr, length)
-        except SmapiError as e:
+            return self.server.site.create_vdi(sr, size)
+        except Sr_not_attached as e:
             raise HttpError(404, f"cannot create a VDI in SR {sr}: {e}") from None
+        except SmapiError as e:
+            raise HttpError(400, f"cannot create a {size}-byte VDI in SR {sr}: {e}") from None
 
-    def _import_body(self, up: Upload, fmt: str, chunked: bool, length: Optional[int]) -> None:
+    def _vhd_size_from_stream(self, length: int) -> Tuple[Iterator[bytes], int]:
+        """The virtual size a dynamic or differencing VHD stream declares in its footer copy (its first 512
+        bytes), and the whole body again (those bytes put back in front)."""
+        from smapi.vhd.errors import VhdError
+        from smapi.vhd.structs import parse_footer
+
+        pieces = self._body(length)
+        head = b""
+        for piece in pieces:
+            head += piece
+            if len(head) >= 512:
+                break
+        try:
+            footer = parse_footer(head[:512], where="footer copy")
+        except VhdError as e:
+            raise HttpError(400, f"not a dynamic or differencing VHD (its first 512 bytes are no footer copy: "
+                                 f"{e}); fixed VHDs are not accepted") from None
+        if footer.disk_type == DISK_FIXED:
+            raise HttpError(501, "fixed VHDs are not accepted; upload a dynamic or differencing VHD")
+        return itertools.chain([head], pieces), footer.current_size
+
+    def _import_body(self, up: Upload, fmt: str, chunked: bool, length: Optional[int],
+                     body: Optional[Iterator[bytes]] = None) -> None:
+        """`body`: the request body when part of it was read already (to learn a new VDI's size)."""
         from smapi.transfer import formats
         from smapi.transfer.exact import ExactImport
 
         if chunked:
             self._receive_chunked(up, length)
         elif fmt == "raw":
-            _write_body(up, 0, self._body(length or 0))
+            _write_body(up, 0, body or self._body(length or 0))
         elif fmt == "vhd":
-            _apply_vhd(up, self._body(length or 0), length or 0)
+            _apply_vhd(up, body or self._body(length or 0), length or 0)
         else:
             exact = ExactImport(up)
             try:

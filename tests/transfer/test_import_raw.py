@@ -1,11 +1,13 @@
 """/import_raw_vdi: vhd-tool's chunked protocol (query or cookie, with or without Content-Length) and importing
-into a new VDI (`sr_uuid=` instead of `vdi=`), with curl and a raw socket; refusals change nothing."""
+into a new VDI (`sr_uuid=` instead of `vdi=`, raw or a VHD sized by its footer), with curl and a raw socket;
+refusals change nothing."""
 
 from __future__ import annotations
 
 import os
 import socket
 import struct
+import subprocess
 from typing import List, Tuple
 
 from tests.transfer.conftest import MiB, curl, patterned, sha, status_of
@@ -123,4 +125,36 @@ def test_import_into_a_new_vdi(fsr, host, work):
     while set(fsr.scan()) != before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert set(fsr.scan()) == before
+    fsr.assert_consistent()
+
+
+def test_import_a_vhd_into_a_new_vdi(fsr, host, work):
+    # qemu-img, an independent writer, makes the dynamic VHD; the new VDI takes its virtual size from the footer.
+    size = 6 * MiB
+    data = bytearray(size)
+    data[MiB:MiB + 70000] = patterned(7, 70000)
+    data[5 * MiB - 512:5 * MiB + 512] = patterned(8, 1024)
+    raw = _file(work, "src.raw", bytes(data))
+    vhd = os.path.join(work, "src.vhd")
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on",
+                    raw, vhd], check=True, capture_output=True)
+    before = set(fsr.scan())
+    r = curl(*AUTH, "-T", vhd, f"{host}/import_raw_vdi?sr_uuid={fsr.sr}&format=vhd")
+    assert status_of(r) == 200, r.stdout
+    new = r.stdout.decode().strip()
+    info = fsr.stat(new)
+    assert info["name_label"] == "Imported VDI" and info["virtual_size"] == size
+    assert sha(fsr.read_all(new)) == sha(bytes(data))
+
+    # Refused without leaving a VDI behind: a tar stream (no size up front), a truncated VHD, a fixed VHD.
+    fixed = os.path.join(work, "fixed.vhd")
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size=on",
+                    raw, fixed], check=True, capture_output=True)
+    with open(vhd, "rb") as f:
+        truncated = _file(work, "short.vhd", f.read()[:-(MiB + 512)])
+    for path, fmt, status in ((vhd, "tar", 400), (truncated, "vhd", 400), (fixed, "vhd", 400)):
+        r = curl(*AUTH, "-T", path, f"{host}/import_raw_vdi?sr_uuid={fsr.sr}&format={fmt}")
+        assert status_of(r) == status, (path, fmt, r.stdout)
+    _no_scratch_left(fsr)
+    assert set(fsr.scan()) == before | {new}
     fsr.assert_consistent()
