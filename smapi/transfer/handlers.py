@@ -37,9 +37,9 @@ from smapi.transfer.auth import Authenticator
 from smapi.transfer.disk import Disk, Upload
 from smapi.transfer.httpserve import BaseTransferHandler
 from smapi.transfer.ranges import RangeError, parse_content_range, parse_range, put_range
-from smapi.transfer.vhdupload import VhdReceiver, VhdUploadError
+from smapi.transfer.vhdupload import VhdReceiver, VhdUploadError, footer_copy
 from smapi.transfer.vhdview import VhdLayout, differencing_view, dynamic_view
-from smapi.vhd.constants import DISK_DIFF, DISK_FIXED
+from smapi.vhd.constants import DISK_DIFF
 
 log = logging.getLogger("smapi.transfer.http")
 
@@ -411,17 +411,8 @@ class TransferHandler(BaseTransferHandler):
         created = None
         body: Optional[Iterator[bytes]] = None
         if not vdi:
-            sr = _one(query, "sr_uuid") or _one(query, "sr_id")
-            if not sr:
-                raise HttpError(400, "Missing vdi query parameter (or sr_uuid, to import into a new VDI)")
-            if fmt == "raw" and not chunked and length:
-                size = length
-            elif fmt == "vhd" and length:
-                body, size = self._vhd_size_from_stream(length)
-            else:
-                raise HttpError(400, "importing into a new VDI needs format=raw or format=vhd with a "
-                                     "Content-Length (a tar stream or the chunked protocol does not say the size)")
-            vdi = created = self._create_for_import(sr, size)
+            vdi, body = self._create_for_import(query, fmt, chunked, length)
+            created = vdi
         try:
             with self._opened(vdi, True) as disk:
                 if fmt == "raw" and not chunked and (length or 0) > disk.size:
@@ -437,37 +428,37 @@ class TransferHandler(BaseTransferHandler):
             raise
         self.send_simple(200, vdi)
 
-    def _create_for_import(self, sr: str, size: int) -> str:
-        """No vdi=: like xapi, an import with sr_uuid (or sr_id) creates "Imported VDI" of the image's size."""
+    def _create_for_import(self, query: Dict[str, list], fmt: str, chunked: bool,
+                           length: Optional[int]) -> Tuple[str, Optional[Iterator[bytes]]]:
+        """No vdi=: like xapi, an import with sr_uuid (or sr_id) creates "Imported VDI" of the image's size: the
+        Content-Length of a raw body, the virtual size in a VHD's footer copy (its first 512 bytes, read here: the
+        body is returned with them put back in front). Returns the VDI and that body (None: not read yet)."""
         from smapi.interface.errors import SmapiError, Sr_not_attached
 
+        sr = _one(query, "sr_uuid") or _one(query, "sr_id")
+        if not sr:
+            raise HttpError(400, "Missing vdi query parameter (or sr_uuid, to import into a new VDI)")
+        body: Optional[Iterator[bytes]] = None
+        if fmt == "raw" and not chunked and length:
+            size = length
+        elif fmt == "vhd" and length:
+            pieces = self._body(length)
+            head = b""
+            for piece in pieces:
+                head += piece
+                if len(head) >= 512:
+                    break
+            size = footer_copy(head[:512]).current_size
+            body = itertools.chain([head], pieces)
+        else:
+            raise HttpError(400, "importing into a new VDI needs format=raw or format=vhd with a Content-Length "
+                                 "(a tar stream or the chunked protocol does not say the size)")
         try:
-            return self.server.site.create_vdi(sr, size)
+            return self.server.site.create_vdi(sr, size), body
         except Sr_not_attached as e:
             raise HttpError(404, f"cannot create a VDI in SR {sr}: {e}") from None
         except SmapiError as e:
             raise HttpError(400, f"cannot create a {size}-byte VDI in SR {sr}: {e}") from None
-
-    def _vhd_size_from_stream(self, length: int) -> Tuple[Iterator[bytes], int]:
-        """The virtual size a dynamic or differencing VHD stream declares in its footer copy (its first 512
-        bytes), and the whole body again (those bytes put back in front)."""
-        from smapi.vhd.errors import VhdError
-        from smapi.vhd.structs import parse_footer
-
-        pieces = self._body(length)
-        head = b""
-        for piece in pieces:
-            head += piece
-            if len(head) >= 512:
-                break
-        try:
-            footer = parse_footer(head[:512], where="footer copy")
-        except VhdError as e:
-            raise HttpError(400, f"not a dynamic or differencing VHD (its first 512 bytes are no footer copy: "
-                                 f"{e}); fixed VHDs are not accepted") from None
-        if footer.disk_type == DISK_FIXED:
-            raise HttpError(501, "fixed VHDs are not accepted; upload a dynamic or differencing VHD")
-        return itertools.chain([head], pieces), footer.current_size
 
     def _import_body(self, up: Upload, fmt: str, chunked: bool, length: Optional[int],
                      body: Optional[Iterator[bytes]] = None) -> None:

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Tuple
 from smapi.vhd import constants as C
 from smapi.vhd.errors import VhdError
 from smapi.vhd.layout import bitmap_bytes
-from smapi.vhd.structs import parse_footer, parse_header
+from smapi.vhd.structs import Footer, parse_footer, parse_header
 
 Writer = Callable[[int, bytes], None]
 MAX_META = 64 << 20  # a BAT for 2040 GiB in 2 MiB blocks is 4 MiB; anything far beyond is hostile
@@ -31,6 +31,21 @@ class VhdUploadError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def footer_copy(raw: bytes) -> Footer:
+    """The footer copy that opens an uploaded dynamic or differencing VHD stream (its first 512 bytes)."""
+    try:
+        footer = parse_footer(raw, image="upload")
+    except VhdError as e:
+        # A fixed VHD has its only footer at the end: from the start of a stream it looks like no VHD.
+        raise VhdUploadError(400, f"not a dynamic or differencing VHD (no footer copy at offset 0; fixed "
+                                  f"VHDs are not accepted): {e}") from None
+    if footer.disk_type == C.DISK_FIXED:
+        raise VhdUploadError(501, "fixed VHDs are not accepted; upload a dynamic or differencing VHD")
+    if footer.data_offset < C.FOOTER_SIZE or footer.data_offset > MAX_META:
+        raise VhdUploadError(400, f"header offset {footer.data_offset} is not after the footer copy")
+    return footer
 
 
 class VhdReceiver:
@@ -117,16 +132,7 @@ class VhdReceiver:
 
     # -- metadata ---------------------------------------------------------------------------------------------
     def _on_footer(self, raw: bytes) -> None:
-        try:
-            self.footer = parse_footer(raw, image="upload")
-        except VhdError as e:
-            # A fixed VHD has its only footer at the end: from the start of a stream it looks like no VHD.
-            raise VhdUploadError(400, f"not a dynamic or differencing VHD (no footer copy at offset 0; fixed "
-                                      f"VHDs are not accepted): {e}") from None
-        if self.footer.disk_type == C.DISK_FIXED:
-            raise VhdUploadError(501, "fixed VHDs are not accepted; upload a dynamic or differencing VHD")
-        if self.footer.data_offset < C.FOOTER_SIZE or self.footer.data_offset > MAX_META:
-            raise VhdUploadError(400, f"header offset {self.footer.data_offset} is not after the footer copy")
+        self.footer = footer_copy(raw)
         self.virtual_size = self.footer.current_size
         self._phase = "to_header"
 
