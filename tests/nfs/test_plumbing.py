@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -21,6 +24,21 @@ from tests.nfs.ganesha import GaneshaServer
 
 def _dc(server: GaneshaServer, path: str = "") -> Dict[str, str]:
     return device_config(server, path or server.serverpath, "3" if server.version == "3" else "4.1")
+
+
+def _fresh_fuse_mount(server: GaneshaServer, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> Tuple[FuseMounter, str, Dict[str, str], str]:
+    """A userspace mount of a new, empty directory of the export at tmp_path/mnt (the caller unmounts it):
+    (mounter, mountpoint, device_config, that directory on the server's side)."""
+    for k, v in server.client_env().items():
+        monkeypatch.setenv(k, v)
+    sub = f"plumb-{os.getpid()}-{time.monotonic_ns()}"
+    os.makedirs(os.path.join(server.export_dir, sub))
+    dc = _dc(server, f"{server.serverpath}/{sub}")
+    mnt = str(tmp_path / "mnt")
+    m = FuseMounter()
+    m.mount(from_device_config(dc), dc, mnt)
+    return m, mnt, dc, os.path.join(server.export_dir, sub)
 
 
 def test_private_server_starts_answers_and_leaves_nothing_behind() -> None:
@@ -45,14 +63,7 @@ def test_private_server_starts_answers_and_leaves_nothing_behind() -> None:
 
 def test_fuse_mount_round_trip_and_clean_unmount(server: GaneshaServer, tmp_path: Path, no_leftovers: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in server.client_env().items():
-        monkeypatch.setenv(k, v)
-    sub = f"plumb-{os.getpid()}-{time.monotonic_ns()}"
-    os.makedirs(os.path.join(server.export_dir, sub))
-    dc = _dc(server, f"{server.serverpath}/{sub}")
-    mnt = str(tmp_path / "mnt")
-    m = FuseMounter()
-    m.mount(from_device_config(dc), dc, mnt)
+    m, mnt, dc, exported = _fresh_fuse_mount(server, tmp_path, monkeypatch)
     try:
         assert mount_type(mnt) == "fuse.smapi-nfs"
         data = os.urandom(5 * (1 << 20) + 123)
@@ -60,7 +71,7 @@ def test_fuse_mount_round_trip_and_clean_unmount(server: GaneshaServer, tmp_path
             f.write(data)
             os.fsync(f.fileno())
         # what the server stored, read behind the client's back
-        with open(os.path.join(server.export_dir, sub, "f.bin"), "rb") as f:
+        with open(os.path.join(exported, "f.bin"), "rb") as f:
             assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
         os.replace(os.path.join(mnt, "f.bin"), os.path.join(mnt, "g.bin"))
         assert os.listdir(mnt) == ["g.bin"]
@@ -73,6 +84,79 @@ def test_fuse_mount_round_trip_and_clean_unmount(server: GaneshaServer, tmp_path
     finally:
         m.unmount(mnt)
     assert not is_mounted(mnt)
+
+
+def test_a_file_replaced_under_a_reader_does_not_fail_other_users_of_the_mount(
+        server: GaneshaServer, tmp_path: Path, no_leftovers: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a lease heartbeat does to its readers: `owner` is replaced by rename while others read it, so their
+    reads meet a stale file handle. Only that reader may notice; a writer of another file on the same mount (one
+    NFS client) must not get an I/O error, and nothing may make the mount reconnect."""
+    m, mnt, _, _ = _fresh_fuse_mount(server, tmp_path, monkeypatch)
+    owner = os.path.join(mnt, "owner")
+    stop = threading.Event()
+    problems: List[str] = []
+    reads = {"ok": 0, "stale": 0, "replaced": 0, "written": 0}
+
+    def replacer() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            tmp = f"{owner}.{n}.tmp"
+            try:
+                with open(tmp, "w") as f:
+                    f.write(json.dumps({"n": n, "pad": "x" * 200}))
+                os.replace(tmp, owner)
+                reads["replaced"] += 1
+            except OSError as e:
+                problems.append(f"replacer: {e!r}")
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                with open(owner) as f:
+                    time.sleep(0.002)  # let the replacer remove the file this handle names
+                    json.loads(f.read())
+                reads["ok"] += 1
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                if e.errno != errno.ESTALE:  # the one error a reader of a replaced file may see
+                    problems.append(f"reader: {e!r}")
+                reads["stale"] += 1
+
+    def writer() -> None:
+        data = os.urandom(64 << 10)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            path = os.path.join(mnt, f"w{n}.bin")
+            try:
+                with open(path, "wb") as f:
+                    f.write(data)
+                with open(path, "rb") as f:
+                    if f.read() != data:
+                        problems.append(f"writer: {path} reads back different data")
+                os.unlink(path)
+                reads["written"] += 1
+            except OSError as e:
+                problems.append(f"writer: {e!r}")
+
+    with open(owner, "w") as f:
+        f.write("{}")
+    threads = [threading.Thread(target=t) for t in (replacer, reader, reader, writer)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(4)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        log = Path(mnt + ".log").read_text(errors="replace")
+        m.unmount(mnt)
+    assert problems == []
+    assert reads["replaced"] > 20 and reads["ok"] > 20 and reads["written"] > 5, reads
+    assert "reconnecting" not in log, log[-2000:]
 
 
 def test_kernel_client_sits_behind_the_same_interface(server: GaneshaServer, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
+
+import pytest
 
 from smapi.drivers.nfs.leases import Lease
 from tests.nfs.conftest import Host, host_env
@@ -116,3 +119,21 @@ def test_a_dead_process_lease_on_this_host_is_broken_at_once(tmp_path: Path, mon
     lease = Lease(str(path))
     assert not lease.try_take() and lease.try_take()
     lease.give_back()
+
+
+def test_a_lease_whose_owner_cannot_be_written_is_given_back_at_once(tmp_path: Path, monkeypatch) -> None:
+    """mkdir won, describing the lease failed (the server went away, say): nobody must wait a TTL to break it."""
+    monkeypatch.setenv("SMAPI_RUN_DIR", str(tmp_path / "run"))
+    path = tmp_path / "sr.lease"
+
+    def server_error(self: Lease, *, fresh: bool = False) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with monkeypatch.context() as m:
+        m.setattr(Lease, "_write_owner", server_error)
+        with pytest.raises(OSError):
+            Lease(str(path)).try_take()
+    assert not path.exists()
+    other = Lease(str(path))
+    assert other.try_take()
+    other.give_back()

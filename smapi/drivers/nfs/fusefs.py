@@ -10,7 +10,9 @@ Choices that matter for a *shared* SR:
 * `write_at` in nfs-rs returns only once the data is stable on the server, so fsync/flush have nothing left
   to do, and the directory substrate's fsync-then-rename protocol keeps its guarantees;
 * a server that restarts breaks the nfs-rs client: `RemoteTree` reconnects and open files are reopened by path
-  on first use, so a restarted server gives full service again without remounting.
+  on first use, so a restarted server gives full service again without remounting;
+* every handle on a file shares one NFS open of it (`openfiles.py`): nfs-rs gives all opens of a client one
+  NFSv4 open-owner, and two OPENs of one file by one owner trip over each other's state.
 
 Run as `python -m smapi.drivers.nfs.fusefs --status-fd N DEVICE_CONFIG_JSON MOUNTPOINT` (see `mount.py`).
 """
@@ -18,17 +20,17 @@ Run as `python -m smapi.drivers.nfs.fusefs --status-fd N DEVICE_CONFIG_JSON MOUN
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import json
+import logging
 import os
 import stat
 import sys
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from smapi.drivers.nfs.config import NfsTarget, from_device_config
+from smapi.drivers.nfs.openfiles import Handle, OpenFiles
 from smapi.drivers.nfs.remote import RemoteTree
 
 # mfusepy picks libfuse2 unless told: libfuse2 has no big writes and crawls at 4 KiB per request.
@@ -42,15 +44,6 @@ _TYPE_BITS = {
     "FILE": stat.S_IFREG, "DIRECTORY": stat.S_IFDIR, "SYMLINK": stat.S_IFLNK, "BLOCK_DEVICE": stat.S_IFBLK,
     "CHARACTER_DEVICE": stat.S_IFCHR, "FIFO": stat.S_IFIFO, "SOCKET": stat.S_IFSOCK,
 }
-
-
-@dataclass
-class _Handle:
-    path: str
-    writable: bool
-    file: Any = None
-    client: Any = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def attrs(info: Any) -> Dict[str, int]:
@@ -68,7 +61,8 @@ class NfsFuse(mfusepy.Operations):
 
     def __init__(self, tree: RemoteTree) -> None:
         self.tree = tree
-        self._handles: Dict[int, _Handle] = {}
+        self.files = OpenFiles(tree)
+        self._handles: Dict[int, Handle] = {}
         self._next = 1
         self._lock = threading.Lock()
 
@@ -85,27 +79,19 @@ class NfsFuse(mfusepy.Operations):
             conn_info.max_write = MAX_IO
             conn_info.max_readahead = MAX_IO
 
-    # -- handles ----------------------------------------------------------------------------------------------
-    def _add(self, handle: _Handle) -> int:
+    # -- handles ---------------------------------------------------------------------------------------------
+    def _add(self, handle: Handle) -> int:
         with self._lock:
             fh = self._next
             self._next += 1
             self._handles[fh] = handle
             return fh
 
-    def _get(self, fh: int) -> _Handle:
+    def _get(self, fh: int) -> Handle:
         try:
             return self._handles[fh]
         except KeyError:
             raise mfusepy.FuseOSError(errno.EBADF) from None
-
-    def _file(self, handle: _Handle, client: Any) -> Any:
-        """The handle's nfs-rs file on `client`, reopened by path after a reconnect."""
-        with handle.lock:
-            if handle.file is None or handle.client is not client:
-                handle.file = client.open(self.tree.path(handle.path), "r+b" if handle.writable else "rb")
-                handle.client = client
-            return handle.file
 
     # -- attributes and directories ----------------------------------------------------------------------------
     def getattr(self, path: str, fh: Optional[int] = None) -> Dict[str, int]:
@@ -132,10 +118,12 @@ class NfsFuse(mfusepy.Operations):
 
     def unlink(self, path: str) -> int:
         self.tree.call(lambda c: c.unlink(self.tree.path(path)))
+        self.files.removed(path)
         return 0
 
     def rename(self, old: str, new: str) -> int:
         self.tree.call(lambda c: c.rename(self.tree.path(old), self.tree.path(new)))
+        self.files.moved(old, new)
         return 0
 
     def chmod(self, path: str, mode: int) -> int:
@@ -156,29 +144,23 @@ class NfsFuse(mfusepy.Operations):
     def create(self, path: str, mode: int, fi: Any = None) -> int:
         remote = self.tree.path(path)
 
-        def make(c: Any) -> Any:
+        def make(c: Any) -> Handle:
             # The kernel looked the name up first; a file that appeared since is not truncated.
             if c.exists(remote):
                 raise OSError(errno.EEXIST, path)
-            return c.open(remote, "w+b")
+            return self.files.created(path, c, c.open(remote, "w+b"))
 
-        handle = _Handle(path, True)
-        handle.file = self.tree.call(lambda c: _bind(handle, c, make(c)))
-        return self._add(handle)
+        return self._add(self.tree.call(make))
 
     def open(self, path: str, flags: int) -> int:
-        handle = _Handle(path, (flags & os.O_ACCMODE) != os.O_RDONLY)
-        # Opening without truncation is idempotent, so it may be retried after a reconnect.
-        self.tree.call(lambda c: self._file(handle, c), read_only=True)
-        return self._add(handle)
+        return self._add(self.files.open(path, (flags & os.O_ACCMODE) != os.O_RDONLY))
 
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        handle = self._get(fh)
-        return self.tree.call(lambda c: self._file(handle, c).read_at(offset, size), read_only=True)
+        return self.files.call(self._get(fh), lambda f: f.read_at(offset, size), read_only=True)
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        handle = self._get(fh)
-        self.tree.call(lambda c: self._file(handle, c).write_at(data, offset))
+        # A write refused for lost open state did not happen, so it is sent again on the reopened file.
+        self.files.call(self._get(fh), lambda f: f.write_at(data, offset), read_only=False)
         return len(data)
 
     def flush(self, path: str, fh: int) -> int:
@@ -193,16 +175,9 @@ class NfsFuse(mfusepy.Operations):
     def release(self, path: str, fh: int) -> int:
         with self._lock:
             handle = self._handles.pop(fh, None)
-        if handle is not None and handle.file is not None:
-            # the server may be gone; its open state then dies with the client's lease
-            with contextlib.suppress(Exception):
-                handle.file.close()
+        if handle is not None:
+            self.files.release(handle)
         return 0
-
-
-def _bind(handle: _Handle, client: Any, file: Any) -> Any:
-    handle.client = client
-    return file
 
 
 # --- the daemon ------------------------------------------------------------------------------------------------
@@ -250,6 +225,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("device_config", help="the SR's device_config as JSON")
     parser.add_argument("mountpoint")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     target = from_device_config(json.loads(args.device_config))
     return serve(target, args.mountpoint, args.status_fd, threads=not args.single_thread)
 

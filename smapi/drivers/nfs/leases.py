@@ -76,6 +76,9 @@ class Lease:
     def __init__(self, path: str) -> None:
         self.path = path
         self.token = ""
+        # The heartbeat thread renews while the holder's thread may be giving the lease back: a renewal that
+        # ran after the release would write its owner file into whatever lease directory exists by then.
+        self._guard = threading.Lock()
 
     def _owner_file(self) -> str:
         return os.path.join(self.path, "owner")
@@ -107,27 +110,37 @@ class Lease:
             self._break_if_stale()
             return False
         self.token = uuidlib.uuid4().hex
-        self._write_owner(fresh=True)
+        try:
+            self._write_owner(fresh=True)
+        except BaseException:
+            # Ours but undescribed: everybody else would wait a whole TTL to break it by age. Give it back.
+            self.token = ""
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
         return True
 
     def renew(self) -> bool:
-        """Push the expiry forward; False when the lease is no longer ours (it was broken as stale)."""
-        owner = self.read_owner()
-        if owner is None or owner.get("token") != self.token:
-            return False
-        self._write_owner()
-        return True
+        """Push the expiry forward; False when the lease is no longer ours (given back, or broken as stale)."""
+        with self._guard:
+            if not self.token:
+                return False
+            owner = self.read_owner()
+            if owner is None or owner.get("token") != self.token:
+                return False
+            self._write_owner()
+            return True
 
     def give_back(self) -> None:
-        owner = self.read_owner()
-        if owner is not None and owner.get("token") != self.token:
-            return  # broken and retaken by someone else meanwhile: theirs now
-        self.token = ""
-        try:
-            os.unlink(self._owner_file())
-            os.rmdir(self.path)
-        except OSError:
-            shutil.rmtree(self.path, ignore_errors=True)  # a renewal's leftover temporary file, or already gone
+        with self._guard:
+            owner = self.read_owner()
+            if owner is not None and owner.get("token") != self.token:
+                return  # broken and retaken by someone else meanwhile: theirs now
+            self.token = ""
+            try:
+                os.unlink(self._owner_file())
+                os.rmdir(self.path)
+            except OSError:
+                shutil.rmtree(self.path, ignore_errors=True)  # a renewal's leftover temporary file, or gone
 
     def _stale(self) -> bool:
         owner = self.read_owner()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import posixpath
 import threading
 from typing import Any, Callable, Optional, TypeVar
@@ -23,6 +24,8 @@ import nfs_rs
 from smapi.drivers.nfs.config import NfsTarget
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: nfs-rs errors that are answers about the file system, not about the connection
 _FS_ERRORS = {
@@ -57,6 +60,18 @@ def transport_errno(error: BaseException) -> int:
     if isinstance(error, (nfs_rs.NfsTimeoutError, TimeoutError)):
         return errno.ETIMEDOUT
     return errno.EIO
+
+
+def is_stale(error: BaseException) -> bool:
+    """A file handle the server no longer knows (NFS3ERR_STALE, NFS4ERR_STALE): its object was removed."""
+    return str(getattr(error, "code_name", "") or "").endswith("ERR_STALE")
+
+
+def _log(error: BaseException, action: str, *, level: int = logging.WARNING) -> None:
+    log.log(level, "NFS %s in %s of %s: %s (code %s, outcome %s, recovery %s)%s", type(error).__name__,
+                getattr(error, "operation", None), getattr(error, "filename", None), error,
+                getattr(error, "code_name", None), getattr(error, "outcome", None),
+                getattr(error, "recovery_action", None), f"; {action}" if action else "")
 
 
 def _retry_safe(error: BaseException) -> bool:
@@ -131,9 +146,23 @@ class RemoteTree:
             raise OSError(fs_errno(e) or transport_errno(e), f"NFS server {self.target.server}: {e}") from e
 
     # -- calls ------------------------------------------------------------------------------------------------
-    def call(self, fn: Callable[[Any], T], *, read_only: bool = False) -> T:
-        """Run fn(client); map errors to OSError, reconnecting after transport failures."""
+    def call(self, fn: Callable[[Any], T], *, read_only: bool = False,
+             reopen: Optional[Callable[[BaseException], None]] = None) -> T:
+        """Run fn(client); map errors to OSError. `reopen(error)` (for calls on an open file) forgets that
+        file's protocol state so the next attempt opens it again by path.
+
+        Three kinds of failure, three recoveries, each tried once:
+        * the client was closed under us (another thread reconnected): refused before it was sent, so try again
+          on the current client;
+        * the file's open state is gone (old/bad stateid, or a stale handle of a file opened read-only): reopen
+          just that file. A stale handle of a file opened for writing is ESTALE: the file it named was removed
+          or replaced, and writing into whatever now has its name would be wrong;
+        * anything else is about the server or the connection: reconnect; only calls that cannot have changed
+          anything on the server are repeated.
+        Only the last one drops the client, since that fails every other thread's call in flight on it.
+        """
         for attempt in (0, 1):
+            last = attempt == 1
             client = self.client_or_oserror()
             try:
                 return fn(client)
@@ -141,8 +170,21 @@ class RemoteTree:
                 code = fs_errno(e)
                 if code is not None:
                     raise OSError(code, str(e)) from e
+                if isinstance(e, nfs_rs.NfsClientClosedError) and not last:
+                    continue
+                stale = is_stale(e)
+                if stale or getattr(e, "recovery_action", None) == nfs_rs.RecoveryAction.REOPEN:
+                    if reopen is not None and (read_only or not stale) and not last:
+                        _log(e, "reopening the file", level=logging.DEBUG)  # routine: a file replaced
+                        reopen(e)
+                        continue
+                    if stale:
+                        raise OSError(errno.ESTALE, str(e)) from e
+                # Not an answer about the file system: say exactly what the client reported, since the caller
+                # only sees EIO/ETIMEDOUT (the FUSE daemon's stderr is the mount's log file).
+                _log(e, "" if last else "reconnecting")
                 self.drop(client)
-                if attempt == 0 and (read_only or _retry_safe(e)):
+                if not last and (read_only or _retry_safe(e)):
                     continue
                 raise OSError(transport_errno(e), f"NFS server {self.target.server}: {e}") from e
         raise AssertionError("unreachable")
