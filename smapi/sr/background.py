@@ -4,19 +4,26 @@ Background collection is a detached process (`python -m smapi.sr.background <sr>
 host's run directory, so it works the same after a per-verb executable, a classic call or a server request has
 returned. At most one collector runs per SR and at most one more waits behind it (the `gc-queue` lock); the
 waiting one catches whatever the running one might miss.
+
+`sync` collects inside the verb, after it committed; a failure there is logged, not raised (the verb did happen),
+and an explicit collection (`engine.gc()`, `sr-gc`) reports it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from typing import List, Optional
 
+from smapi.interface.errors import SmapiError
 from smapi.sr.engine import Engine
 
 ENV = "SMAPI_GC"
 MODES = ("sync", "background", "off")
+
+log = logging.getLogger(__name__)
 
 
 def gc_mode(engine: Engine) -> str:
@@ -29,7 +36,13 @@ def schedule_gc(engine: Engine) -> None:
     if mode == "off":
         return
     if mode == "sync":
-        engine.gc_without_waiting()
+        try:
+            engine.gc_without_waiting()
+        except SmapiError as e:
+            # The verb that asked has committed: failing it now would tell its caller the change did not happen.
+            # Whatever this run left (a journal, a chain still to merge) the next collector finishes or reports.
+            log.warning("SR %s: garbage collection after the change failed, left to the next run: %s",
+                        engine.sr, e)
         return
     if not engine.driver_ref:
         return  # an engine not reached through an attached SR has nothing to re-open in another process

@@ -102,3 +102,24 @@ def test_gc_off_by_device_config(fsr: FileSR, monkeypatch, env) -> None:
     assert len(fsr.document().vdis) == 1  # the base copy waits for an explicit collection
     fsr.driver.gc(fsr.sr)
     assert fsr.document().vdis == {}
+
+
+def test_a_collection_failing_after_a_verb_does_not_fail_the_verb(fsr: FileSR, monkeypatch, caplog) -> None:
+    """SMAPI_GC=sync collects inside the verb, after it committed: the caller must hear that its destroy
+    happened, and the failure stays for an explicit collection to report."""
+    monkeypatch.setenv("SMAPI_GC", "off")
+    vdi = fsr.create(2 * MiB)
+    fsr.write(vdi, 0, pattern("base", MiB))
+    snap = fsr.snapshot(vdi)
+    base = fsr.document().vdis[vdi].parent
+    assert base is not None
+    # A damaged base: its dynamic header (after the footer copy) no longer says what it is.
+    with open(os.path.join(fsr.path, fsr.document().vdis[base].volume), "r+b") as f:
+        f.seek(512)
+        f.write(b"\0" * 8)
+    monkeypatch.setenv("SMAPI_GC", "sync")
+    fsr.v("VDI.destroy", vdi=snap)  # leaves the base with one child: the collector wants to merge it, and fails
+    assert snap not in fsr.scan()
+    assert "garbage collection after the change failed" in caplog.text
+    with pytest.raises(Backend_error):
+        fsr.driver.gc(fsr.sr)
