@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 
+# The call log (smapi.common.calllog) goes to /var/log/smapi by default; tests keep it in a temporary file that
+# subprocesses inherit. A test that reads the log sets its own SMAPI_LOG_FILE.
+if "SMAPI_LOG_FILE" not in os.environ:
+    import tempfile
+
+    os.environ["SMAPI_LOG_FILE"] = os.path.join(tempfile.mkdtemp(prefix="smapi-test-log-"), "smapi.log")
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DRIVER = f"{REPO / 'examples' / 'dirsr.py'}:DirSR"
 
