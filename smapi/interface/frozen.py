@@ -9,12 +9,20 @@ order, defaults are class attributes, instances are read-only, equality and hash
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple, TypeVar
 
 T = TypeVar("T", bound=type)
 _MISSING = object()
 
+if TYPE_CHECKING:
+    # Type checkers then see the constructors and the immutability this decorator makes, as for a frozen dataclass.
+    from typing_extensions import dataclass_transform
+else:
+    def dataclass_transform(**_: Any) -> Callable[[T], T]:
+        return lambda decorator: decorator
 
+
+@dataclass_transform(frozen_default=True)
 def frozen(cls: T) -> T:
     names: Tuple[str, ...] = tuple(n for n, a in cls.__dict__.get("__annotations__", {}).items()
                                    if not str(a).startswith("ClassVar"))
