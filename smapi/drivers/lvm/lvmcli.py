@@ -21,6 +21,7 @@ import os
 import subprocess
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from smapi.common.files import atomic_write
 from smapi.interface.errors import Backend_error
 
 #: lines lvm prints on stderr that are expected in our configuration and say nothing about the outcome
@@ -106,10 +107,7 @@ def ensure_config_dir(directory: str, activation: bool) -> str:
     except FileNotFoundError:
         pass
     # Written aside and renamed: a concurrent lvm process must never read half a config.
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return directory
 
 
