@@ -35,9 +35,10 @@ import zlib
 from typing import IO, Any, Iterator, List, Optional, Union
 
 #: name of a temporary file: the target's name, then ".tmp.<host tag>.<pid>.<nonce>"
-TEMP_PATTERN = re.compile(r"^(?P<target>.+)\.tmp\.(?P<host>[0-9a-f]{8})\.(?P<pid>[0-9]+)\.(?P<nonce>[0-9a-f]{8})$")
+TEMP_PATTERN = re.compile(r"(?P<target>.+)\.tmp\.(?P<host>[0-9a-f]{8})\.(?P<pid>[0-9]+)\.(?P<nonce>[0-9a-f]{8})\Z",
+                          re.DOTALL)
 #: names older smapi versions used for their temporary files ("<target>.tmp.<pid>" and "<target>.tmp.<pid>.<n>")
-LEGACY_PATTERN = re.compile(r"^.+\.tmp\.[0-9]+(\.[0-9]+)?$")
+LEGACY_PATTERN = re.compile(r".+\.tmp\.[0-9]+(\.[0-9]+)?\Z", re.DOTALL)
 #: how long a temporary file of another host (or of an unknown writer) must be unchanged before it counts as left
 FOREIGN_AGE = 3600.0
 
