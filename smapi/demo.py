@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,6 +18,8 @@ import uuid
 import xmlrpc.client
 from pathlib import Path
 from typing import Any, Dict, List
+
+from smapi.common import commands
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = "smapi.drivers.file:FileDriver"
@@ -77,8 +78,8 @@ class Demo:
         struct = {"host_ref": "OpaqueRef:demo", "command": command, "args": keys.pop("args", []),
                   "device_config": {"path": self.sr_path, "SRmaster": "true", "gc": "sync"}, "sr_uuid": self.sr,
                   **keys}
-        out = subprocess.run([sys.executable, str(REPO / "bin" / "FileSR"), xmlrpc.client.dumps((struct,), command)],
-                             capture_output=True, text=True, check=True).stdout
+        out = commands.run([sys.executable, str(REPO / "bin" / "FileSR"), xmlrpc.client.dumps((struct,), command)],
+                           timeout=None).stdout
         return xmlrpc.client.loads(out)[0][0]
 
 

@@ -163,6 +163,17 @@ def spawn(argv: Sequence[str], *, stdout: Output = None, stderr: Output = None, 
     return proc
 
 
+def wait(proc: subprocess.Popen, timeout: Optional[float]) -> bool:
+    """Wait up to `timeout` seconds for a spawned process to exit (reaping it); True when it has."""
+    import subprocess
+
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def _not_started(argv: List[str], error: OSError, start: float) -> CommandError:
     if isinstance(error, FileNotFoundError) and error.filename in (argv[0], None):
         log_command(argv, time.monotonic() - start, "not-found")

@@ -88,11 +88,7 @@ def _stop_tgtd(cp: int, proc: Optional[subprocess.Popen], pid: int = 0) -> None:
     tgtadm(cp, "--lld", "iscsi", "--op", "delete", "--mode", "target", "--tid", str(TID), "--force", check=False)
     tgtadm(cp, "--op", "delete", "--mode", "system", check=False)
     if proc is not None:
-        import subprocess
-
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
+        if not commands.wait(proc, 10):
             proc.kill()
             proc.wait(5)
     elif pid:

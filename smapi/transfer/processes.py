@@ -96,10 +96,4 @@ def _wait_child(pid: int, timeout: float) -> bool:
     if proc is None:
         time.sleep(timeout)
         return False
-    import subprocess
-
-    try:
-        proc.wait(timeout)
-        return True
-    except subprocess.TimeoutExpired:
-        return False
+    return commands.wait(proc, timeout)

@@ -89,10 +89,7 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
             time.sleep(0.02)
     proc = _children.pop(pid, None)
     if proc is not None:
-        import subprocess  # only when our own child is to be reaped
-
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
+        commands.wait(proc, 5)
 
 
 def loops_on(path: str) -> List[str]:

@@ -262,11 +262,7 @@ def _try(argv: List[str]) -> str:
 
 
 def _reap(proc: subprocess.Popen, timeout: float) -> None:
-    import subprocess
-
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
+    if not commands.wait(proc, timeout):
         proc.kill()
         proc.wait()
 
