@@ -18,7 +18,8 @@ import os
 import shutil
 from typing import Any, Dict, List, Optional, Tuple
 
-from smapi.common.files import fsync_dir, read_json, write_json
+from smapi.common.calllog import note
+from smapi.common.files import fsync_dir, read_json, sweep_temp_files, write_json
 from smapi.sr.locks import FileLock
 from smapi.sr.substrate import Substrate
 from smapi.vhd import Backing, DirectoryResolver, FileBacking, ParentResolver
@@ -157,6 +158,13 @@ class DirectorySubstrate(Substrate):
         except FileNotFoundError:
             return []
         return sorted("journal/" + n[:-5] for n in names if n.endswith(".json"))
+
+    def sweep_temp_files(self) -> List[str]:
+        removed = sweep_temp_files(self.path)
+        removed += [f"{JOURNAL_DIR}/{n}" for n in sweep_temp_files(os.path.join(self.path, JOURNAL_DIR))]
+        if removed:
+            note(f"SR {self.path}: removed temporary files of interrupted writes: {', '.join(removed)}")
+        return removed
 
     # -- locks --------------------------------------------------------------------------------------------------
     def lock(self, name: str) -> FileLock:
