@@ -10,7 +10,7 @@ each caller maps to the SMAPI error its callers expect:
     CommandKilled        a signal ended it (only with ``check=True``)
 
 Every command is logged through :func:`smapi.common.calllog.log_command`: the argv, how long it took and its
-outcome (``exit=N``, ``signal=N``, ``timeout``, ``not-found``, ``not-runnable``, ``started pid=N``).
+outcome (``exit=N``, ``signal=N``, ``timeout``, ``not-found``, ``not-runnable``, ``interrupted``, ``started pid=N``).
 
 :func:`spawn` starts a long-running daemon (a FUSE client, qemu-storage-daemon, tgtd, a background collector) and
 returns its ``Popen``; its start is logged, the rest of its life is the caller's.
@@ -130,6 +130,10 @@ def run(argv: Sequence[str], *, timeout: Optional[float] = DEFAULT_TIMEOUT, chec
         out, err = _kill(proc)
         log_command(argv, time.monotonic() - start, "timeout")
         raise CommandTimedOut(argv, timeout or 0.0, _as_text(out), _as_text(err)) from None
+    except BaseException:  # KeyboardInterrupt, a signal handler raising: the command must not outlive its caller
+        _kill(proc)
+        log_command(argv, time.monotonic() - start, "interrupted")
+        raise
     empty: Any = "" if text else b""
     result = CommandResult(argv, proc.returncode, empty if out is None else out, empty if err is None else err,
                            time.monotonic() - start)

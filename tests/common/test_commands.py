@@ -131,3 +131,21 @@ def test_importing_the_runner_does_not_import_subprocess():
     code = "import sys; import smapi.common.commands, smapi.common.files; print('subprocess' in sys.modules)"
     out = sp.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_an_interrupted_caller_takes_its_command_down(tmp_path, log_file):
+    pidfile = tmp_path / "cmd.pid"
+
+    def interrupt(signum, frame):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            commands.run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"], timeout=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert not _alive(int(pidfile.read_text()))
+    assert " interrupted args: " in _lines(log_file)[-1]
