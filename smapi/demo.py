@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,6 +18,8 @@ import uuid
 import xmlrpc.client
 from pathlib import Path
 from typing import Any, Dict, List
+
+from smapi.common import commands
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = "smapi.drivers.file:FileDriver"
@@ -77,9 +78,80 @@ class Demo:
         struct = {"host_ref": "OpaqueRef:demo", "command": command, "args": keys.pop("args", []),
                   "device_config": {"path": self.sr_path, "SRmaster": "true", "gc": "sync"}, "sr_uuid": self.sr,
                   **keys}
-        out = subprocess.run([sys.executable, str(REPO / "bin" / "FileSR"), xmlrpc.client.dumps((struct,), command)],
-                             capture_output=True, text=True, check=True).stdout
+        out = commands.run([sys.executable, str(REPO / "bin" / "FileSR"), xmlrpc.client.dumps((struct,), command)],
+                           timeout=None).stdout
         return xmlrpc.client.loads(out)[0][0]
+
+
+def _tour(demo: Demo, xml: Any, jsn: Any, exe: Any, config: Dict[str, str], sr_path: str) -> int:
+    """The walk through the transports and verbs, checking every read against the model."""
+    sr = demo.sr
+    _say(f"driver: {xml.Query.query(dbg='demo')['name']}")
+    xml.SR.create(dbg="demo", sr=sr, device_config=config, physical_size=0)
+    xml.SR.attach(dbg="demo", sr=sr, device_config=config)
+    _say(f"1. XML-RPC     SR.create + SR.attach: SR {sr} in {sr_path}")
+
+    disk = jsn.VDI.create(dbg="demo", sr=sr, vdi_info={"virtual_size": SIZE, "name_label": "demo disk"})
+    vdi = disk["vdi"]
+    demo.models[vdi] = bytearray(disk["virtual_size"])
+    _say(f"2. JSON-RPC    VDI.create: {vdi} ({disk['virtual_size'] // MiB} MiB)")
+    demo.write(vdi, 0, _pattern("first", 8 * MiB))
+    _say("   wrote 8 MiB of known data at offset 0")
+    demo.check(vdi, "the disk")
+
+    snap = exe.VDI.snapshot(dbg="demo", sr=sr, vdi_info=exe.VDI.stat(dbg="demo", sr=sr, vdi=vdi))
+    demo.models[snap["vdi"]] = bytearray(demo.models[vdi])
+    _say(f"3. per-verb    VDI.snapshot: {snap['vdi']} (is_a_snapshot={snap['is_a_snapshot']}, "
+         f"snapshot_of={snap['snapshot_of'][:8]}...)")
+    demo.write(vdi, 16 * MiB, _pattern("second", 4 * MiB))
+    _say("   wrote 4 MiB more at offset 16 MiB")
+    demo.check(vdi, "the disk")
+    demo.check(snap["vdi"], "the snapshot (unchanged)")
+
+    made = demo.classic("vdi_clone", vdi_uuid=vdi, vdi_location=vdi)
+    clone = made["uuid"]
+    demo.models[clone] = bytearray(demo.models[vdi])
+    _say(f"4. classic     vdi_clone: {clone}")
+    demo.write(clone, 32 * MiB, _pattern("clone", 2 * MiB))
+    demo.check(clone, "the clone after its own write")
+    demo.check(vdi, "the disk (untouched by the clone's write)")
+
+    # compose(vdi1, vdi2): vdi2's own updates (what it wrote since its last snapshot/clone) go on top of vdi1.
+    delta = xml.VDI.snapshot(dbg="demo", sr=sr, vdi_info=xml.VDI.stat(dbg="demo", sr=sr, vdi=clone))
+    demo.models[delta["vdi"]] = bytearray(demo.models[clone])
+    demo.write(clone, 40 * MiB, _pattern("update", MiB))
+    xml.VDI.compose(dbg="demo", sr=sr, vdi1=snap["vdi"], vdi2=clone)
+    composed = bytearray(demo.models[snap["vdi"]])
+    composed[40 * MiB:41 * MiB] = _pattern("update", MiB)
+    demo.models[clone] = composed
+    _say("5. XML-RPC     VDI.compose: the clone's newest update layered onto the first snapshot")
+    demo.check(clone, "the composed clone")
+
+    vdis = jsn.SR.scan(dbg="demo", sr=sr)
+    _say(f"6. JSON-RPC    SR.scan: {len(vdis)} VDIs: " + ", ".join(
+        f"{v['name_label'] or v['vdi'][:8]}{' (snapshot)' if v['is_a_snapshot'] else ''}" for v in vdis))
+    xml.VDI.destroy(dbg="demo", sr=sr, vdi=delta["vdi"])
+    del demo.models[delta["vdi"]]
+    result = demo.driver.gc(sr)
+    _say(f"7. GC after destroying the intermediate snapshot: {result}")
+    for v in list(demo.models):
+        demo.check(v, f"VDI {v[:8]} after GC")
+
+    out = os.path.join(sr_path, "..", "demo-disk.raw")
+    handle = demo.driver.open_vdi(sr, vdi)
+    try:
+        with open(out, "wb") as f:
+            for offset in range(0, handle.size, 4 * MiB):
+                f.write(handle.read(offset, min(4 * MiB, handle.size - offset)))
+    finally:
+        handle.close()
+    with open(out, "rb") as f:
+        exported = f.read()
+    if exported != bytes(demo.models[vdi]):
+        raise SystemExit("demo: the raw export differs from the model")
+    _say(f"8. exported the disk to {os.path.abspath(out)}: sha256 {_digest(exported)} matches")
+    _say("demo finished: every read matched what was written")
+    return 0
 
 
 def main(argv: List[str]) -> int:
@@ -109,74 +181,7 @@ def main(argv: List[str]) -> int:
         jsn = connect(f"jsonrpc+unix://{os.path.join(work, 'jsonrpc.sock')}")
         exe = connect(f"exec://{os.path.join(work, 'plugin')}")
         config = {"path": sr_path, "gc": "sync"}
-        sr = demo.sr
-
-        _say(f"driver: {xml.Query.query(dbg='demo')['name']}")
-        xml.SR.create(dbg="demo", sr=sr, device_config=config, physical_size=0)
-        xml.SR.attach(dbg="demo", sr=sr, device_config=config)
-        _say(f"1. XML-RPC     SR.create + SR.attach: SR {sr} in {sr_path}")
-
-        disk = jsn.VDI.create(dbg="demo", sr=sr, vdi_info={"virtual_size": SIZE, "name_label": "demo disk"})
-        vdi = disk["vdi"]
-        demo.models[vdi] = bytearray(disk["virtual_size"])
-        _say(f"2. JSON-RPC    VDI.create: {vdi} ({disk['virtual_size'] // MiB} MiB)")
-        demo.write(vdi, 0, _pattern("first", 8 * MiB))
-        _say("   wrote 8 MiB of known data at offset 0")
-        demo.check(vdi, "the disk")
-
-        snap = exe.VDI.snapshot(dbg="demo", sr=sr, vdi_info=exe.VDI.stat(dbg="demo", sr=sr, vdi=vdi))
-        demo.models[snap["vdi"]] = bytearray(demo.models[vdi])
-        _say(f"3. per-verb    VDI.snapshot: {snap['vdi']} (is_a_snapshot={snap['is_a_snapshot']}, "
-             f"snapshot_of={snap['snapshot_of'][:8]}...)")
-        demo.write(vdi, 16 * MiB, _pattern("second", 4 * MiB))
-        _say("   wrote 4 MiB more at offset 16 MiB")
-        demo.check(vdi, "the disk")
-        demo.check(snap["vdi"], "the snapshot (unchanged)")
-
-        made = demo.classic("vdi_clone", vdi_uuid=vdi, vdi_location=vdi)
-        clone = made["uuid"]
-        demo.models[clone] = bytearray(demo.models[vdi])
-        _say(f"4. classic     vdi_clone: {clone}")
-        demo.write(clone, 32 * MiB, _pattern("clone", 2 * MiB))
-        demo.check(clone, "the clone after its own write")
-        demo.check(vdi, "the disk (untouched by the clone's write)")
-
-        # compose(vdi1, vdi2): vdi2's own updates (what it wrote since its last snapshot/clone) go on top of vdi1.
-        delta = xml.VDI.snapshot(dbg="demo", sr=sr, vdi_info=xml.VDI.stat(dbg="demo", sr=sr, vdi=clone))
-        demo.models[delta["vdi"]] = bytearray(demo.models[clone])
-        demo.write(clone, 40 * MiB, _pattern("update", MiB))
-        xml.VDI.compose(dbg="demo", sr=sr, vdi1=snap["vdi"], vdi2=clone)
-        composed = bytearray(demo.models[snap["vdi"]])
-        composed[40 * MiB:41 * MiB] = _pattern("update", MiB)
-        demo.models[clone] = composed
-        _say("5. XML-RPC     VDI.compose: the clone's newest update layered onto the first snapshot")
-        demo.check(clone, "the composed clone")
-
-        vdis = jsn.SR.scan(dbg="demo", sr=sr)
-        _say(f"6. JSON-RPC    SR.scan: {len(vdis)} VDIs: " + ", ".join(
-            f"{v['name_label'] or v['vdi'][:8]}{' (snapshot)' if v['is_a_snapshot'] else ''}" for v in vdis))
-        xml.VDI.destroy(dbg="demo", sr=sr, vdi=delta["vdi"])
-        del demo.models[delta["vdi"]]
-        result = demo.driver.gc(sr)
-        _say(f"7. GC after destroying the intermediate snapshot: {result}")
-        for v in list(demo.models):
-            demo.check(v, f"VDI {v[:8]} after GC")
-
-        out = os.path.join(sr_path, "..", "demo-disk.raw")
-        handle = demo.driver.open_vdi(sr, vdi)
-        try:
-            with open(out, "wb") as f:
-                for offset in range(0, handle.size, 4 * MiB):
-                    f.write(handle.read(offset, min(4 * MiB, handle.size - offset)))
-        finally:
-            handle.close()
-        with open(out, "rb") as f:
-            exported = f.read()
-        if exported != bytes(demo.models[vdi]):
-            raise SystemExit("demo: the raw export differs from the model")
-        _say(f"8. exported the disk to {os.path.abspath(out)}: sha256 {_digest(exported)} matches")
-        _say("demo finished: every read matched what was written")
-        return 0
+        return _tour(demo, xml, jsn, exe, config, sr_path)
     finally:
         for s in servers:
             s.shutdown()

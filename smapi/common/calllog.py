@@ -46,7 +46,8 @@ def log_call(verb: str, dbg: Optional[str], seconds: float, outcome: str) -> Non
 
 
 def log_command(argv: Sequence[str], seconds: float, outcome: str) -> None:
-    """One line for one external command: `outcome` is `exit=N`, `timeout` or `not-found`."""
+    """One line for one external command: `outcome` is `exit=N`, `signal=N`, `timeout`, `not-found`, `not-runnable`,
+    `interrupted` or `started pid=N` (a daemon; see smapi.common.commands)."""
     name = os.path.basename(str(argv[0])) if argv else "?"
     args = " ".join(quote(str(a)) if _needs_quote(str(a)) else str(a) for a in argv[1:])
     _emit(f"cmd {name} dbg={quote(_current_dbg)} {seconds * 1000:.1f}ms {outcome} args: {args}"[:4000])

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from typing import List, Optional, Protocol, Tuple
+
+from smapi.common import commands
 
 from .model import DatapathError
 
@@ -52,13 +53,13 @@ class LoopDevices:
         if size:
             cmd += ["--sizelimit", str(size)]
         cmd.append(os.path.abspath(path))
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        res = _run(cmd)
         if res.returncode != 0:
             raise DatapathError(f"losetup {path}: {res.stderr.strip()}")
         return res.stdout.strip()
 
     def detach(self, device: str) -> None:
-        res = subprocess.run([self.losetup, "--detach", device], capture_output=True, text=True)
+        res = _run([self.losetup, "--detach", device])
         if res.returncode != 0 and self.backing_file(device) is not None:
             raise DatapathError(f"losetup --detach {device}: {res.stderr.strip()}")
 
@@ -83,3 +84,11 @@ class LoopDevices:
 def kernel_nbd_available() -> bool:
     """True where the kernel NBD client exists (``/dev/nbd0`` or the module loaded); never the case in CI here."""
     return os.path.exists("/dev/nbd0") or os.path.isdir("/sys/module/nbd")
+
+
+def _run(argv: List[str]) -> commands.CommandResult:
+    """losetup, its exit status left to the caller; a missing or hanging losetup is a DatapathError."""
+    try:
+        return commands.run(argv, check=False)
+    except commands.CommandError as e:
+        raise DatapathError(str(e)) from None

@@ -25,12 +25,13 @@ import fcntl
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional
 from urllib.parse import quote
+
+from smapi.common import commands
 
 from . import procs, runtime
 from .model import DatapathError, ImageSpec
@@ -224,9 +225,9 @@ class NbdServer:
             # nbdkit binds the socket before it backgrounds itself, so the alias is needed only until run returns.
             with open(log, "wb") as logf, self._alias_guard(shared=True):
                 self._ensure_alias()
-                # A new session: no signal aimed at the caller's terminal or process group reaches the server.
-                res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, cwd="/", env=env,
-                                     start_new_session=True, close_fds=True, timeout=START_TIMEOUT)
+                # commands.run starts it in a new session: no signal aimed at the caller's terminal or process
+                # group reaches the server.
+                res = _run_nbdkit(cmd, logf, env, export, log)
             if res.returncode != 0:
                 raise DatapathError(f"nbdkit for {export!r} failed to start (status {res.returncode}): {_tail(log)}")
             rec.pid = self._wait_ready(rec, pidfile)
@@ -302,6 +303,13 @@ def cleanup_stale(run_dir: str) -> List[str]:
                 runtime.remove(os.path.join(server.dir, entry))
     server.remove_alias()
     return cleaned
+
+
+def _run_nbdkit(cmd: List[str], logf: Any, env: Dict[str, str], export: str, log: str) -> commands.CommandResult:
+    try:
+        return commands.run(cmd, stdout=logf, stderr=logf, cwd="/", env=env, timeout=START_TIMEOUT, check=False)
+    except commands.CommandError as e:  # not installed, or hanging before it backgrounds itself
+        raise DatapathError(f"nbdkit for {export!r} failed to start: {e}: {_tail(log)}") from None
 
 
 def _read_pid(path: str) -> int:

@@ -14,6 +14,8 @@ import re
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional
 
+from smapi.common import files
+
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
@@ -45,13 +47,8 @@ def ensure_dir(path: str) -> str:
 
 
 def write_json(path: str, value: Dict[str, Any]) -> None:
-    """Replace ``path`` atomically (temp file + rename): a reader never sees half a record."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(value, f, sort_keys=True, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace ``path`` atomically (smapi.common.files): a reader never sees half a record."""
+    files.write_json(path, value)
 
 
 def read_json(path: str) -> Optional[Dict[str, Any]]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import Any, Dict, Optional
 
+from smapi.common import commands
 from smapi.interface.errors import Backend_error, Unimplemented, error_from_exec
 from smapi.interface.model import Method
 from smapi.rpc.httpclient import DEFAULT_TIMEOUT
@@ -45,15 +45,12 @@ class ExecTransport:
         if script is None:
             raise Unimplemented(wire_name)
         try:
-            proc = subprocess.run(
-                [script, "--json"], input=json.dumps(args) + "\n", capture_output=True, text=True,
-                timeout=self.timeout,
-            )
-        except PermissionError:
+            proc = commands.run([script, "--json"], input=json.dumps(args) + "\n", timeout=self.timeout, check=False)
+        except commands.CommandNotRunnable:
             raise Backend_error("SCRIPT_NOT_EXECUTABLE", [script, "Check whether the file has the execute bit"]) \
                 from None
-        except subprocess.TimeoutExpired:
-            # subprocess.run has killed the script already.
+        except commands.CommandTimedOut:
+            # The runner has killed the script (and whatever it started) already.
             raise TimeoutError(f"{script} did not finish within {self.timeout} s") from None
         return _outcome(script, proc)
 
@@ -61,7 +58,7 @@ class ExecTransport:
         pass
 
 
-def _outcome(script: str, proc: subprocess.CompletedProcess) -> Any:
+def _outcome(script: str, proc: commands.CommandResult) -> Any:
     out = proc.stdout
     if proc.returncode < 0:
         raise Backend_error("SCRIPT_FAILED", [script, "signalled", str(-proc.returncode), out, proc.stderr])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import smapi
+from smapi.common.files import atomic_write
 from smapi.driver import driver_reference, resolve_driver_class
 from smapi.interface.apis import get_api
 
@@ -56,11 +57,7 @@ def install_plugin(driver_spec: str, directory: str, api: Optional[str] = None,
     os.makedirs(directory, exist_ok=True)
     launcher = os.path.join(directory, LAUNCHER)
     text = _TEMPLATE.format(python=python or sys.executable, driver=ref, api=api_name, path=_search_path())
-    tmp = launcher + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, launcher)
+    atomic_write(launcher, text, mode=0o755)
     names = []
     for iface in definition.interfaces:
         for m in iface.methods:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from typing import List, Optional
 
+from smapi.common import commands
 from smapi.interface.errors import SmapiError
 from smapi.sr.engine import Engine
 
@@ -46,11 +46,8 @@ def schedule_gc(engine: Engine) -> None:
         return
     if not engine.driver_ref:
         return  # an engine not reached through an attached SR has nothing to re-open in another process
-    subprocess.Popen(
-        [sys.executable, "-m", "smapi.sr.background", engine.sr],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True,
-    )
+    # Detached (a session of its own), so it outlives the verb; cwd kept, as `-m` finds smapi through it.
+    commands.spawn([sys.executable, "-m", "smapi.sr.background", engine.sr], cwd=None)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -7,18 +7,19 @@ Layout of `<path>`:
     .journal/<id>.json     intents of multi-step operations not yet finished
     .locks/                lock files (sr, gc, vdi-<uuid>)
 
-Documents are written to a temporary file, fsynced, renamed over the old one and the directory is fsynced, so a
-crash leaves either version, never a torn one.
+Documents are written with `smapi.common.files.atomic_write` (temporary file, fsync, rename over the old one,
+directory fsync), so a crash leaves either version, never a torn one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 from typing import Any, Dict, List, Optional, Tuple
 
+from smapi.common.calllog import note
+from smapi.common.files import fsync_dir, read_json, sweep_temp_files, write_json
 from smapi.sr.locks import FileLock
 from smapi.sr.substrate import Substrate
 from smapi.vhd import Backing, DirectoryResolver, FileBacking, ParentResolver
@@ -28,32 +29,8 @@ JOURNAL_DIR = ".journal"
 LOCK_DIR = ".locks"
 
 
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomically(path: str, value: Any) -> None:
-    """temp file + fsync + rename + fsync of the directory."""
-    directory = os.path.dirname(path)
-    tmp = f"{path}.tmp.{os.getpid()}.{id(value)}"
-    with open(tmp, "w") as f:
-        json.dump(value, f, sort_keys=True, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(directory)
-
-
-def read_json(path: str) -> Optional[Dict[str, Any]]:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
+#: documents are written by the one atomic write of smapi.common.files (the names stay importable from here)
+write_json_atomically = write_json
 
 
 class DirectorySubstrate(Substrate):
@@ -181,6 +158,13 @@ class DirectorySubstrate(Substrate):
         except FileNotFoundError:
             return []
         return sorted("journal/" + n[:-5] for n in names if n.endswith(".json"))
+
+    def sweep_temp_files(self) -> List[str]:
+        removed = sweep_temp_files(self.path)
+        removed += [f"{JOURNAL_DIR}/{n}" for n in sweep_temp_files(os.path.join(self.path, JOURNAL_DIR))]
+        if removed:
+            note(f"SR {self.path}: removed temporary files of interrupted writes: {', '.join(removed)}")
+        return removed
 
     # -- locks --------------------------------------------------------------------------------------------------
     def lock(self, name: str) -> FileLock:

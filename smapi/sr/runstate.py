@@ -16,7 +16,8 @@ import shutil
 from contextlib import contextmanager, suppress
 from typing import Any, Dict, Iterator, List, Optional
 
-from smapi.sr.directory import read_json, write_json_atomically
+from smapi.common.files import read_json
+from smapi.common.files import write_json as write_json_atomically
 from smapi.sr.locks import FileLock
 
 ENV = "SMAPI_RUN_DIR"

@@ -53,6 +53,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
             if found != sr:
                 raise Backend_error.classic("SRUnavailable", f"{sub.describe()} holds SR {found}, not {sr}")
             engine.recover(include_coalesce=True)
+            sub.sweep_temp_files()
             # A previous boot's datapath records, and servers a killed verb left behind, go before anyone uses them.
             serving.at_sr_attach(engine)
         engine.run.record_attach(sr, self.driver.reference(), dict(device_config))
@@ -79,6 +80,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
         engine = self._engine(sr)
         with mapped_errors(f"SR.scan {sr}"):
             engine.recover(include_coalesce=True)
+            engine.substrate.sweep_temp_files()
         with engine.locked(what="SR.scan"):
             doc = engine.load()
             return [engine.info(r) for r in sorted(doc.visible(), key=lambda r: r.uuid)]

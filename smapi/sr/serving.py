@@ -61,6 +61,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, Dict, Iterator, List, Optional
 
 from smapi import datapath as dpio
+from smapi.common.files import atomic_write
 from smapi.datapath import blockdev
 from smapi.datapath import runtime as dpruntime
 from smapi.interface.errors import Backend_error, Illegal_transition
@@ -350,7 +351,4 @@ def at_sr_attach(engine: Engine) -> List[str]:
 
 
 def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, text + "\n")

@@ -77,6 +77,11 @@ class Substrate:
     def list_volumes(self) -> List[str]:
         raise NotImplementedError
 
+    def sweep_temp_files(self) -> List[str]:
+        """Remove temporary files that writers killed half way left (smapi.common.files); returns their names.
+        Called at SR.attach and SR.scan. A substrate whose documents are not files has none."""
+        return []
+
     def refresh(self) -> None:
         """Forget what this object cached about the volumes (another process may have changed them since): a
         long-lived engine (an upload's writer) calls it under the SR lock before changing volumes."""

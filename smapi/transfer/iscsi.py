@@ -21,10 +21,14 @@ import random
 import shutil
 import socket
 import stat
-import subprocess
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from smapi.common import commands
+
+if TYPE_CHECKING:
+    import subprocess
 
 # mfusepy picks libfuse2 unless told: libfuse2 has no big writes and crawls at 4 KiB per request.
 os.environ.setdefault("FUSE_LIBRARY_PATH", "libfuse3.so.3")
@@ -35,8 +39,8 @@ LUN = 1
 START_TIMEOUT = 20.0
 
 
-def tgtadm(cp: int, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run(["tgtadm", "-C", str(cp), *args], capture_output=True, text=True, timeout=30)
+def tgtadm(cp: int, *args: str, check: bool = True) -> commands.CommandResult:
+    r = commands.run(["tgtadm", "-C", str(cp), *args], timeout=30, check=False)
     if check and r.returncode != 0:
         raise RuntimeError(f"tgtadm {' '.join(a for a in args if a)} failed: {r.stderr.strip() or r.stdout.strip()}")
     return r
@@ -75,10 +79,8 @@ def _mounted(path: str) -> bool:
 
 
 def _unmount(path: str) -> None:
-    if _mounted(path):
-        r = subprocess.run(["fusermount3", "-u", path], capture_output=True, text=True)
-        if r.returncode != 0:
-            subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True, text=True)
+    if _mounted(path) and not commands.run(["fusermount3", "-u", path], check=False).ok:
+        commands.run(["fusermount3", "-u", "-z", path], check=False)
 
 
 def _stop_tgtd(cp: int, proc: Optional[subprocess.Popen], pid: int = 0) -> None:
@@ -86,9 +88,7 @@ def _stop_tgtd(cp: int, proc: Optional[subprocess.Popen], pid: int = 0) -> None:
     tgtadm(cp, "--lld", "iscsi", "--op", "delete", "--mode", "target", "--tid", str(TID), "--force", check=False)
     tgtadm(cp, "--op", "delete", "--mode", "system", check=False)
     if proc is not None:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
+        if not commands.wait(proc, 10):
             proc.kill()
             proc.wait(5)
     elif pid:
@@ -236,8 +236,9 @@ class IscsiExport:
         log = open(os.path.join(e.directory, "tgtd.log"), "ab")  # noqa: SIM115 - the child keeps it
         portal = f"[{e.ip}]:{e.port}" if ":" in e.ip else f"{e.ip}:{e.port}"
         try:
-            self.tgtd = subprocess.Popen(["tgtd", "-f", "-C", str(self.cp), "--iscsi", f"portal={portal}"],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            # tgtd stays in our session, the exposure server's child: it goes when the server goes.
+            self.tgtd = commands.spawn(["tgtd", "-f", "-C", str(self.cp), "--iscsi", f"portal={portal}"],
+                                       stdout=log, stderr=log, cwd=None, new_session=False)
         finally:
             log.close()
         e.extra["tgtd_pid"] = self.tgtd.pid

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
+
+from smapi.common import commands
+
+if TYPE_CHECKING:
+    import subprocess
 
 DAEMON_MODULE = "smapi.transfer.daemon"
 _children: Dict[int, subprocess.Popen] = {}
@@ -29,12 +33,8 @@ def spawn(handle: str, log_path: str) -> int:
     root = _package_root()
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", DAEMON_MODULE, handle],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd="/",
-            start_new_session=True,  # not in the caller's process group: a Ctrl-C of the CLI leaves it running
-            close_fds=True,
-        )
+        # In a session of its own (commands.spawn): a Ctrl-C of the CLI leaves it running.
+        proc = commands.spawn([sys.executable, "-m", DAEMON_MODULE, handle], stdout=log, stderr=log, env=env)
     _children[proc.pid] = proc
     return proc.pid
 
@@ -96,8 +96,4 @@ def _wait_child(pid: int, timeout: float) -> bool:
     if proc is None:
         time.sleep(timeout)
         return False
-    try:
-        proc.wait(timeout)
-        return True
-    except subprocess.TimeoutExpired:
-        return False
+    return commands.wait(proc, timeout)

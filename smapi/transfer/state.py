@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from smapi.common.files import write_json
 from smapi.sr.runstate import run_dir
 
 
@@ -86,15 +86,9 @@ class Exposure:
     def save(self) -> None:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         path = os.path.join(self.directory, "state.json")
-        # The service and the exposure server both write the state: private temporary names, atomic replace.
-        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        # The state holds the exposure's password: readable by root only.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # The service and the exposure server both write the state (each temporary name is unique); it holds the
+        # exposure's password: readable by root only.
+        write_json(path, asdict(self), mode=0o600)
 
     @classmethod
     def load(cls, handle: str) -> Optional[Exposure]:

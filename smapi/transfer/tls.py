@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
-import subprocess
 from typing import Tuple
+
+from smapi.common import commands
 
 
 def make_self_signed(directory: str, address: str) -> Tuple[str, str]:
@@ -24,15 +25,14 @@ def make_self_signed(directory: str, address: str) -> Tuple[str, str]:
         san = f"DNS:{address}"
     old = os.umask(0o077)
     try:
-        subprocess.run(
+        commands.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
              "-subj", f"/CN={address}", "-addext", f"subjectAltName={san}",
              "-keyout", key, "-out", cert],
-            check=True, capture_output=True, timeout=60,
+            timeout=60,
         )
-    except (OSError, subprocess.SubprocessError) as e:
-        detail = getattr(e, "stderr", b"") or b""
-        raise RuntimeError(f"openssl could not make a certificate: {e} {detail.decode(errors='replace')}") from e
+    except commands.CommandError as e:
+        raise RuntimeError(f"openssl could not make a certificate: {e}") from e
     finally:
         os.umask(old)
     return cert, key

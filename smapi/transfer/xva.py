@@ -24,6 +24,7 @@ from typing import IO, Callable, Iterator, Optional, Tuple
 
 import xxhash
 
+from smapi.common.files import atomic_writer
 from smapi.interface.errors import Backend_error
 
 CHUNK = 1 << 20
@@ -170,13 +171,12 @@ def write_legacy_chunks(read: Reader, size: int, directory: str, progress: Progr
     for index, start in enumerate(range(0, max(size, 1), LEGACY_CHUNK)):
         end = min(size, start + LEGACY_CHUNK)
         path = os.path.join(directory, f"chunk-{index:09d}.gz")
-        with gzip.open(path + ".tmp", "wb", compresslevel=1) as gz:
+        with atomic_writer(path) as f, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1) as gz:
             for offset in range(start, end, CHUNK):
                 data = read(offset, min(CHUNK, end - offset))
                 gz.write(data)
                 if progress:
                     progress(len(data))
-        os.replace(path + ".tmp", path)
         count += 1
     return count
 

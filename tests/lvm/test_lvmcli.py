@@ -126,20 +126,18 @@ def test_noise_filter_and_report_parsing() -> None:
 def _recording_lvm(monkeypatch: pytest.MonkeyPatch) -> list:
     """Record every lvm argv instead of running it (answers an empty report): safe whatever the code under test
     would have done to the machine's volume groups."""
-    import subprocess
-
-    import smapi.drivers.lvm.lvmcli as lvmcli
+    from smapi.common import commands
 
     calls: list = []
-    real = subprocess.run
+    real = commands.run
 
     def fake(argv, *a, **kw):  # type: ignore[no-untyped-def]
         if argv and argv[0] == "lvm":
             calls.append(list(argv))
-            return subprocess.CompletedProcess(argv, 0, '{"report": [{"pv": []}]}', "")
+            return commands.CommandResult(argv, 0, '{"report": [{"pv": []}]}', "", 0.0)
         return real(argv, *a, **kw)
 
-    monkeypatch.setattr(lvmcli.subprocess, "run", fake)
+    monkeypatch.setattr(commands, "run", fake)
     return calls
 
 

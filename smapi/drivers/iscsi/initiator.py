@@ -17,6 +17,7 @@ import os
 import shutil
 from typing import Any, Dict, Optional
 
+from smapi.common.files import atomic_write
 from smapi.drivers.iscsi.config import IscsiTarget
 from smapi.drivers.iscsi.libiscsi import LunInfo
 from smapi.interface.errors import Backend_error
@@ -36,12 +37,7 @@ def read_state(session_dir: str) -> Dict[str, Any]:
 def write_state(session_dir: str, state: Dict[str, Any]) -> None:
     os.makedirs(session_dir, mode=0o700, exist_ok=True)
     path = os.path.join(session_dir, STATE_FILE)
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(state))
 
 
 def remove_session_dir(session_dir: str) -> None:

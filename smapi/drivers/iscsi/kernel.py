@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from typing import List, Optional
 
+from smapi.common import commands
 from smapi.drivers.iscsi import discovery
 from smapi.drivers.iscsi.config import IscsiTarget
 from smapi.drivers.iscsi.initiator import Initiator, read_state, remove_session_dir, write_state
@@ -49,8 +49,8 @@ class KernelInitiator(Initiator):
     @staticmethod
     def _adm(args: List[str], what: str, error: str) -> str:
         try:
-            r = subprocess.run(["iscsiadm", *args], capture_output=True, text=True, timeout=4 * discovery.timeout())
-        except subprocess.TimeoutExpired:
+            r = commands.run(["iscsiadm", *args], timeout=4 * discovery.timeout(), check=False)
+        except commands.CommandTimedOut:
             raise Backend_error.classic(error, f"{what}: iscsiadm timed out") from None
         if r.returncode not in (0, 15):  # 15: already logged in / session exists
             raise Backend_error.classic(error, f"{what}: {(r.stderr or r.stdout).strip()}")

@@ -20,6 +20,7 @@ import json
 import os
 from typing import Iterator, List
 
+from smapi.common.files import atomic_write
 from smapi.sr.runstate import run_dir
 
 
@@ -61,12 +62,7 @@ class Node:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
             return
-        tmp = f"{self.path}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"portal": self.portal, "iqn": self.iqn, "holders": sorted(holders)}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"portal": self.portal, "iqn": self.iqn, "holders": sorted(holders)}))
 
     def add(self, holder: str) -> bool:
         """Count `holder` in; True when no other holder has it (the session may need logging in)."""

@@ -16,16 +16,19 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import time
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
+from smapi.common import commands
 from smapi.drivers.iscsi import discovery
 from smapi.drivers.iscsi.config import IscsiTarget
 from smapi.drivers.iscsi.initiator import Initiator, read_state, remove_session_dir, write_state
 from smapi.drivers.iscsi.libiscsi import LunInfo
 from smapi.drivers.lvm import loopdev
 from smapi.interface.errors import Backend_error
+
+if TYPE_CHECKING:
+    import subprocess
 
 PROGRAM = "qemu-storage-daemon"
 #: what qemu's iscsi driver may take per request before it retries or reconnects
@@ -86,8 +89,7 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
             time.sleep(0.02)
     proc = _children.pop(pid, None)
     if proc is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
+        commands.wait(proc, 5)
 
 
 def loops_on(path: str) -> List[str]:
@@ -207,8 +209,7 @@ class UserspaceInitiator(Initiator):
         export = f"type=fuse,id=export,node-name=raw,mountpoint={qemu_opt(paths['mountpoint'])},writable=on"
         argv += ["--blockdev", iscsi, "--blockdev", "driver=raw,node-name=raw,file=lun", "--export", export]
         with open(paths["log"], "ab") as log:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True, cwd="/")
+            proc = commands.spawn(argv, stdout=log, stderr=log)
         _children[proc.pid] = proc
         return proc.pid
 
@@ -236,8 +237,9 @@ class UserspaceInitiator(Initiator):
             stop_pid(pid)
         if mounted(mnt):  # the daemon died without unmounting (SIGKILL, crash): the mount answers ENOTCONN
             for argv in (["fusermount3", "-u", mnt], ["fusermount3", "-u", "-z", mnt], ["umount", "-l", mnt]):
-                if subprocess.run(argv, capture_output=True, text=True, check=False).returncode == 0:
-                    break
+                with contextlib.suppress(commands.CommandError):
+                    if commands.run(argv, check=False).ok:
+                        break
         if errors or mounted(mnt):
             raise Backend_error.classic("ISCSILogout", f"{session_dir}: {'; '.join(errors) or 'still mounted'}")
         remove_session_dir(session_dir)

@@ -12,9 +12,10 @@ import fcntl
 import os
 import stat
 import struct
-import subprocess
 import time
 from typing import List, Optional, Tuple
+
+from smapi.common import commands
 
 
 class LoopError(RuntimeError):
@@ -31,15 +32,14 @@ def attach(path: str, *, offset: int = 0, sizelimit: int = 0, read_only: bool = 
     if read_only:
         argv.append("-r")
     argv.append(path)
-    proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    proc = _losetup(argv)
     if proc.returncode != 0:
         raise LoopError(f"losetup {path}: {proc.stderr.strip()}")
     return proc.stdout.strip()
 
 
 def detach(device: str) -> None:
-    proc = subprocess.run(["losetup", "-d", device], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          check=False)
+    proc = _losetup(["losetup", "-d", device])
     if proc.returncode != 0 and "No such device" not in proc.stderr:
         raise LoopError(f"losetup -d {device}: {proc.stderr.strip()}")
 
@@ -56,7 +56,17 @@ def backing_file(device: str) -> Optional[str]:
 
 def refresh_size(device: str) -> None:
     """Let the loop device see its file's new size (``losetup -c``) after the file grew."""
-    subprocess.run(["losetup", "-c", device], capture_output=True, stdin=subprocess.DEVNULL, check=True)
+    proc = _losetup(["losetup", "-c", device])
+    if proc.returncode != 0:
+        raise LoopError(f"losetup -c {device}: {proc.stderr.strip()}")
+
+
+def _losetup(argv: List[str]) -> commands.CommandResult:
+    """Run losetup; its exit status is the caller's to judge. A missing losetup raises CommandNotFound."""
+    try:
+        return commands.run(argv, check=False)
+    except commands.CommandTimedOut as e:
+        raise LoopError(str(e)) from None
 
 
 #: ioctl LOOP_GET_STATUS64 and the head of struct loop_info64 (lo_device, lo_inode: the backing file's identity)

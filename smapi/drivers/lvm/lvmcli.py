@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from smapi.common import commands
+from smapi.common.files import atomic_write
 from smapi.interface.errors import Backend_error
 
 #: lines lvm prints on stderr that are expected in our configuration and say nothing about the outcome
@@ -106,10 +107,7 @@ def ensure_config_dir(directory: str, activation: bool) -> str:
     except FileNotFoundError:
         pass
     # Written aside and renamed: a concurrent lvm process must never read half a config.
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return directory
 
 
@@ -175,11 +173,10 @@ class Lvm:
         """Run ``lvm <command> --devices ... args``; return stdout or raise the mapped Backend_error."""
         argv = ["lvm", command, "--devices", ",".join(self.devices), *args]
         try:
-            proc = subprocess.run(argv, env=self._env(), stdin=subprocess.DEVNULL, capture_output=True,
-                                  text=True, timeout=self.timeout, check=False)
-        except FileNotFoundError as e:
+            proc = commands.run(argv, env=self._env(), timeout=self.timeout, check=False)
+        except commands.CommandNotFound as e:
             raise Backend_error.classic("SRUnavailable", "lvm2 is not installed (no lvm command)") from e
-        except subprocess.TimeoutExpired as e:
+        except commands.CommandTimedOut as e:
             raise Backend_error.classic("LockErr", f"lvm {command} did not finish in {self.timeout:.0f}s") from e
         if proc.returncode != 0:
             raise lvm_error(command, proc.returncode, proc.stderr)
@@ -224,7 +221,3 @@ def tags_of(row: Dict[str, str], key: str = "lv_tags") -> List[str]:
     value = row.get(key, "")
     return [t for t in value.split(",") if t]
 
-
-def run_quiet(argv: List[str]) -> subprocess.CompletedProcess:
-    """Run a helper tool (losetup, blkid) without raising; callers inspect the result."""
-    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)

@@ -7,11 +7,11 @@ because nfs-rs 0.8.7 cannot list a v4 mount root. Both run as clients in `SMAPI_
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 from xml.sax.saxutils import escape
 
+from smapi.common import commands
 from smapi.drivers.nfs.config import NfsTarget
 from smapi.drivers.nfs.mount import in_netns
 from smapi.interface.errors import Backend_error
@@ -29,10 +29,10 @@ class DiscoveryError(Exception):
 
 def _run(argv: List[str], timeout: float) -> str:
     try:
-        r = subprocess.run(in_netns(argv), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+        r = commands.run(in_netns(argv), timeout=timeout, check=False)
+    except commands.CommandTimedOut:
         raise DiscoveryError(f"{argv[0]}: no answer within {timeout:.0f}s") from None
-    except FileNotFoundError:
+    except commands.CommandNotFound:
         raise DiscoveryError(f"{argv[0]} is not installed") from None
     if r.returncode != 0:
         raise DiscoveryError(f"{argv[0]}: {(r.stderr or r.stdout).strip()}")

@@ -25,6 +25,7 @@ import time
 import uuid as uuidlib
 from typing import Dict, Optional
 
+from smapi.common.files import atomic_write
 from smapi.sr.locks import DEFAULT_TIMEOUT, FileLock, LockTimeout
 from smapi.sr.runstate import run_dir
 
@@ -87,11 +88,11 @@ class Lease:
         owner = {"host": host_id(), "pid": os.getpid(), "token": self.token, "expires": time.time() + lease_ttl()}
         # Into a fresh lease directly (a reader seeing it half-written judges by the directory's age, i.e. not
         # stale); a renewal replaces it atomically, since then the old content must stay readable.
-        target = self._owner_file() if fresh else os.path.join(self.path, f"owner.{self.token}.tmp")
-        with open(target, "w") as f:
-            json.dump(owner, f)
-        if not fresh:
-            os.replace(target, self._owner_file())
+        if fresh:
+            with open(self._owner_file(), "w") as f:
+                json.dump(owner, f)
+        else:
+            atomic_write(self._owner_file(), json.dumps(owner))
 
     def read_owner(self) -> Optional[Dict[str, object]]:
         try:

@@ -16,18 +16,23 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
+from smapi.common import commands
 from smapi.drivers.nfs.config import NfsTarget
 from smapi.interface.errors import Backend_error
+
+if TYPE_CHECKING:
+    import subprocess
 
 CLIENT_ENV = "SMAPI_NFS_CLIENT"
 NETNS_ENV = "SMAPI_NFS_NETNS"
 #: python start-up and imports come on top of the NFS timeout when a FUSE daemon starts
 STARTUP_SLACK = 15.0
+#: an unmount waits this long for a server that does not answer, then falls back to a lazy unmount
+UNMOUNT_TIMEOUT = 60.0
 
 
 def in_netns(argv: List[str]) -> List[str]:
@@ -96,8 +101,8 @@ class KernelMounter(Mounter):
             return
         argv = in_netns(["mount", "-t", "nfs", "-o", ",".join(target.kernel_options()), target.remote(), mountpoint])
         try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=target.timeout * 3 + 5)
-        except subprocess.TimeoutExpired:
+            r = commands.run(argv, timeout=target.timeout * 3 + 5, check=False)
+        except commands.CommandTimedOut:
             raise Backend_error.classic("NFSTarget", f"mount {target.remote()} timed out") from None
         if r.returncode != 0:
             raise kernel_mount_error(target, (r.stderr or r.stdout).strip())
@@ -105,11 +110,11 @@ class KernelMounter(Mounter):
     def unmount(self, mountpoint: str) -> None:
         if not is_mounted(mountpoint):
             return
-        r = subprocess.run(["umount", mountpoint], capture_output=True, text=True)
-        if r.returncode != 0:
-            subprocess.run(["umount", "-l", mountpoint], capture_output=True, text=True)
+        why = _try(["umount", mountpoint])
+        if why:
+            _try(["umount", "-l", mountpoint])
         if is_mounted(mountpoint):
-            raise Backend_error.classic("NFSUnMount", f"{mountpoint}: {r.stderr.strip()}")
+            raise Backend_error.classic("NFSUnMount", f"{mountpoint}: {why}")
 
 
 def kernel_mount_error(target: NfsTarget, message: str) -> Backend_error:
@@ -149,8 +154,7 @@ class FuseMounter(Mounter):
                          json.dumps(device_config, sort_keys=True), mountpoint])
         log = open(mountpoint.rstrip("/") + ".log", "ab")  # noqa: SIM115 - handed to the daemon
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    pass_fds=(write_end,), start_new_session=True, close_fds=True)
+            proc = commands.spawn(argv, stdout=log, stderr=log, pass_fds=(write_end,), cwd=None)
         finally:
             os.close(write_end)
             log.close()
@@ -176,11 +180,9 @@ class FuseMounter(Mounter):
 
     def unmount(self, mountpoint: str) -> None:
         pid = _read_pid(self._pidfile(mountpoint))
-        if is_mounted(mountpoint):
-            r = subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True, text=True)
-            if r.returncode != 0:
-                # Busy (a file still open): detach it from the tree now; the daemon ends when the last file closes.
-                subprocess.run(["fusermount3", "-u", "-z", mountpoint], capture_output=True, text=True)
+        if is_mounted(mountpoint) and _try(["fusermount3", "-u", mountpoint]):
+            # Busy (a file still open): detach it from the tree now; the daemon ends when the last file closes.
+            _try(["fusermount3", "-u", "-z", mountpoint])
         if pid is not None:
             _wait_pid(pid, 10.0)
         with contextlib.suppress(FileNotFoundError):
@@ -249,10 +251,18 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _reap(proc: subprocess.Popen, timeout: float) -> None:
+def _try(argv: List[str]) -> str:
+    """Run an unmount command: "" when it worked, else why not (a timeout counts as a failure, so the lazy unmount
+    that follows still runs)."""
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
+        commands.run(argv, timeout=UNMOUNT_TIMEOUT)
+        return ""
+    except commands.CommandError as e:
+        return str(getattr(e, "stderr", "") or "").strip() or str(e)
+
+
+def _reap(proc: subprocess.Popen, timeout: float) -> None:
+    if not commands.wait(proc, timeout):
         proc.kill()
         proc.wait()
 
