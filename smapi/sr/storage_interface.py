@@ -13,7 +13,6 @@ from typing import Any, Dict, List
 from smapi.interface.errors import Backend_error, Does_not_exist
 from smapi.interface.skeletons.storage import SR_skeleton, VDI_skeleton
 from smapi.sr import attach, copying, lifecycle, snapshots, vdi_servers
-from smapi.sr.assembly import build_engine
 from smapi.sr.engine import Engine
 from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
@@ -48,6 +47,8 @@ class EngineSR(_EngineImpl, SR_skeleton):
         sub = self._substrate(device_config)
         if not sub.exists():
             raise Backend_error.classic("SRUnavailable", f"no SR at {sub.describe()}; create it (SR.create)")
+        from smapi.sr.assembly import build_engine  # only SR.attach and SR.probe build engines here
+
         engine = build_engine(sub, sr, driver_ref=self.driver.reference(), device_config=device_config)
         with mapped_errors(f"SR.attach {sr}"):
             found = engine.load().uuid
@@ -97,6 +98,8 @@ class EngineSR(_EngineImpl, SR_skeleton):
 
     def probe(self, dbg: str, device_config: Dict[str, str], sm_config: Dict[str, str]) -> Any:
         sub = self._substrate(device_config)
+        from smapi.sr.assembly import build_engine
+
         found = []
         with mapped_errors("SR.probe"):
             for candidate in sub.probe():
