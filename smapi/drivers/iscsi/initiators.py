@@ -7,7 +7,7 @@ Apart from `initiator.py` because both initiators import that module (their base
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Dict, Type
 
 from smapi.drivers.iscsi.initiator import CLIENT_ENV, Initiator, read_state, remove_session_dir
 from smapi.drivers.iscsi.kernel import KernelInitiator
@@ -15,7 +15,7 @@ from smapi.drivers.iscsi.userspace import UserspaceInitiator
 from smapi.interface.errors import Backend_error
 
 
-def _classes() -> Dict[str, type]:
+def _classes() -> Dict[str, Type[Initiator]]:
     return {"kernel": KernelInitiator, "userspace": UserspaceInitiator}
 
 
