@@ -52,6 +52,7 @@ def start(vdi: str, image: ImageSpec, *, readonly: bool, owner: str, run_dir: st
                                     f"(nbdkit pid {ex.pid})")
             if ex.readonly == readonly and ex.image == image:
                 return ex
+            _flush_quietly(nbd, vdi)
             nbd.stop(vdi)
         return nbd.start(vdi, image, readonly=readonly, owner=owner)
 
@@ -59,21 +60,25 @@ def start(vdi: str, image: ImageSpec, *, readonly: bool, owner: str, run_dir: st
 def stop(vdi: str, *, owner: str, run_dir: str) -> bool:
     """Flush, then stop ``owner``'s server of ``vdi`` and remove its files (the socket too); True if one ran.
 
-    Never fails for a missing server; a server of another owner is left alone. nbdkit's exit commits what the
-    flush could not (a flush failure is logged).
+    Never fails for a missing server; a server of another owner is left alone.
     """
     nbd = NbdServer(run_dir)
     with _locked(run_dir, vdi):
         ex = nbd.get(vdi)
         if ex is None or ex.owner != owner:
             return False
-        try:
-            nbd.flush(vdi)
-        except DatapathError as e:
-            log.warning("flush of %s before stopping its server failed: %s", vdi, e)
+        _flush_quietly(nbd, vdi)
         stopped = nbd.stop(vdi)
     nbd.remove_alias()  # only once no server of the run dir is left (long run dirs only)
     return stopped
+
+
+def _flush_quietly(nbd: NbdServer, vdi: str) -> None:
+    """Flush before a stop, so the stop loses nothing; nbdkit's exit commits what a failed flush could not."""
+    try:
+        nbd.flush(vdi)
+    except DatapathError as e:
+        log.warning("flush of %s before stopping its server failed: %s", vdi, e)
 
 
 def flush(vdi: str, *, run_dir: str) -> bool:
