@@ -1,11 +1,11 @@
-"""What the datapath is given (an image) and what attach hands back (how a consumer reaches the disk)."""
+"""What the datapath is given: one VDI's image (a file, or an opener of a volume that is no file here)."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
 
 KINDS = ("vhd", "raw")
 
@@ -87,26 +87,3 @@ class ImageSpec:
         return cls(d["kind"], d["path"], d.get("resolver_dir"), d.get("opener"),
                    None if args is None else json.dumps(args, sort_keys=True),
                    None if block is None else (block[0], block[1], block[2]))
-
-
-@dataclass
-class AttachResult:
-    """Both shapes of the storage interface's answer.
-
-    ``params`` / ``params_nbd`` fill the deprecated ``attach_info`` (``params_nbd`` in the classic
-    ``nbd:unix:<socket>:exportname=<vdi>`` form); ``implementations`` is the attach2/attach3 ``backend`` list,
-    most preferred first, each ``[constructor, record]`` as it goes on the wire (e.g. ``["Nbd", {"uri": ...}]``).
-    """
-
-    params: str
-    params_nbd: str
-    implementations: List[List[Any]] = field(default_factory=list)
-    readonly: bool = False
-
-    @property
-    def nbd_uri(self) -> str:
-        """The standard ``nbd+unix:///<export>?socket=<socket>`` URI for libnbd and qemu clients."""
-        for kind, rec in self.implementations:
-            if kind == "Nbd" and rec["uri"].startswith("nbd+unix:"):
-                return str(rec["uri"])
-        raise KeyError("no nbd+unix implementation")

@@ -5,7 +5,7 @@ in a new session, so it outlives the verb process that started it (per-verb exec
 pid and socket are recorded in a state file; ``stop`` works from that record alone, after checking
 (``/proc/<pid>/cmdline``) that the pid still is that nbdkit.
 
-    <run_dir>/nbd/<name>.json   {"export", "socket", "pid", "readonly", "image", "boot_id", "log"}
+    <run_dir>/nbd/<name>.json   {"export", "socket", "pid", "readonly", "image", "boot_id", "log", "owner"}
     <run_dir>/nbd/<name>.sock   the server's socket (nbdkit does not remove it itself)
     <run_dir>/nbd/<name>.pid    nbdkit's pidfile (written once the socket is bound)
     <run_dir>/nbd/<name>.log    nbdkit's stderr (read back when the start fails)
@@ -68,6 +68,8 @@ class NbdExport:
     image: ImageSpec
     boot_id: str
     log: str
+    #: who started it (the SR engine: the SR's uuid); a server is only ever stopped or replaced by its owner
+    owner: str = ""
 
     @property
     def uri(self) -> str:
@@ -88,12 +90,12 @@ class NbdExport:
 
     def to_json(self) -> Dict[str, Any]:
         return {"export": self.export, "socket": self.socket, "pid": self.pid, "readonly": self.readonly,
-                "image": self.image.to_json(), "boot_id": self.boot_id, "log": self.log}
+                "image": self.image.to_json(), "boot_id": self.boot_id, "log": self.log, "owner": self.owner}
 
     @classmethod
     def from_json(cls, name: str, d: Dict[str, Any]) -> NbdExport:
         return cls(name, d["export"], d["socket"], int(d["pid"]), bool(d["readonly"]),
-                   ImageSpec.from_json(d["image"]), d["boot_id"], d["log"])
+                   ImageSpec.from_json(d["image"]), d["boot_id"], d["log"], str(d.get("owner", "")))
 
 
 class NbdServer:
@@ -187,7 +189,7 @@ class NbdServer:
         return out
 
     # -------------------------------------------------------------------------------------------- start
-    def start(self, export: str, image: ImageSpec, *, readonly: bool) -> NbdExport:
+    def start(self, export: str, image: ImageSpec, *, readonly: bool, owner: str = "") -> NbdExport:
         """Start serving ``image`` as ``export``; returns once a client can connect.
 
         Raises :class:`DatapathError` if a server for ``export`` is already running or nbdkit fails to start
@@ -216,7 +218,7 @@ class NbdServer:
             cmd += [f"opener={image.opener}", f"opener_args={image.args}"]
         elif image.kind == "vhd":
             cmd.append(f"resolver_dir={image.resolver_dir}")
-        rec = NbdExport(name, export, sock, 0, readonly, image, runtime.boot_id(), log)
+        rec = NbdExport(name, export, sock, 0, readonly, image, runtime.boot_id(), log, owner)
         # Recorded before the spawn (pid 0: look in the pidfile) so a caller killed from here on leaves a trail.
         runtime.write_json(self._path(name, ".json"), rec.to_json())
         # The embedded interpreter is the system Python: keep the caller's virtualenv settings away from it.

@@ -13,16 +13,15 @@ see the data the server has flushed).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.engine import Engine
 from smapi.sr.errors import mapped_errors
 from smapi.sr.locks import FileLock
+from smapi.sr.scratch import Scratch, begin
+from smapi.sr.vdi_servers import refuse_if_active
 from smapi.vhd import Backing, Chain, open_chain
-
-if TYPE_CHECKING:
-    from smapi.sr.scratch import Scratch
 
 
 class VdiHandle:
@@ -44,8 +43,6 @@ class VdiHandle:
         threads passes its own locked wrapper)."""
         if self._engine is None or not self.writable or self._lock is None:
             raise ValueError("an upload scratch needs an open writable handle")
-        from smapi.sr.scratch import begin
-
         return begin(self._engine, self.vdi, self.size, target if target is not None else self, handle=self)
 
     def _release(self) -> None:
@@ -157,8 +154,6 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
             if writable and rec.read_only:
                 raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only")
             if writable:
-                from smapi.sr.serving import refuse_if_active
-
                 refuse_if_active(engine, vdi, "opening it for writing")
                 # Under the SR lock like activate's probe of it: a datapath and a writer never both start.
                 writer = engine.run.writer_lock(engine.sr, vdi)

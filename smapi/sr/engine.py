@@ -1,8 +1,10 @@
 """The SR engine: one attached SR on one substrate, and the state every verb shares.
 
 `Engine` holds the substrate, the SR document accessors, the locks and the host-local run state; the verbs live
-in small modules (`lifecycle`, `snapshots`, `datapath`, `gc`, `recovery`, `access`, `copying`) that take an
-engine and are re-exported as methods here, so a driver only ever talks to `Engine`.
+in small modules (`lifecycle`, `snapshots`, `attach`, `gc`, `access`, `copying`, ...) that take an engine.
+Those modules import this one, so the engine never imports them: the few verb functions it calls itself (journal
+replay, collection, scheduling a collection, data handles) are handed to it as `EngineVerbs` by whoever builds
+it (`smapi.sr.assembly.build_engine`).
 
 Locking (all advisory flock files on the substrate, so every process and host using the SR agrees):
 
@@ -20,16 +22,20 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from smapi.interface.errors import Backend_error, Vdi_does_not_exist
 from smapi.interface.storage import vdi_info as VDI_INFO
 from smapi.sr.errors import mapped_errors
-from smapi.sr.journal import Journal
+from smapi.sr.journal import Journal, Replayer, replay_pending
 from smapi.sr.locks import FileLock, hold_all
 from smapi.sr.records import SrDocument, VdiRecord
 from smapi.sr.runstate import RunState
 from smapi.sr.substrate import Substrate
+
+if TYPE_CHECKING:
+    from smapi.sr.access import VdiHandle
 
 #: classic sm_config names for the image type
 VDI_TYPES = {"vhd": "vhd", "raw": "aio"}
@@ -46,10 +52,25 @@ def now_iso() -> str:
     return time.strftime("%Y%m%dT%H:%M:%SZ", time.gmtime())
 
 
+@dataclass(frozen=True)
+class EngineVerbs:
+    """The verb functions the engine calls itself, given to it by whoever builds it (see the module docstring)."""
+
+    #: journal replay by op name (`smapi.sr.journal.REPLAYERS`)
+    replayers: Mapping[str, Replayer]
+    #: collect garbage and coalesce (`gc.collect`); `wait`: for a running collector, else return at once
+    collect: Callable[[Engine, bool], Dict[str, int]]
+    #: let the collector look at the SR after a change (`background.schedule_gc`)
+    schedule_gc: Callable[[Engine], None]
+    #: a data handle (`access.open_vdi`): (engine, vdi, writable)
+    open_vdi: Callable[[Engine, str, bool], VdiHandle]
+
+
 class Engine:
-    def __init__(self, substrate: Substrate, sr: str, *, driver_ref: str = "",
+    def __init__(self, substrate: Substrate, sr: str, *, verbs: EngineVerbs, driver_ref: str = "",
                  device_config: Optional[Dict[str, str]] = None) -> None:
         self.substrate = substrate
+        self.verbs = verbs
         self.sr = sr
         self.driver_ref = driver_ref
         self.device_config = dict(device_config or substrate.describe())
@@ -130,30 +151,21 @@ class Engine:
     def volume_of(self, uuid: str, fmt: str) -> str:
         return self.substrate.volume_name(uuid, fmt)
 
-    # -- verbs (implemented in the topic modules) ------------------------------------------------------------
+    # -- verbs (implemented in the topic modules, handed over as EngineVerbs) ------------------------------------
     def recover(self, *, include_coalesce: bool = False) -> List[str]:
-        from smapi.sr.recovery import recover
-
-        return recover(self, include_coalesce=include_coalesce)
+        """Replay the journal entries dead processes left (see `smapi.sr.journal`); returns those finished."""
+        return replay_pending(self, self.verbs.replayers, include_coalesce=include_coalesce)
 
     def gc(self) -> Dict[str, int]:
         """Collect garbage and coalesce until there is nothing left (waits for a running collector)."""
-        from smapi.sr.gc import collect
-
-        return collect(self)
+        return self.verbs.collect(self, True)
 
     def gc_without_waiting(self) -> Dict[str, int]:
-        from smapi.sr.gc import collect
-
-        return collect(self, wait=False)
+        return self.verbs.collect(self, False)
 
     def after_change(self) -> None:
         """Let the collector look at the SR after a verb that can create garbage or coalescable chains."""
-        from smapi.sr.background import schedule_gc
+        self.verbs.schedule_gc(self)
 
-        schedule_gc(self)
-
-    def open_vdi(self, vdi: str, *, writable: bool = False) -> Any:
-        from smapi.sr.access import open_vdi
-
-        return open_vdi(self, vdi, writable=writable)
+    def open_vdi(self, vdi: str, *, writable: bool = False) -> VdiHandle:
+        return self.verbs.open_vdi(self, vdi, writable)

@@ -1,8 +1,8 @@
 """EngineDriver: the base of drivers whose SRs are run by the SR engine.
 
-Kept apart from `smapi.sr.service` and free of engine imports at module level: a driver module subclasses this,
-and a per-verb executable that only answers `Plugin.Query` must not pay for loading the engine and the VHD
-library. The engine is imported when a verb first needs it.
+Kept apart from `smapi.sr.storage_interface` and free of engine imports at module level: a driver module
+subclasses this, and a per-verb executable that only answers `Plugin.Query` must not pay for loading the engine
+and the VHD library. The engine is imported when a verb first needs it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from smapi.sr.substrate import Substrate
 
 #: what drivers list for the engine's SR and VDI implementations (imported on first use)
-ENGINE_SR = "smapi.sr.service:EngineSR"
-ENGINE_VDI = "smapi.sr.service:EngineVDI"
+ENGINE_SR = "smapi.sr.storage_interface:EngineSR"
+ENGINE_VDI = "smapi.sr.storage_interface:EngineVDI"
 
 
 class EngineDriver(Driver):
@@ -34,14 +34,14 @@ class EngineDriver(Driver):
 
     def engine_for(self, sr: str) -> Engine:
         """The engine of an SR attached on this host; Sr_not_attached otherwise."""
-        from smapi.sr.engine import Engine
+        from smapi.sr.assembly import build_engine
         from smapi.sr.runstate import RunState
 
         record = RunState().attached(sr)
         if record is None:
             raise Sr_not_attached(sr)
         config = record["device_config"]
-        return Engine(self.make_substrate(config), sr, driver_ref=self.reference(), device_config=config)
+        return build_engine(self.make_substrate(config), sr, driver_ref=self.reference(), device_config=config)
 
     # -- for tools (CLI vdi-import/export, demo, VDI.copy) ------------------------------------------------------
     def open_vdi(self, sr: str, vdi: str, writable: bool = False) -> VdiHandle:

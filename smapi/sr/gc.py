@@ -22,7 +22,7 @@ from smapi.sr.chains import reparent
 from smapi.sr.engine import Engine
 from smapi.sr.errors import mapped_errors
 from smapi.sr.faults import fault_point
-from smapi.sr.journal import JournalEntry
+from smapi.sr.journal import REPLAYERS, JournalEntry
 from smapi.sr.leafcoalesce import find_leaf_coalescable, leaf_coalesce_one
 from smapi.sr.lifecycle import remove_record
 from smapi.sr.locks import FileLock
@@ -169,8 +169,12 @@ def commit_coalesce(engine: Engine, doc: SrDocument, entry: JournalEntry) -> Non
     engine.journal.end(entry)
 
 
-def replay_coalesce_if_idle(engine: Engine, entry: JournalEntry) -> bool:
-    """Finish a dead collector's coalesce (the caller holds the SR lock); False if a collector is alive."""
+@REPLAYERS.register("coalesce")
+def replay_coalesce_if_idle(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
+    """Finish a dead collector's coalesce (the caller holds the SR lock); False if a collector is alive, or when
+    coalesce work is not to be replayed now (`include_coalesce`: by SR.attach, SR.scan and the collector only)."""
+    if not include_coalesce:
+        return False
     lock = engine.gc_lock()
     if not lock.acquire(timeout=0):
         return False

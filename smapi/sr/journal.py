@@ -2,17 +2,40 @@
 
 An entry is one metadata document `journal/<op>-<id>` holding the operation's name and the names it will
 create, rename or delete. It is written (atomically) before the first step and removed after the last one, so a
-journal entry found at attach or scan time is the mark of a process that died half-way; `recovery` then rolls
-the operation forward or back from the entry and the state it finds.
+journal entry found at attach or scan time is the mark of a process that died half-way; it is then replayed:
+the operation is rolled forward or back from the entry and the state found.
+
+Replay is looked up by op name in `REPLAYERS`, which the verb modules fill, each next to the code that writes
+that op's entries. The engine does not import those modules (they import the engine): whoever builds an
+engine hands it the table (`smapi.sr.assembly`). Short verbs hold the SR lock from their first step to their
+last, so whoever holds the SR lock and finds one of their entries knows its writer is dead; entries of long
+operations (coalesce, leaf-coalesce, upload, inflate) say themselves when they are not ours to replay.
+
+Rules (the SR document commit is each operation's point of no return):
+    create/destroy  record present -> keep it; absent -> remove the volume                (lifecycle)
+    resize          the document takes the size the image itself reports                  (lifecycle)
+    snapshot/clone/persist   base recorded -> done (re-hide it); else remove the new child, un-split the leaf
+    compose         base recorded -> done; reparent step reached -> redo it and commit; else un-split vdi1
+                                                                                           (snapshots)
+    coalesce        finished only by whoever gets the gc lock                               (gc)
+    leaf-coalesce   step "copy" -> forgotten (gc lock holder only); "rename" -> finished   (leafcoalesce)
+    inflate         a thin leaf inflated for a read-write server: kept while that server runs, else deflated
+                                                                                           (inflate)
+    upload          only when the uploader is gone: "receive" -> dropped; "commit" -> finished by a copy;
+                    "relink"/"replace" -> the in-place landing rolled forward              (scratch)
+An op with no replayer was written by a newer version: its entry is left for that version.
 """
 
 from __future__ import annotations
 
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping
 
 from smapi.sr.substrate import Substrate
+
+if TYPE_CHECKING:
+    from smapi.sr.engine import Engine
 
 
 @dataclass
@@ -46,3 +69,49 @@ class Journal:
             if doc is not None:
                 out.append(JournalEntry(key, doc.get("op", ""), doc.get("data", {})))
         return out
+
+
+#: Finishes or undoes one dead entry; the caller holds the SR lock. Given whether coalesce work may be replayed
+#: (`include_coalesce`), it returns True when the entry is done (and ended), False to leave it for later.
+Replayer = Callable[["Engine", JournalEntry, bool], bool]
+
+
+class Replayers(Mapping[str, Replayer]):
+    """Journal replay by op name: one registration per op."""
+
+    def __init__(self) -> None:
+        self._by_op: Dict[str, Replayer] = {}
+
+    def register(self, *ops: str) -> Callable[[Replayer], Replayer]:
+        def add(replayer: Replayer) -> Replayer:
+            for op in ops:
+                if op in self._by_op:
+                    raise ValueError(f"journal op {op!r} already has a replayer: {self._by_op[op]!r}")
+                self._by_op[op] = replayer
+            return replayer
+
+        return add
+
+    def __getitem__(self, op: str) -> Replayer:
+        return self._by_op[op]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_op)
+
+    def __len__(self) -> int:
+        return len(self._by_op)
+
+
+#: filled by the verb modules (`@REPLAYERS.register(op)` next to the code writing `op`'s entries)
+REPLAYERS = Replayers()
+
+
+def replay_pending(engine: Engine, replayers: Mapping[str, Replayer], *, include_coalesce: bool) -> List[str]:
+    """Replay dead journal entries; returns the keys of those finished (for logs and tests)."""
+    done: List[str] = []
+    with engine.sr_lock().hold():
+        for entry in engine.journal.pending():
+            replayer = replayers.get(entry.op)
+            if replayer is not None and replayer(engine, entry, include_coalesce):
+                done.append(entry.key)
+    return done

@@ -49,7 +49,7 @@ from typing import Optional, Set, Tuple
 from smapi.sr.chains import hide
 from smapi.sr.engine import Engine
 from smapi.sr.faults import fault_point
-from smapi.sr.journal import JournalEntry
+from smapi.sr.journal import REPLAYERS, JournalEntry
 from smapi.sr.records import SrDocument
 from smapi.vhd import DEFAULT_BLOCK_SIZE
 from smapi.vhd import coalesce as vhd_coalesce
@@ -178,7 +178,8 @@ def finish(engine: Engine, entry: JournalEntry) -> None:
     engine.journal.end(entry)
 
 
-def replay(engine: Engine, entry: JournalEntry, *, include_coalesce: bool) -> bool:
+@REPLAYERS.register(OP)
+def replay(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
     """Finish or forget a dead leaf-coalesce (the caller holds the SR lock); False when left for later."""
     if entry.data.get("step") == "rename":
         finish(engine, entry)

@@ -6,10 +6,11 @@ import re
 from typing import Any, Callable, Dict
 
 from smapi.interface.errors import Backend_error
-from smapi.sr import serving
+from smapi.sr import vdi_servers
 from smapi.sr.engine import DERIVED_SM_CONFIG, Engine, new_uuid
 from smapi.sr.errors import mapped_errors, no_space
 from smapi.sr.faults import fault_point
+from smapi.sr.journal import REPLAYERS, JournalEntry
 from smapi.sr.records import USER_FIELDS, VdiRecord
 from smapi.vhd import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE, info
 from smapi.vhd import resize as vhd_resize
@@ -89,6 +90,16 @@ def create(engine: Engine, info_in: Dict[str, Any]) -> Dict[str, Any]:
         return engine.info(rec)
 
 
+@REPLAYERS.register("create", "destroy")
+def _replay_create_or_destroy(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
+    """The record is the commit: present -> the volume is kept; absent -> it goes (an uncommitted destroy leaves
+    the VDI as it was; a committed one lacks only the unlink)."""
+    if entry.data["vdi"] not in engine.load().vdis:
+        engine.substrate.remove_volume(entry.data["volume"])
+    engine.journal.end(entry)
+    return True
+
+
 def destroy(engine: Engine, vdi: str) -> None:
     with engine.locked(vdi, what="VDI.destroy"):
         doc = engine.load()
@@ -133,7 +144,7 @@ def actual_size(engine: Engine, rec: VdiRecord) -> int:
 
 def resize(engine: Engine, vdi: str, new_size: int) -> int:
     # A running server reports the old size until it reopens the image: pause it around the resize.
-    with engine.locked(vdi, what="VDI.resize"), serving.paused(engine, vdi):
+    with engine.locked(vdi, what="VDI.resize"), vdi_servers.paused(engine, vdi):
         doc = engine.load()
         rec = engine.visible(doc, vdi)
         target = growth_target(rec, new_size)
@@ -163,6 +174,18 @@ def resize(engine: Engine, vdi: str, new_size: int) -> int:
         fault_point("resize.committed")
         engine.journal.end(entry)
         return size
+
+
+@REPLAYERS.register("resize")
+def _replay_resize(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
+    """The document takes the size the image itself reports."""
+    doc = engine.load()
+    rec = doc.vdis.get(entry.data["vdi"])
+    if rec is not None:
+        rec.virtual_size = actual_size(engine, rec)
+        engine.save(doc)
+    engine.journal.end(entry)
+    return True
 
 
 def edit(engine: Engine, vdi: str, change: Callable[[VdiRecord], None], what: str) -> None:

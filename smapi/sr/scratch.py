@@ -27,7 +27,7 @@ chain afterwards (`resume`); the target's `exclusive()` (the transfer `Disk`) ke
 in-use check, the acceptance and the whole in-place landing run under one SR lock hold, so no datapath can start
 serving the old leaf in between.
 
-Crash safety (journal op "upload", see `recovery`):
+Crash safety (journal op "upload", replayed by `replay`):
 
     step "receive"  written before the scratch exists: the upload has not been accepted -> remove the scratch
     step "commit"   written once the scratch is complete and durable: the upload was accepted -> copy it into the
@@ -52,10 +52,12 @@ import threading
 import uuid as uuidlib
 from typing import Any, Dict, Optional, Set
 
+from smapi.interface.errors import Backend_error, Vdi_does_not_exist
 from smapi.sr import relink
 from smapi.sr.engine import Engine, new_uuid
 from smapi.sr.faults import fault_point
-from smapi.sr.journal import JournalEntry
+from smapi.sr.journal import REPLAYERS, JournalEntry
+from smapi.sr.vdi_servers import refuse_if_active
 from smapi.vhd import VhdImage, bitmaps
 from smapi.vhd import constants as C
 from smapi.vhd.create import create_child_on, create_sparse_on
@@ -158,10 +160,8 @@ class Scratch:
 
         A VDI that a datapath activated since the upload began is refused (VDIInUse) and the upload dropped:
         landing it would change a running VM's disk under it. (VDI.activate already refuses while the uploader's
-        writable handle is open, `serving.refuse_if_open_for_writing`; this is the second line, for a handle that
+        writable handle is open, `vdi_servers.refuse_if_open_for_writing`; this is the second line, for a handle that
         is not the writer.) The check is made under the SR lock, which the datapath verbs hold."""
-        from smapi.sr.serving import refuse_if_active
-
         with self._lock:
             img = self._open()
             img.commit()
@@ -314,10 +314,9 @@ def apply(img: VhdImage, target: Any) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ recovery
-def replay(engine: Engine, entry: JournalEntry) -> bool:
+@REPLAYERS.register(OP)
+def replay(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
     """Finish or drop a dead upload (the caller holds the SR lock). False when it may be alive: left as it is."""
-    from smapi.interface.errors import Backend_error, Vdi_does_not_exist
-    from smapi.sr.access import open_vdi
 
     vdi, volume = entry.data["vdi"], entry.data["volume"]
     with _LIVE_LOCK:
@@ -337,7 +336,7 @@ def replay(engine: Engine, entry: JournalEntry) -> bool:
                 return True
             if entry.data.get("step") == "commit" and engine.substrate.volume_exists(volume):
                 try:
-                    handle = open_vdi(engine, vdi, writable=True)
+                    handle = engine.open_vdi(vdi, writable=True)
                 except Vdi_does_not_exist:
                     handle = None
                 except Backend_error as e:

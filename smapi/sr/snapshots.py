@@ -1,7 +1,7 @@
 """Snapshot, clone, compose and reset-on-boot: the verbs that grow or rearrange the VDI tree.
 
 Each runs under the locks of the VDIs it touches plus the SR lock, journals its intent first, calls a fault
-point after each step, and commits the SR document as its last step (see `recovery` for the replay rules).
+point after each step, and commits the SR document as its last step (see `smapi.sr.journal` for the replay rules).
 """
 
 from __future__ import annotations
@@ -10,18 +10,21 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.interface.storage import EPOCH
-from smapi.sr import serving
+from smapi.sr import vdi_servers
 from smapi.sr.chains import (
     commit_split,
     copy_own_sectors,
     copy_raw,
+    hide,
     make_child,
     reparent,
     split_leaf,
+    undo_split,
 )
 from smapi.sr.engine import Engine, new_uuid, now_iso
 from smapi.sr.errors import chain_too_long, mapped_errors, no_space
 from smapi.sr.faults import fault_point
+from smapi.sr.journal import REPLAYERS, JournalEntry
 from smapi.sr.lifecycle import user_fields
 from smapi.sr.records import SrDocument, VdiRecord
 from smapi.vhd import MAX_CHAIN_DEPTH
@@ -44,7 +47,7 @@ def snapshot_like(engine: Engine, info_in: Dict[str, Any], kind: str) -> Dict[st
     else:
         fields.update(is_a_snapshot=False, snapshot_of="", snapshot_time=EPOCH)
     # A running server holds the leaf that the split renames to the base copy: pause it around the split.
-    with engine.locked(src, what=f"VDI.{kind}"), serving.paused(engine, src):
+    with engine.locked(src, what=f"VDI.{kind}"), vdi_servers.paused(engine, src):
         doc = engine.load()
         rec = engine.visible(doc, src)
         new = new_uuid()
@@ -102,7 +105,7 @@ def _full_raw_copy(engine: Engine, doc: SrDocument, rec: VdiRecord, new: str, fi
 def set_persistent(engine: Engine, vdi: str, persistent: bool) -> None:
     """A VDI made non-persistent gets an empty leaf over its current content (xapi's clone-and-destroy), which
     `epoch_begin` then resets: every VM start sees the content of the moment it was made non-persistent."""
-    with engine.locked(vdi, what="VDI.set_persistent"), serving.paused(engine, vdi):
+    with engine.locked(vdi, what="VDI.set_persistent"), vdi_servers.paused(engine, vdi):
         doc = engine.load()
         rec = engine.visible(doc, vdi)
         if persistent or not rec.persistent:
@@ -132,7 +135,7 @@ def epoch_begin(engine: Engine, vdi: str) -> None:
         if rec.persistent or rec.format != "vhd" or not rec.parent:
             return
         # Resetting drops what the running consumer wrote under it: only before activation (a VM start).
-        serving.refuse_if_active(engine, vdi, "resetting a non-persistent VDI")
+        vdi_servers.refuse_if_active(engine, vdi, "resetting a non-persistent VDI")
         with mapped_errors(f"resetting non-persistent VDI {vdi}"):
             backing = engine.substrate.open_volume(rec.volume, writable=True)
             try:
@@ -149,7 +152,7 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
     no parent (a dynamic image) cannot be re-parented in place: its sectors are copied into a new child of B
     that then replaces it.
     """
-    with engine.locked(vdi1, vdi2, what="VDI.compose"), serving.paused(engine, vdi1, vdi2):
+    with engine.locked(vdi1, vdi2, what="VDI.compose"), vdi_servers.paused(engine, vdi1, vdi2):
         doc = engine.load()
         r1, r2 = engine.visible(doc, vdi1), engine.visible(doc, vdi2)
         if vdi1 == vdi2:
@@ -196,3 +199,36 @@ def commit_compose(doc: SrDocument, data: Dict[str, Any]) -> None:
     r1, r2 = doc.vdis[data["vdi1"]], doc.vdis[data["vdi2"]]
     commit_split(doc, r1, data["base"], data["base_volume"])
     r2.parent = data["base"]
+
+
+# ------------------------------------------------------------------------------------------------ replay
+@REPLAYERS.register("snapshot", "clone", "persist")
+def _replay_split(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
+    """Base recorded -> done (re-hide it); else remove the new child and un-split the leaf."""
+    d = entry.data
+    if d["base"] in engine.load().vdis:
+        hide(engine, d["base_volume"])
+    else:
+        if d.get("new_volume"):
+            engine.substrate.remove_volume(d["new_volume"])
+        undo_split(engine, d["leaf_volume"], d["base_volume"])
+    engine.journal.end(entry)
+    return True
+
+
+@REPLAYERS.register("compose")
+def _replay_compose(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
+    """Base recorded -> done; reparent step reached -> redo it and commit; else un-split vdi1."""
+    d = entry.data
+    doc = engine.load()
+    if d["base"] not in doc.vdis and d.get("step") == "reparent":
+        hide(engine, d["base_volume"])
+        finish_compose_images(engine, d)
+        commit_compose(doc, d)
+        engine.save(doc)
+    elif d["base"] not in doc.vdis:
+        if d.get("rebase_volume"):
+            engine.substrate.remove_volume(d["rebase_volume"])
+        undo_split(engine, d["leaf_volume"], d["base_volume"])
+    engine.journal.end(entry)
+    return True

@@ -32,15 +32,16 @@ from .dptestlib import (
 SIZE = 16 * MiB
 
 
-def _attach(run_dir: str, leaf: str, *, readonly: bool = False, vdi: str = "vdi-a", dp: str = "dp1"):
-    res = datapath.attach(vdi, ImageSpec("vhd", leaf), dp=dp, readonly=readonly, run_dir=run_dir)
-    datapath.activate(vdi, dp=dp, run_dir=run_dir)
+OWNER = "sr:test"
+
+
+def _attach(run_dir: str, leaf: str, *, readonly: bool = False, vdi: str = "vdi-a"):
+    res = datapath.start(vdi, ImageSpec("vhd", leaf), readonly=readonly, owner=OWNER, run_dir=run_dir)
     return res
 
 
-def _release(run_dir: str, vdi: str = "vdi-a", dp: str = "dp1") -> None:
-    datapath.deactivate(vdi, dp=dp, run_dir=run_dir)
-    datapath.detach(vdi, dp=dp, run_dir=run_dir)
+def _release(run_dir: str, vdi: str = "vdi-a") -> None:
+    datapath.stop(vdi, owner=OWNER, run_dir=run_dir)
 
 
 def test_chain_served_as_raw_disk(scratch, run_dir):
@@ -49,20 +50,19 @@ def test_chain_served_as_raw_disk(scratch, run_dir):
     res = _attach(run_dir, leaf, readonly=True)
     try:
         assert res.params_nbd == f"nbd:unix:{run_dir}/nbd/vdi-a.sock:exportname=vdi-a"
-        assert res.implementations == [["Nbd", {"uri": res.params_nbd}],
-                                       ["Nbd", {"uri": f"nbd+unix:///vdi-a?socket={run_dir}/nbd/vdi-a.sock"}]]
+        assert res.uri == f"nbd+unix:///vdi-a?socket={run_dir}/nbd/vdi-a.sock"
         # Standard URI: qemu's raw view of the export equals the chain, byte for byte.
-        assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "q.raw"))) == sha(bytes(model))
+        assert sha(qemu_convert_to_raw(res.uri, os.path.join(scratch, "q.raw"))) == sha(bytes(model))
         # nbdcopy to a file.
         out = os.path.join(scratch, "c.raw")
-        run("nbdcopy", res.nbd_uri, out)
+        run("nbdcopy", res.uri, out)
         with open(out, "rb") as f:
             assert sha(f.read()) == sha(bytes(model))
         # The classic params_nbd form is understood by qemu too.
         info = json.loads(run("qemu-img", "info", "--output=json", res.params_nbd).stdout)
         assert info["virtual-size"] == size
         # Allocation map: blocks no image maps are holes that read as zeros, the others data.
-        mapping = json.loads(run("nbdinfo", "--map", "--json", res.nbd_uri).stdout)
+        mapping = json.loads(run("nbdinfo", "--map", "--json", res.uri).stdout)
         seen = bytearray(size // BLOCK)
         for e in mapping:
             for blk in range(e["offset"] // BLOCK, (e["offset"] + e["length"]) // BLOCK):
@@ -80,12 +80,12 @@ def test_qemu_io_writes_land_in_the_leaf(scratch, run_dir):
     writes = [(0, 512, 0x11), (BLOCK - 4096, 8192, 0x22), (5 * MiB + 3, 70001, 0x33), (SIZE - 512, 512, 0x44)]
     try:
         for off, n, pat in writes:
-            qemu_io(res.nbd_uri, f"write -P {pat:#x} {off} {n}")
+            qemu_io(res.uri, f"write -P {pat:#x} {off} {n}")
             model[off : off + n] = bytes([pat]) * n
         # Unaligned requests (qemu-io issues them as given) and zeroing of mapped data.
-        qemu_io(res.nbd_uri, f"write -z {3 * BLOCK} {BLOCK}")
+        qemu_io(res.uri, f"write -z {3 * BLOCK} {BLOCK}")
         model[3 * BLOCK : 4 * BLOCK] = bytes(BLOCK)
-        qemu_io(res.nbd_uri, f"read -P 0x33 {5 * MiB + 3} 70001")
+        qemu_io(res.uri, f"read -P 0x33 {5 * MiB + 3} 70001")
     finally:
         _release(run_dir)
     assert sha(chain_bytes(leaf)) == sha(bytes(model))
@@ -102,7 +102,7 @@ def test_libvhdi_reads_what_nbd_clients_wrote(scratch, run_dir):
     leaf, model = make_chain(scratch, SIZE, depth=3, align=4096)
     res = _attach(run_dir, leaf)
     try:
-        qemu_io(res.nbd_uri, "write -P 0x61 12288 1M", f"write -P 0x62 {SIZE - 8192} 8192")
+        qemu_io(res.uri, "write -P 0x61 12288 1M", f"write -P 0x62 {SIZE - 8192} 8192")
         model[12288 : 12288 + MiB] = b"\x61" * MiB
         model[SIZE - 8192 :] = b"\x62" * 8192
     finally:
@@ -120,8 +120,8 @@ def test_nbdcopy_whole_disk_then_qemu_img_convert(scratch, run_dir):
         f.write(data)
     res = _attach(run_dir, leaf)
     try:
-        run("nbdcopy", src, res.nbd_uri)
-        assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "back.raw"))) == sha(bytes(data))
+        run("nbdcopy", src, res.uri)
+        assert sha(qemu_convert_to_raw(res.uri, os.path.join(scratch, "back.raw"))) == sha(bytes(data))
     finally:
         _release(run_dir)
     assert sha(chain_bytes(leaf)) == sha(bytes(data))
@@ -135,13 +135,13 @@ def test_libnbd_writes_visible_after_deactivate(scratch, run_dir):
         out = libnbd("h.pwrite(b'libnbd!' * 1000, 1048577)\n"
                      "assert h.pread(7, 1048577) == b'libnbd!'\n"
                      "print(h.get_size(), h.can_flush(), h.is_read_only())\n"
-                     "h.shutdown()\n", res.nbd_uri)
+                     "h.shutdown()\n", res.uri)
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == [str(SIZE), "True", "False"]
         model[1048577 : 1048577 + 7000] = b"libnbd!" * 1000
-        # Deactivate flushes: the server still runs, yet a fresh reader of the VHD file sees the data.
-        datapath.deactivate("vdi-a", dp="dp1", run_dir=run_dir)
-        assert datapath.stat("vdi-a", run_dir=run_dir)["server"]["running"]
+        # A flush (what deactivate asks for): the server still runs, yet a fresh reader of the VHD file sees the data.
+        assert datapath.flush("vdi-a", run_dir=run_dir)
+        assert datapath.serving("vdi-a", owner=OWNER, run_dir=run_dir)
         assert sha(chain_bytes(leaf)) == sha(bytes(model))
     finally:
         _release(run_dir)
@@ -153,15 +153,15 @@ def test_readonly_export_refuses_writes(scratch, run_dir):
     res = _attach(run_dir, leaf, readonly=True)
     try:
         assert res.readonly
-        info = run("nbdinfo", "--json", res.nbd_uri).stdout
+        info = run("nbdinfo", "--json", res.uri).stdout
         assert json.loads(info)["exports"][0]["is_read_only"] is True
-        bad = qemu_io(res.nbd_uri, "write -P 0x55 0 4096", check=False)
+        bad = qemu_io(res.uri, "write -P 0x55 0 4096", check=False)
         assert bad.returncode != 0 or b"failed" in bad.stdout + bad.stderr
         if libnbd_available():
             out = libnbd("try:\n    h.pwrite(b'x' * 512, 0)\nexcept nbd.Error as e:\n    print('refused', e.errno)\n",
-                         res.nbd_uri)
+                         res.uri)
             assert out.stdout.startswith("refused"), out.stdout + out.stderr
-        assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "ro.raw"))) == sha(bytes(model))
+        assert sha(qemu_convert_to_raw(res.uri, os.path.join(scratch, "ro.raw"))) == sha(bytes(model))
     finally:
         _release(run_dir)
     after = {p: file_sha(os.path.join(scratch, p)) for p in before}
@@ -178,12 +178,12 @@ def test_two_exports_at_once(scratch, run_dir):
     rb = _attach(run_dir, leaf_b, vdi="vdi-b")
     try:
         assert ra.params_nbd != rb.params_nbd
-        qemu_io(ra.nbd_uri, "write -P 0xaa 0 1M")
-        qemu_io(rb.nbd_uri, "write -P 0xbb 0 1M")
+        qemu_io(ra.uri, "write -P 0xaa 0 1M")
+        qemu_io(rb.uri, "write -P 0xbb 0 1M")
         model_a[: MiB] = b"\xaa" * MiB
         model_b[: MiB] = b"\xbb" * MiB
         # A client asking one socket for the other VDI's export name is refused.
-        wrong = ra.nbd_uri.replace("/vdi-a?", "/vdi-b?")
+        wrong = ra.uri.replace("/vdi-a?", "/vdi-b?")
         assert run("qemu-img", "info", wrong, check=False).returncode != 0
     finally:
         _release(run_dir, "vdi-a")
@@ -198,15 +198,13 @@ def test_raw_file_over_nbd(scratch, run_dir):
     data = os.urandom(4 * MiB)
     with open(path, "wb") as f:
         f.write(data)
-    res = datapath.attach("raw-1", ImageSpec("raw", path), dp="dp1", readonly=False, run_dir=run_dir)
+    res = datapath.start("raw-1", ImageSpec("raw", path), readonly=False, owner=OWNER, run_dir=run_dir)
     try:
-        assert res.implementations[0] == ["File", {"path": path}]
-        assert res.params == path
-        qemu_io(res.nbd_uri, "write -P 0x77 4095 10")
-        assert sha(qemu_convert_to_raw(res.nbd_uri, os.path.join(scratch, "r.raw"))) == \
+        qemu_io(res.uri, "write -P 0x77 4095 10")
+        assert sha(qemu_convert_to_raw(res.uri, os.path.join(scratch, "r.raw"))) == \
             sha(data[:4095] + b"\x77" * 10 + data[4105:])
     finally:
-        datapath.detach("raw-1", dp="dp1", run_dir=run_dir)
+        datapath.stop("raw-1", owner=OWNER, run_dir=run_dir)
     with open(path, "rb") as f:
         assert f.read(4105)[4095:] == b"\x77" * 10
 

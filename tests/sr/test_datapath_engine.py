@@ -105,8 +105,8 @@ def qemu_read_all(uri: str, scratch: str) -> bytes:
 
 
 def server_pid(env: Dict[str, str], vdi: str) -> int:
-    st = dpio.stat(vdi, run_dir=env["run"])
-    return st["server"]["pid"] if st["server"] and st["server"]["running"] else 0
+    ex = dpio.server(vdi, run_dir=env["run"])
+    return ex.pid if ex is not None and ex.running() else 0
 
 
 def _apply(model: bytearray, offset: int, data: bytes) -> None:
@@ -204,7 +204,7 @@ def test_two_datapaths_share_one_server_and_follow_the_automaton(fsr: FileSR, en
     with pytest.raises(Illegal_transition):
         fsr.v("VDI.attach", dp="writer", vdi=vdi, read_write=True)
     fsr.v("VDI.detach", dp="reader", vdi=vdi)
-    assert dpio.attached(env["run"]) == {}
+    assert dpio.served(env["run"]) == []
 
 
 def test_sr_detach_tears_down_every_active_datapath(fsr: FileSR, env) -> None:
@@ -218,7 +218,7 @@ def test_sr_detach_tears_down_every_active_datapath(fsr: FileSR, env) -> None:
     assert len(_nbdkits(env["root"])) == 2
     fsr.v("SR.detach")
     assert _nbdkits(env["root"]) == [] and _sockets(env["run"]) == []
-    assert dpio.attached(env["run"]) == {}
+    assert dpio.served(env["run"]) == []
     fsr.attach()
     for i, vdi in enumerate(vdis):
         assert fsr.read_all(vdi)[:4096] == bytes([0x30 + i]) * 4096
@@ -239,7 +239,7 @@ def test_stale_state_of_a_previous_boot_is_cleaned_at_sr_attach(fsr: FileSR, env
     monkeypatch.setattr(dpruntime, "boot_id", lambda: "another-boot")
     fsr.reload()
     fsr.attach()
-    assert not os.path.exists(sock) and dpio.attached(env["run"]) == {}
+    assert not os.path.exists(sock) and dpio.served(env["run"]) == []
     assert not os.listdir(os.path.join(env["run"], "dp", fsr.sr)) if os.path.isdir(
         os.path.join(env["run"], "dp", fsr.sr)) else True
     with open(os.path.join(env["run"], "boot_id")) as f:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict
 
-from smapi import Query_skeleton
 from smapi.interface.errors import Backend_error
+from smapi.interface.skeletons.storage import Query_skeleton
 from smapi.sr.enginedriver import ENGINE_SR, ENGINE_VDI, EngineDriver
 
 if TYPE_CHECKING:

@@ -19,19 +19,20 @@ import time
 import uuid as uuidlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from smapi import Query_skeleton
 from smapi.drivers.iscsi import discovery, probe
 from smapi.drivers.iscsi.config import CONFIGURATION, IscsiTarget, parse_portal, parse_target, without_secrets
-from smapi.drivers.iscsi.initiator import initiator, logout_any, read_state, write_state
+from smapi.drivers.iscsi.initiator import read_state, write_state
+from smapi.drivers.iscsi.initiators import initiator, logout_any
 from smapi.drivers.iscsi.libiscsi import IscsiFailure, LunInfo, check_reachable
 from smapi.drivers.iscsi.userspace import running
 from smapi.drivers.lvm.config import SR_KEY
 from smapi.drivers.lvm.driver import FEATURES as LVM_FEATURES
 from smapi.drivers.lvm.driver import LvmDriver, LvmSR
 from smapi.interface.errors import Backend_error
-from smapi.sr import datapath
+from smapi.interface.skeletons.storage import Query_skeleton
+from smapi.sr import vdi_servers
 from smapi.sr.runstate import RunState, run_dir
-from smapi.sr.service import EngineVDI
+from smapi.sr.storage_interface import EngineVDI
 from smapi.sr.substrate import Substrate
 
 FEATURES = list(LVM_FEATURES)
@@ -169,17 +170,17 @@ class IscsiSR(LvmSR):
                 # The session died (its daemon was killed, the host restarted): nothing can be flushed through
                 # it any more; stop what still uses it (servers, loop devices over LVs) and forget the attach.
                 with contextlib.suppress(Exception):
-                    datapath.release_all(self._unchecked_engine(sr))
+                    vdi_servers.release_all(self._unchecked_engine(sr))
                 RunState().forget_attach(sr)
         logout_any(session_dir(sr))
 
     def _unchecked_engine(self, sr: str) -> Any:
-        from smapi.sr.engine import Engine
+        from smapi.sr.assembly import build_engine
 
         record = RunState().attached(sr) or {}
         config = record.get("device_config", {})
         sub = LvmDriver.make_substrate(self.driver, lvm_config(config, config.get("device", ""), sr))
-        return Engine(sub, sr, driver_ref=self.driver.reference(), device_config=config)
+        return build_engine(sub, sr, driver_ref=self.driver.reference(), device_config=config)
 
     def destroy(self, dbg: str, sr: str) -> None:
         super().destroy(dbg, sr)

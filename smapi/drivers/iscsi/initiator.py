@@ -1,7 +1,7 @@
 """Logging in to a LUN behind one small interface: the kernel initiator where the host has one, userspace else.
 
-`initiator()` picks: `SMAPI_ISCSI_CLIENT=kernel|userspace` forces one; by default the kernel initiator is used
-when the kernel has iSCSI (`/sys/class/iscsi_transport`) and iscsiadm is installed, else the userspace one
+`initiators.initiator()` picks: `SMAPI_ISCSI_CLIENT=kernel|userspace` forces one; by default the kernel initiator
+is used when the kernel has iSCSI (`/sys/class/iscsi_transport`) and iscsiadm is installed, else the userspace one
 (`userspace.py`: qemu-storage-daemon's FUSE export over libiscsi, and a loop device on it). Both yield a local
 block device, so the LVM SR on top never knows which one runs.
 
@@ -20,7 +20,6 @@ from typing import Any, Dict, Optional
 from smapi.common.files import atomic_write
 from smapi.drivers.iscsi.config import IscsiTarget
 from smapi.drivers.iscsi.libiscsi import LunInfo
-from smapi.interface.errors import Backend_error
 
 CLIENT_ENV = "SMAPI_ISCSI_CLIENT"
 STATE_FILE = "session.json"
@@ -65,37 +64,3 @@ class Initiator:
     def device(self, session_dir: str) -> Optional[str]:
         """The session's block device while the session is intact (None when it is gone or broken)."""
         raise NotImplementedError
-
-
-def _classes() -> Dict[str, type]:
-    from smapi.drivers.iscsi.kernel import KernelInitiator
-    from smapi.drivers.iscsi.userspace import UserspaceInitiator
-
-    return {"kernel": KernelInitiator, "userspace": UserspaceInitiator}
-
-
-def initiator(kind: str = "") -> Initiator:
-    """The initiator named `kind` (a session's recorded one), else the one this host should use."""
-    classes = _classes()
-    choice = kind or os.environ.get(CLIENT_ENV, "auto")
-    if choice in classes:
-        why = classes[choice].available()
-        if why:
-            raise Backend_error.classic("ISCSIInitiator", f"iSCSI initiator {choice!r} unusable here: {why}")
-        return classes[choice]()
-    if classes["kernel"].available() is None:
-        return classes["kernel"]()
-    why = classes["userspace"].available()
-    if why:
-        raise Backend_error.classic("ISCSIInitiator", f"no iSCSI initiator on this host: kernel: "
-                                                      f"{classes['kernel'].available()}; userspace: {why}")
-    return classes["userspace"]()
-
-
-def logout_any(session_dir: str) -> None:
-    """Log a session out with whichever initiator made it (nothing to do when there is no session)."""
-    state = read_state(session_dir)
-    if not state:
-        remove_session_dir(session_dir)
-        return
-    initiator(state.get("initiator", "")).logout(session_dir)

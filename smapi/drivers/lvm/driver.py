@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from smapi import Query_skeleton
 from smapi.drivers.lvm.config import CONFIGURATION, SR_KEY, parse
 from smapi.drivers.lvm.lvmcli import Lvm
 from smapi.drivers.lvm.substrate import VG_PREFIX, VolumeGroupSubstrate, lvm_for, vg_name_for
+from smapi.interface.skeletons.storage import Query_skeleton
 from smapi.sr.errors import mapped_errors
-from smapi.sr.service import EngineDriver, EngineSR, EngineVDI
+from smapi.sr.storage_interface import EngineDriver, EngineSR, EngineVDI
 from smapi.sr.substrate import Substrate
 
 FEATURES = ["SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",

@@ -12,15 +12,15 @@ import os
 import uuid as uuidlib
 from typing import Any, Dict, Iterator, List
 
-from smapi import Query_skeleton
 from smapi.drivers.file.driver import FEATURES as FILE_FEATURES
 from smapi.drivers.nfs.config import CONFIGURATION, NfsTarget, from_device_config
 from smapi.drivers.nfs.discovery import discover, exports_xml
 from smapi.drivers.nfs.mount import is_mounted, mounter
 from smapi.drivers.nfs.substrate import PUBLIC_KEYS, NfsSubstrate
 from smapi.interface.errors import Backend_error
+from smapi.interface.skeletons.storage import Query_skeleton
 from smapi.sr.runstate import RunState, run_dir
-from smapi.sr.service import EngineDriver, EngineSR, EngineVDI
+from smapi.sr.storage_interface import EngineDriver, EngineSR, EngineVDI
 from smapi.sr.substrate import Substrate
 
 FEATURES = [*FILE_FEATURES, "SR_CACHING"]

@@ -1,4 +1,4 @@
-"""The storage interface served by the SR engine: skeleton implementations any engine-based driver reuses.
+"""The storage interface implemented on the SR engine: the SR and VDI classes any engine-based driver reuses.
 
 A driver subclasses `EngineDriver`, says how to build its substrate from a device_config, and lists
 `EngineSR` / `EngineVDI` (plus its own Query) in `storage`. Every call is self-contained: the SR is found
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from smapi import SR_skeleton, VDI_skeleton
-from smapi.interface.errors import Backend_error
-from smapi.sr import copying, datapath, lifecycle, serving, snapshots
+from smapi.interface.errors import Backend_error, Does_not_exist
+from smapi.interface.skeletons.storage import SR_skeleton, VDI_skeleton
+from smapi.sr import attach, copying, lifecycle, snapshots, vdi_servers
 from smapi.sr.engine import Engine
 from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
@@ -47,7 +47,9 @@ class EngineSR(_EngineImpl, SR_skeleton):
         sub = self._substrate(device_config)
         if not sub.exists():
             raise Backend_error.classic("SRUnavailable", f"no SR at {sub.describe()}; create it (SR.create)")
-        engine = Engine(sub, sr, driver_ref=self.driver.reference(), device_config=device_config)
+        from smapi.sr.assembly import build_engine  # only SR.attach and SR.probe build engines here
+
+        engine = build_engine(sub, sr, driver_ref=self.driver.reference(), device_config=device_config)
         with mapped_errors(f"SR.attach {sr}"):
             found = engine.load().uuid
             if found != sr:
@@ -55,17 +57,17 @@ class EngineSR(_EngineImpl, SR_skeleton):
             engine.recover(include_coalesce=True)
             sub.sweep_temp_files()
             # A previous boot's datapath records, and servers a killed verb left behind, go before anyone uses them.
-            serving.at_sr_attach(engine)
+            vdi_servers.at_sr_attach(engine)
         engine.run.record_attach(sr, self.driver.reference(), dict(device_config))
 
     def detach(self, dbg: str, sr: str) -> None:
         engine = self._engine(sr)
-        datapath.release_all(engine)
+        vdi_servers.release_all(engine)
         engine.run.forget_attach(sr)
 
     def destroy(self, dbg: str, sr: str) -> None:
         engine = self._engine(sr)
-        datapath.release_all(engine)
+        vdi_servers.release_all(engine)
         # Every VDI goes with the SR (the interface's "destroys"); a running collector is waited for first.
         with mapped_errors(f"SR.destroy {sr}"), engine.gc_lock().hold(), engine.sr_lock().hold():
             engine.substrate.wipe()
@@ -74,7 +76,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
     def reset(self, dbg: str, sr: str) -> None:
         record = RunState().attached(sr)
         if record is not None:
-            datapath.release_all(self._engine(sr))
+            vdi_servers.release_all(self._engine(sr))
 
     def scan(self, dbg: str, sr: str) -> List[Dict[str, Any]]:
         engine = self._engine(sr)
@@ -98,12 +100,14 @@ class EngineSR(_EngineImpl, SR_skeleton):
 
     def probe(self, dbg: str, device_config: Dict[str, str], sm_config: Dict[str, str]) -> Any:
         sub = self._substrate(device_config)
+        from smapi.sr.assembly import build_engine
+
         found = []
         with mapped_errors("SR.probe"):
             for candidate in sub.probe():
                 raw = candidate.load_document(Substrate.SR_DOCUMENT) or {}
                 doc = SrDocument.from_dict(raw)
-                engine = Engine(candidate, doc.uuid)
+                engine = build_engine(candidate, doc.uuid)
                 found.append({"configuration": candidate.describe(), "complete": True,
                               "sr": engine.sr_info(doc), "extra_info": {"vdis": str(len(doc.visible()))}})
         return ["Probe", found]
@@ -150,16 +154,16 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
             engine.visible(engine.load(), vdi)  # nothing to do at the end of an epoch but to exist
 
     def attach(self, dbg: str, dp: str, sr: str, vdi: str, read_write: bool) -> Dict[str, Any]:
-        return datapath.attach(self._engine(sr), dp, vdi, read_write)
+        return attach.attach(self._engine(sr), dp, vdi, read_write)
 
     def activate(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
-        datapath.activate(self._engine(sr), dp, vdi)
+        attach.activate(self._engine(sr), dp, vdi)
 
     def deactivate(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
-        datapath.deactivate(self._engine(sr), dp, vdi)
+        attach.deactivate(self._engine(sr), dp, vdi)
 
     def detach(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
-        datapath.detach(self._engine(sr), dp, vdi)
+        attach.detach(self._engine(sr), dp, vdi)
 
     def copy(self, dbg: str, sr: str, vdi: str, url: str, dest: str) -> str:
         return copying.copy(self._engine(sr), vdi, url, dest)
@@ -170,8 +174,6 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
             return engine.substrate.volume_url(engine.visible(engine.load(), vdi).volume)
 
     def get_by_name(self, dbg: str, sr: str, name: str) -> Dict[str, Any]:
-        from smapi.interface.errors import Does_not_exist
-
         engine = self._engine(sr)
         with engine.locked(what="VDI.get_by_name"):
             doc = engine.load()
