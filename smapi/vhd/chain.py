@@ -11,6 +11,7 @@ from typing import Iterator, List, Optional, Set, Union
 from . import bitmaps
 from . import constants as C
 from .backing import Backing
+from .buffers import zero_fill
 from .errors import (
     ChainLoop,
     ChainTooDeep,
@@ -22,7 +23,7 @@ from .errors import (
     UnsafeParentPath,
     VhdError,
 )
-from .image import VhdImage, zero_fill
+from .image import VhdImage
 from .parents import parent_candidates
 from .resolver import ParentResolver
 
@@ -209,11 +210,14 @@ class Chain:
         end = C.ceil_div(offset + n, C.SECTOR) * C.SECTOR
         if start != offset or end != offset + n:
             # Read-modify-write of the partial head/tail sectors only.
+            # A virtual size that is not a multiple of 512 ends in a partial sector: read only what lies inside.
             merged = bytearray(end - start)
             mv = memoryview(merged)
-            self.readinto(mv[: C.SECTOR], start)
-            if end - C.SECTOR > start:
-                self.readinto(mv[-C.SECTOR :], end - C.SECTOR)
+            size = self.size
+            self.readinto(mv[: min(C.SECTOR, size - start)], start)
+            last = end - C.SECTOR
+            if last > start:
+                self.readinto(mv[last - start : last - start + min(C.SECTOR, size - last)], last)
             mv[offset - start : offset - start + n] = view
             view = mv
             offset = start
