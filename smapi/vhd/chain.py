@@ -170,15 +170,18 @@ class Chain:
                     return True
         return False
 
-    def allocation_map(self) -> bytearray:
-        """One byte per leaf-sized block of the virtual disk: 1 where any image of the chain allocates it.
+    def allocation_map(self, block_size: Optional[int] = None, only: Optional[Set[bytes]] = None) -> bytearray:
+        """One byte per block of the virtual disk (``block_size``, default the leaf's): 1 where any image of the
+        chain (or of those whose uuid is in ``only``) allocates some of it.
 
         Metadata only (BATs); the data of a mapped block may still be all zeros.
         """
-        bs = self.block_size
+        bs = block_size or self.block_size
         nblocks = C.ceil_div(self.size, bs)
         out = bytearray(nblocks)
         for img in self.images:
+            if only is not None and img.uuid not in only:
+                continue
             if img.is_fixed:
                 hi = min(nblocks, C.ceil_div(img.virtual_size, bs))
                 out[:hi] = b"\x01" * hi
