@@ -36,6 +36,13 @@ def repair_image(img: VhdImage) -> List[str]:
     size = img.backing.size()
     lost = [blk for blk, e in enumerate(bat) if e != C.BAT_UNUSED and e * C.SECTOR + footprint > size]
     if lost:
+        if img.batmap is not None and img.batmap_valid:
+            # Their batmap bits go first: a clear bit is always safe, a set one over an unmapped block is not.
+            batmap = bytearray(img.batmap)
+            for blk in lost:
+                batmap[blk >> 3] &= ~(0x80 >> (blk & 7)) & 0xFF
+            img.write_batmap(batmap)
+            img.backing.flush()
         bat = array(bat.typecode, bat)
         for blk in lost:
             bat[blk] = C.BAT_UNUSED
