@@ -131,7 +131,7 @@ def vdi_export(driver: str, sr: str, fmt: str, base: Optional[str], progress: bo
             assert export is not None
             with open(output, "wb") as f:
                 out = _HashingWriter(f)
-                export.write_to(out, progress=bar.update)  # type: ignore[arg-type]
+                export.write_to(out, progress=bar.update)
                 f.flush()
                 os.fsync(f.fileno())
             result = {"bytes": out.count, "sha256": out.digest.hexdigest()}

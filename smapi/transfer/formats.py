@@ -21,7 +21,7 @@ the uuid of B's own dynamic view, so downloading `B.vhd` and `V.vhd?base=B` side
 from __future__ import annotations
 
 import uuid as uuidlib
-from typing import IO, Callable, Dict, Iterator, Optional, Protocol
+from typing import IO, Callable, Dict, Iterator, Optional, Protocol, cast
 
 from smapi.transfer import xva
 from smapi.transfer.disk import BLOCK, Disk
@@ -40,6 +40,10 @@ class Readable(Protocol):
     def read(self, n: int = -1) -> bytes: ...
 
 
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
 class BaseMismatch(ValueError):
     """A differencing export against a base of another size."""
 
@@ -49,7 +53,7 @@ class Export:
 
     def __init__(self, content_type: str, length: Optional[int],
                  pieces: Optional[Callable[[int, int], Iterator[bytes]]] = None,
-                 write: Optional[Callable[[IO[bytes], Progress], object]] = None) -> None:
+                 write: Optional[Callable[[Writable, Progress], object]] = None) -> None:
         self.content_type = content_type
         self.length = length
         self._pieces = pieces
@@ -60,7 +64,7 @@ class Export:
         assert self._pieces is not None and self.length is not None
         return self._pieces(start, self.length if end is None else min(end, self.length))
 
-    def write_to(self, out: IO[bytes], progress: Progress = None) -> None:
+    def write_to(self, out: Writable, progress: Progress = None) -> None:
         if self._write is not None:
             self._write(out, progress)
             return
@@ -136,15 +140,17 @@ class TarFormat(Format):
     content_type = "application/x-tar"
 
     def export(self, disk: Disk, vdi: str, base: Optional[Disk] = None, base_uuid: str = "") -> Export:
-        def write(out: IO[bytes], progress: Progress) -> int:
-            return xva.write_tar_chunks(disk.read, disk.size, out, TAR_PREFIX, progress=progress)
+        def write(out: Writable, progress: Progress) -> int:
+            # tarfile only calls write() on its stream object
+            return xva.write_tar_chunks(disk.read, disk.size, cast(IO[bytes], out), TAR_PREFIX, progress=progress)
 
         return Export(self.content_type, None, write=write)
 
     def import_into(self, sink: ExactImport, stream: Readable, length: Optional[int],
                     progress: Progress = None) -> None:
         # Checksums are verified chunk by chunk before each write; a corrupt chunk stops the import there.
-        xva.read_tar_chunks(stream, sink.write, sink.size, None, progress=progress)  # type: ignore[arg-type]
+        # tarfile's stream mode only calls read() on its stream object
+        xva.read_tar_chunks(cast(IO[bytes], stream), sink.write, sink.size, None, progress=progress)
         sink.fill_gaps()  # the format leaves zero chunks out; the VDI may hold data there
 
 

@@ -81,12 +81,12 @@ class VhdImage:
 
         With ``owns_backing`` the image closes the backing when it is closed.
         """
-        name = name or getattr(backing, "name", "<backing>")
+        label = name or str(getattr(backing, "name", "<backing>"))
         writable = backing.writable if writable is None else writable
         if writable and not backing.writable:
-            raise ReadOnlyImage("backing is read-only", image=name)
-        meta = read_metadata(backing, name)
-        img = cls(backing, meta.footer, meta.header, name=name, writable=writable, file_size=meta.file_size,
+            raise ReadOnlyImage("backing is read-only", image=label)
+        meta = read_metadata(backing, label)
+        img = cls(backing, meta.footer, meta.header, name=label, writable=writable, file_size=meta.file_size,
                   primary_ok=meta.primary_ok, footer_pos=meta.footer_pos)
         if meta.header is not None:
             img.batmap_header, img.batmap_header_offset, img._bad_batmap_reason = \

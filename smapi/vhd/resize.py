@@ -1,10 +1,11 @@
 """Grow an image. Within the BAT room only the footer changes; beyond it the BAT and batmap move to the end of
 the file (data blocks never move), then the header is switched over to them in one sector write."""
 
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 from . import constants as C
 from .bat import new_bat, pack_bat
+from .buffers import Buffer
 from .errors import InvalidArgument
 from .geometry import geometry_capacity, geometry_u32
 from .image import VhdImage
@@ -84,7 +85,7 @@ def _move_metadata(img: VhdImage, room: int) -> None:
     bat = new_bat(entries)
     bat[: len(old)] = old
     pos = C.ceil_div(img.end_of_data(), C.DATA_ALIGNMENT) * C.DATA_ALIGNMENT
-    bufs: List[Union[bytes, bytearray]] = [pack_bat(bat)]
+    bufs: List[Buffer] = [pack_bat(bat)]
     bm_hdr_off = pos + len(bufs[0])
     new_batmap: Optional[Tuple[int, BatmapHeader, bytearray]] = None
     if img.batmap_header is not None:
