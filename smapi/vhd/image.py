@@ -161,6 +161,11 @@ class VhdImage:
             self._dirty_batmap = True
         self._bad_batmap_reason = "" if self.batmap_valid else "batmap checksum mismatch"
 
+    @property
+    def batmap_problem(self) -> str:
+        """Why the batmap found is not used ("" when it is, or when there is none)."""
+        return self._bad_batmap_reason
+
     def allocated_blocks(self) -> int:
         """Number of allocated BAT entries (``vhd-util query -a``)."""
         if self.header is None:
