@@ -101,7 +101,7 @@ def vdi_export(driver: str, sr: str, fmt: str, base: Optional[str], progress: bo
                output: str) -> None:
     """Write VDI to OUTPUT (a directory for xva-legacy); prints the size and the sha256 of what was written
     (of the disk content for raw and xva-legacy)."""
-    from smapi.transfer import formats, xva
+    from smapi.transfer import formats
 
     if base and fmt != "vhd":
         raise click.UsageError("--base works with --format vhd")
@@ -125,7 +125,7 @@ def vdi_export(driver: str, sr: str, fmt: str, base: Optional[str], progress: bo
                 digest.update(data)
                 return data
 
-            chunks = xva.write_legacy_chunks(read, disk.size, output, progress=bar.update)
+            chunks = formats.XVA_LEGACY.export_to(read, disk.size, output, progress=bar.update)
             result = {"bytes": disk.size, "sha256": digest.hexdigest(), "chunks": chunks}
         else:
             assert export is not None
@@ -164,7 +164,7 @@ def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vd
     """Write INPUT into VDI: afterwards the VDI reads like INPUT (zero regions cost nothing where the VDI already
     reads zero). A vhd is applied by its marked sectors (a differencing VHD onto its base's copy); tar and
     xva-legacy checksums are verified."""
-    from smapi.transfer import formats, xva
+    from smapi.transfer import formats
     from smapi.transfer.exact import ExactImport
     from smapi.vhd import VhdError
 
@@ -178,8 +178,7 @@ def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vd
                 raise click.UsageError(f"{input_path}: xva-legacy input is a directory of chunk-*.gz")
             total = sum(os.path.getsize(os.path.join(input_path, n)) for n in os.listdir(input_path))
             bar = stack.enter_context(_bar(disk.size, "import", progress))
-            nbytes = xva.read_legacy_chunks(input_path, exact.write, disk.size, progress=bar.update)
-            exact.fill_gaps()  # the reader leaves zero runs out
+            nbytes = formats.XVA_LEGACY.import_from(exact, input_path, progress=bar.update)
             up.commit()
             emit({"vdi": vdi, "format": fmt, "bytes": nbytes, "input_bytes": total}, as_json,
                  lambda r: click.echo(f"{r['bytes']} bytes imported"))

@@ -4,7 +4,7 @@
     vhd         a dynamic VHD of the VDI, or a differencing VHD against `base` (`smapi.vhd.view`); import applies
                 the marked sectors of a dynamic or differencing VHD (`smapi.vhd.receive`)
     tar         xapi's Stream_vdi chunks: tar members `<prefix>/%08d` of 1 MiB + `.xxhash`, zero chunks skipped
-    xva-legacy  a directory of `chunk-%09d.gz`, each the gzip of 1e9 bytes (historical; the CLI only, see `xva`)
+    xva-legacy  a directory of `chunk-%09d.gz`, each the gzip of 1e9 bytes (historical; the CLI only: `XVA_LEGACY`)
 
 An export (`Format.export`) is an `Export`: its length when known in advance (raw, vhd: a Content-Length, and any
 byte range through `pieces`), and `write_to` for a whole stream. An import (`Format.import_into`) writes through an
@@ -154,9 +154,28 @@ class TarFormat(Format):
         sink.fill_gaps()  # the format leaves zero chunks out; the VDI may hold data there
 
 
+class XvaLegacyFormat:
+    """A directory of `chunk-%09d.gz` (historical; the CLI only): its export and import name a directory, not a
+    stream, so it is not one of the stream `FORMATS`."""
+
+    name = "xva-legacy"
+
+    def export_to(self, read: Callable[[int, int], bytes], size: int, directory: str,
+                  progress: Progress = None) -> int:
+        """Write the chunks of a disk read through `read`; returns the number of chunks."""
+        return xva.write_legacy_chunks(read, size, directory, progress=progress)
+
+    def import_from(self, sink: ExactImport, directory: str, progress: Progress = None) -> int:
+        """Write the chunks into the sink (gzip CRCs verified); returns the bytes written."""
+        written = xva.read_legacy_chunks(directory, sink.write, sink.size, progress=progress)
+        sink.fill_gaps()  # the reader leaves zero runs out
+        return written
+
+
 FORMATS: Dict[str, Format] = {f.name: f for f in (RawFormat(), VhdFormat(), TarFormat())}
-#: the CLI's formats: xva-legacy is a directory of chunks, handled by the CLI itself (see `xva`)
-CLI_FORMATS = (*FORMATS, "xva-legacy")
+XVA_LEGACY = XvaLegacyFormat()
+#: what the CLI offers: the stream formats and the legacy chunk directory
+CLI_FORMATS = (*FORMATS, XVA_LEGACY.name)
 
 
 def get(name: str) -> Optional[Format]:
@@ -213,5 +232,5 @@ def vhd_status(e: VhdError) -> int:
     return 400
 
 
-__all__ = ["FORMATS", "CLI_FORMATS", "Format", "Export", "XvaFormatError", "BaseMismatch", "get", "vhd_view",
-           "vhd_uuid", "finish_vhd", "vhd_status", "disk_pieces", "TAR_PREFIX"]
+__all__ = ["FORMATS", "CLI_FORMATS", "XVA_LEGACY", "Format", "Export", "XvaFormatError", "BaseMismatch", "get",
+           "vhd_view", "vhd_uuid", "finish_vhd", "vhd_status", "disk_pieces", "TAR_PREFIX"]
