@@ -28,7 +28,7 @@ from smapi.cli.common import emit, json_option
 
 CHUNK = 2 << 20  # one VHD block: whole-block I/O is what the VHD engine serves fastest
 _ZERO = bytes(CHUNK)
-FORMATS = ("raw", "vhd", "tar", "xva-legacy")
+FORMATS = ("raw", "vhd", "tar", "xva-legacy")  # smapi.transfer.formats.CLI_FORMATS (kept here: no import at startup)
 
 
 def _data_handle(driver_spec: str, sr: str, vdi: str, writable: bool) -> Any:
@@ -101,18 +101,19 @@ def vdi_export(driver: str, sr: str, fmt: str, base: Optional[str], progress: bo
                output: str) -> None:
     """Write VDI to OUTPUT (a directory for xva-legacy); prints the size and the sha256 of what was written
     (of the disk content for raw and xva-legacy)."""
-    from smapi.transfer import formats, xva
+    from smapi.transfer import formats
 
     if base and fmt != "vhd":
         raise click.UsageError("--base works with --format vhd")
     with ExitStack() as stack:
         disk = _disk(stack, driver, sr, vdi, False)
         base_disk = _disk(stack, driver, sr, base, False) if base else None
-        if fmt == "vhd":
-            layout = formats.vhd_layout(disk, vdi, base_disk, base or "")
-            total = layout.length
-        else:
-            layout, total = None, disk.size
+        fmt_obj = formats.get(fmt)
+        try:
+            export = fmt_obj.export(disk, vdi, base_disk, base or "") if fmt_obj is not None else None
+        except formats.BaseMismatch as e:
+            raise click.ClickException(str(e)) from None
+        total = export.length if export is not None and export.length is not None else disk.size
         bar = stack.enter_context(_bar(total, "export", progress))
         if fmt == "raw":
             result = _export_raw(disk, output, bar.update)
@@ -124,17 +125,13 @@ def vdi_export(driver: str, sr: str, fmt: str, base: Optional[str], progress: bo
                 digest.update(data)
                 return data
 
-            chunks = xva.write_legacy_chunks(read, disk.size, output, progress=bar.update)
+            chunks = formats.XVA_LEGACY.export_to(read, disk.size, output, progress=bar.update)
             result = {"bytes": disk.size, "sha256": digest.hexdigest(), "chunks": chunks}
         else:
+            assert export is not None
             with open(output, "wb") as f:
                 out = _HashingWriter(f)
-                if layout is not None:
-                    for piece in layout.pieces(0, None, disk):
-                        out.write(piece)
-                        bar.update(len(piece))
-                else:
-                    formats.export_tar(disk, out, progress=bar.update)
+                export.write_to(out, progress=bar.update)
                 f.flush()
                 os.fsync(f.fileno())
             result = {"bytes": out.count, "sha256": out.digest.hexdigest()}
@@ -167,9 +164,9 @@ def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vd
     """Write INPUT into VDI: afterwards the VDI reads like INPUT (zero regions cost nothing where the VDI already
     reads zero). A vhd is applied by its marked sectors (a differencing VHD onto its base's copy); tar and
     xva-legacy checksums are verified."""
-    from smapi.transfer import formats, xva
+    from smapi.transfer import formats
     from smapi.transfer.exact import ExactImport
-    from smapi.transfer.vhdupload import VhdUploadError
+    from smapi.vhd import VhdError
 
     with ExitStack() as stack:
         disk = _disk(stack, driver, sr, vdi, True)
@@ -181,8 +178,7 @@ def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vd
                 raise click.UsageError(f"{input_path}: xva-legacy input is a directory of chunk-*.gz")
             total = sum(os.path.getsize(os.path.join(input_path, n)) for n in os.listdir(input_path))
             bar = stack.enter_context(_bar(disk.size, "import", progress))
-            nbytes = xva.read_legacy_chunks(input_path, exact.write, disk.size, progress=bar.update)
-            exact.fill_gaps()  # the reader leaves zero runs out
+            nbytes = formats.XVA_LEGACY.import_from(exact, input_path, progress=bar.update)
             up.commit()
             emit({"vdi": vdi, "format": fmt, "bytes": nbytes, "input_bytes": total}, as_json,
                  lambda r: click.echo(f"{r['bytes']} bytes imported"))
@@ -194,22 +190,11 @@ def vdi_import(driver: str, sr: str, fmt: str, progress: bool, as_json: bool, vd
         bar = stack.enter_context(_bar(size, "import", progress))
         with open(input_path, "rb") as f:
             src = _HashingReader(f, bar.update)
+            fmt_obj = formats.get(fmt)
+            assert fmt_obj is not None
             try:
-                if fmt == "raw":
-                    offset = 0
-                    while True:
-                        data = src.read(CHUNK)
-                        if not data:
-                            break
-                        exact.write(offset, data)
-                        offset += len(data)
-                elif fmt == "vhd":
-                    if formats.import_vhd(exact, src, size):
-                        exact.fill_gaps()  # a dynamic VHD is the whole disk: what it leaves unmarked reads zero
-                else:
-                    formats.import_tar(exact, src)
-                    exact.fill_gaps()  # the format leaves zero chunks out
-            except VhdUploadError as e:
+                fmt_obj.import_into(exact, src, size)
+            except VhdError as e:
                 raise click.ClickException(f"{input_path}: {e}") from None
         up.commit()
     emit({"vdi": vdi, "format": fmt, "bytes": size, "sha256": src.digest.hexdigest()}, as_json,

@@ -1,5 +1,7 @@
 """`smapi vhd ...`: VHD images for people (info, create, snapshot, coalesce, resize, check, repair, import, export).
 
+Everything goes through the one facade, :mod:`smapi.vhd`; ``export --format vhd`` through its VHD view.
+
 Errors print one line and exit 1; commands that print data take ``--json``.
 """
 
@@ -163,12 +165,20 @@ def import_(raw: str, image: str, fixed: bool, as_json: bool) -> None:
 
 @vhd.command("export")
 @click.argument("image", type=click.Path(dir_okay=False, exists=True))
-@click.argument("raw", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["raw", "vhd"]), default="raw", show_default=True,
+              help="raw: a sparse raw file; vhd: one self-contained dynamic VHD (the chain flattened, the same "
+                   "bytes a Transfer .vhd download gives)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def export(image: str, raw: str, as_json: bool) -> None:
-    """Write IMAGE's virtual disk (through its chain) to the sparse raw file RAW."""
-    n = V.export_raw(image, raw)
-    _emit({"raw": raw, "bytes_written": n, "size": os.path.getsize(raw)}, as_json)
+def export(image: str, output: str, fmt: str, as_json: bool) -> None:
+    """Write IMAGE's virtual disk (through its chain) to OUTPUT."""
+    if fmt == "vhd":
+        inf = V.clone(image, output)
+        _emit({"vhd": output, "virtual_size": inf.virtual_size, "allocated_blocks": inf.allocated_blocks,
+               "size": os.path.getsize(output)}, as_json)
+        return
+    n = V.export_raw(image, output)
+    _emit({"raw": output, "bytes_written": n, "size": os.path.getsize(output)}, as_json)
 
 
 @vhd.command()

@@ -18,8 +18,6 @@ import contextlib
 import threading
 from typing import Any, Iterator, List, Optional, Set
 
-from smapi.vhd.constants import BAT_UNUSED
-
 BLOCK = 2 << 20  # the VHD block size, and the unit of the allocation map
 
 
@@ -117,26 +115,11 @@ class Disk:
 
     def blocks_of_images(self, uuids: set, block_size: int = BLOCK) -> bytearray:
         """Blocks allocated in the chain's images whose uuid is in `uuids` (metadata only)."""
-        nblocks = -(-self.size // block_size)
-        out = bytearray(nblocks)
         chain = self.chain
         if chain is None:
-            return out
+            return bytearray(-(-self.size // block_size))
         with self._lock:
-            for img in chain.images:
-                if img.uuid not in uuids:
-                    continue
-                if img.is_fixed:
-                    hi = min(nblocks, -(-img.virtual_size // block_size))
-                    out[:hi] = b"\x01" * hi
-                    continue
-                ibs = img.block_size
-                for blk, entry in enumerate(img.bat):
-                    if entry != BAT_UNUSED and blk * ibs < self.size:
-                        lo = blk * ibs // block_size
-                        hi = min(nblocks, -(-((blk + 1) * ibs) // block_size))
-                        out[lo:hi] = b"\x01" * (hi - lo)
-        return out
+            return chain.allocation_map(block_size, only=uuids)
 
 
 class Upload:

@@ -23,6 +23,14 @@ Reading and writing::
     export_raw(source, dest, *, resolver=None) -> int
     stream_vhd(source, *, resolver=None) -> Iterator[bytes]; stream_length(chain) -> int
 
+VHD files for others (downloads, exports) and from others (uploads, imports)::
+
+    chain_view(chain, *, uid=None) -> VhdView                    # a chain as one dynamic VHD, random access
+    build_view(size, present, read, *, uid=None, block_size=2 MiB, parent=None) -> VhdView  # dynamic/differencing
+    VhdView.length / .pieces(start, end) / .read(offset, length)
+    VhdReceiver(disk_size, write, *, length=None): .feed(bytes) ... .finish()   # applies a streamed VHD
+    stream_footer(first_512_bytes) -> Footer                      # what a streamed VHD announces
+
 Maintenance (SR engine GC, resize, reset)::
 
     coalesce(child, *, resolver=None, progress=None) -> int       # sectors copied into the parent
@@ -39,7 +47,27 @@ Maintenance (SR engine GC, resize, reset)::
 Errors are :class:`VhdError` subclasses (see :mod:`smapi.vhd.errors`).
 """
 
-from .api import create_dynamic, create_fixed, info, open_chain, open_image, snapshot
+from .api import (
+    allocated_blocks,
+    check,
+    clone,
+    coalesce,
+    create_dynamic,
+    create_fixed,
+    export_raw,
+    import_raw,
+    info,
+    open_chain,
+    open_image,
+    repair,
+    reset,
+    resize,
+    set_hidden,
+    set_marker,
+    set_parent,
+    snapshot,
+    stream_vhd,
+)
 from .backing import Backing, FileBacking, MemoryBacking
 from .chain import Chain
 from .check import CheckReport
@@ -63,24 +91,10 @@ from .errors import (
 )
 from .image import VhdImage
 from .info import ImageInfo
-from .ops import (
-    allocated_blocks,
-    check,
-    clone,
-    coalesce,
-    export_raw,
-    import_raw,
-    repair,
-    reset,
-    resize,
-    set_hidden,
-    set_marker,
-    set_parent,
-    stream_vhd,
-)
+from .receive import VhdReceiver, stream_footer
 from .resolver import DirectoryResolver, NoParentResolver, ParentResolver
 from .scan import scan_headers
-from .stream import stream_length
+from .view import VhdView, build_view, chain_view, stream_length
 
 __all__ = [
     "Backing", "FileBacking", "MemoryBacking", "Chain", "CheckReport", "ImageInfo", "VhdImage",
@@ -90,6 +104,7 @@ __all__ = [
     "ParentNotFound", "ParentMismatch", "UnsafeParentPath", "LocatorTooLong", "ReadOnlyImage", "OutOfRange",
     "IncompleteIO", "InvalidArgument",
     "create_dynamic", "create_fixed", "snapshot", "clone", "import_raw", "open_image", "open_chain", "export_raw",
-    "stream_vhd", "stream_length", "coalesce", "set_parent", "set_hidden", "set_marker", "resize", "reset",
+    "stream_vhd", "stream_length", "VhdView", "build_view", "chain_view", "VhdReceiver", "stream_footer",
+    "coalesce", "set_parent", "set_hidden", "set_marker", "resize", "reset",
     "allocated_blocks", "info", "scan_headers", "check", "repair",
 ]

@@ -11,10 +11,8 @@ from typing import Optional, Union
 
 from .errors import InvalidArgument, ReadOnlyImage
 
-try:  # os.preadv exists on Linux/BSD; fall back to pread + copy elsewhere.
-    _preadv = os.preadv
-except AttributeError:  # pragma: no cover - not on Linux
-    _preadv = None
+# os.preadv exists on Linux/BSD; fall back to pread + copy elsewhere.
+_preadv = getattr(os, "preadv", None)
 
 
 class Backing:

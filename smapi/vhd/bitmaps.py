@@ -7,7 +7,7 @@ per-block cost negligible even for 4096-sector blocks.
 from typing import List, Tuple
 
 
-def bit_string(bitmap: bytes, nbits: int) -> str:
+def bit_string(bitmap: "bytes | bytearray", nbits: int) -> str:
     """'0'/'1' string of the first ``nbits`` bits."""
     nbytes = (nbits + 7) // 8
     s = format(int.from_bytes(bitmap[:nbytes], "big"), f"0{nbytes * 8}b")
@@ -42,7 +42,7 @@ def set_range(bitmap: bytearray, start: int, end: int) -> None:
     bitmap[last] |= (0xFF << (7 - ((end - 1) & 7))) & 0xFF
 
 
-def all_set(bitmap: bytes, nbits: int) -> bool:
+def all_set(bitmap: "bytes | bytearray", nbits: int) -> bool:
     full, rest = divmod(nbits, 8)
     if bitmap[:full] != b"\xff" * full:
         return False

@@ -11,6 +11,7 @@ from typing import Iterator, List, Optional, Set, Union
 from . import bitmaps
 from . import constants as C
 from .backing import Backing
+from .buffers import zero_fill
 from .errors import (
     ChainLoop,
     ChainTooDeep,
@@ -22,7 +23,7 @@ from .errors import (
     UnsafeParentPath,
     VhdError,
 )
-from .image import VhdImage, zero_fill
+from .image import VhdImage
 from .parents import parent_candidates
 from .resolver import ParentResolver
 
@@ -169,15 +170,18 @@ class Chain:
                     return True
         return False
 
-    def allocation_map(self) -> bytearray:
-        """One byte per leaf-sized block of the virtual disk: 1 where any image of the chain allocates it.
+    def allocation_map(self, block_size: Optional[int] = None, only: Optional[Set[bytes]] = None) -> bytearray:
+        """One byte per block of the virtual disk (``block_size``, default the leaf's): 1 where any image of the
+        chain (or of those whose uuid is in ``only``) allocates some of it.
 
         Metadata only (BATs); the data of a mapped block may still be all zeros.
         """
-        bs = self.block_size
+        bs = block_size or self.block_size
         nblocks = C.ceil_div(self.size, bs)
         out = bytearray(nblocks)
         for img in self.images:
+            if only is not None and img.uuid not in only:
+                continue
             if img.is_fixed:
                 hi = min(nblocks, C.ceil_div(img.virtual_size, bs))
                 out[:hi] = b"\x01" * hi
@@ -209,11 +213,14 @@ class Chain:
         end = C.ceil_div(offset + n, C.SECTOR) * C.SECTOR
         if start != offset or end != offset + n:
             # Read-modify-write of the partial head/tail sectors only.
+            # A virtual size that is not a multiple of 512 ends in a partial sector: read only what lies inside.
             merged = bytearray(end - start)
             mv = memoryview(merged)
-            self.readinto(mv[: C.SECTOR], start)
-            if end - C.SECTOR > start:
-                self.readinto(mv[-C.SECTOR :], end - C.SECTOR)
+            size = self.size
+            self.readinto(mv[: min(C.SECTOR, size - start)], start)
+            last = end - C.SECTOR
+            if last > start:
+                self.readinto(mv[last - start : last - start + min(C.SECTOR, size - last)], last)
             mv[offset - start : offset - start + n] = view
             view = mv
             offset = start

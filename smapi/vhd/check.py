@@ -142,7 +142,7 @@ def _check_bat(img: VhdImage, rep: CheckReport, check_bitmaps: bool) -> None:
             rep.errors.append(f"BAT[{blocks[k][1]}]: block overlaps the {what}")
     if img.batmap_header is not None:
         if not img.batmap_valid:
-            rep.errors.append(f"batmap.checksum: {img._bad_batmap_reason or 'batmap invalid'}")
+            rep.errors.append(f"batmap.checksum: {img.batmap_problem or 'batmap invalid'}")
         elif img.batmap is not None:
             bm = img.batmap
             for blk in range(min(len(bat), len(bm) * 8)):

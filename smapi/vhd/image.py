@@ -4,48 +4,30 @@ A :class:`VhdImage` knows nothing about parents; :mod:`smapi.vhd.chain` stacks i
 transaction so the on-disk order is always blktap's: data and new-block bitmaps, barrier, bitmaps of existing
 blocks and BAT sectors, barrier, batmap and footer. Until :meth:`VhdImage.commit` runs nothing on disk refers to
 the new data, so a crash at any point leaves the old or the new content, never garbage.
+
+Other modules change an image only through its methods (``replace_bat``, ``write_batmap``, ``switch_tables``,
+``write_footer``, ``update_footer``, ``update_header``...), never by setting its private fields.
 """
 
-import sys
 from array import array
 from collections import OrderedDict
-from typing import Dict, List, Optional, Set, Tuple, Union
+from typing import Dict, List, Optional, Set, Tuple
 
 from . import bitmaps
 from . import constants as C
 from .backing import Backing
+from .bat import bat_from_bytes, bat_to_bytes, new_bat, pack_bat
+from .buffers import Buffer, pwritev, read_exact, zero_fill, zeros
 from .errors import CorruptImage, IncompleteIO, OutOfRange, ReadOnlyImage, UnsupportedImage, VhdError
 from .geometry import geometry_u32
-from .layout import aligned_block_sector, bat_bytes, batmap_sectors, bitmap_bytes
-from .structs import (
-    BatmapHeader,
-    Footer,
-    Header,
-    batmap_checksum,
-    parse_batmap_header,
-    parse_footer,
-    parse_header,
-)
+from .layout import aligned_block_sector, bat_bytes, bitmap_bytes
+from .opening import probe_batmap, read_metadata
+from .structs import BatmapHeader, Footer, Header, batmap_checksum
 
-Buffer = Union[bytes, bytearray, memoryview]
 _BITMAP_CACHE_MAX = 4096  # bitmaps kept per image (512 B each for 2 MiB blocks): bounded memory
 
-
-def _bat_from_bytes(raw: bytes) -> "array[int]":
-    bat = array("I")
-    if bat.itemsize != 4:  # pragma: no cover - exotic platforms
-        bat = array("L")
-    bat.frombytes(raw)
-    if sys.byteorder == "little":
-        bat.byteswap()
-    return bat
-
-
-def _bat_to_bytes(entries: "array[int]") -> bytes:
-    out = array(entries.typecode, entries)
-    if sys.byteorder == "little":
-        out.byteswap()
-    return out.tobytes()
+# Kept importable from here: callers outside the package used these names before bat.py and buffers.py existed.
+__all__ = ["VhdImage", "new_bat", "pack_bat", "zero_fill"]
 
 
 class VhdImage:
@@ -99,89 +81,18 @@ class VhdImage:
 
         With ``owns_backing`` the image closes the backing when it is closed.
         """
-        img = cls._open(backing, name=name, writable=writable)
-        img.owns_backing = owns_backing
-        return img
-
-    @classmethod
-    def _open(cls, backing: Backing, *, name: Optional[str], writable: Optional[bool]) -> "VhdImage":
-        name = name or getattr(backing, "name", "<backing>")
+        label = name or str(getattr(backing, "name", "<backing>"))
         writable = backing.writable if writable is None else writable
         if writable and not backing.writable:
-            raise ReadOnlyImage("backing is read-only", image=name)
-        size = backing.size()
-        if size < C.FOOTER_SIZE:
-            raise CorruptImage(f"file is {size} bytes, smaller than a footer", field="footer", image=name)
-        primary: Optional[Footer] = None
-        primary_err: Optional[VhdError] = None
-        footer_pos = size - C.FOOTER_SIZE
-        try:
-            primary = parse_footer(_read_exact(backing, C.FOOTER_SIZE, footer_pos, name, "footer", size), image=name)
-        except VhdError as e:
-            primary_err = e
-            if size % C.SECTOR == C.SECTOR - 1:  # pre-2004 511-byte footer
-                try:
-                    raw = _read_exact(backing, 511, size - 511, name, "footer", size) + b"\0"
-                    primary = parse_footer(raw, image=name)
-                    footer_pos = size - 511
-                    primary_err = None
-                except VhdError:
-                    pass
-        head = backing.pread(min(C.DEFAULT_TABLE_OFFSET, size), 0)
-        backup: Optional[Footer] = None
-        if head[:8] == C.FOOTER_COOKIE:
-            try:
-                backup = parse_footer(head[: C.FOOTER_SIZE], image=name, where="backup footer")
-            except VhdError as e:
-                if primary is None:
-                    raise primary_err or e from None
-        if primary is not None:
-            footer = primary
-            primary_ok = True
-        elif backup is not None and backup.disk_type != C.DISK_FIXED:
-            # A primary footer overwritten by a block allocation in flight is normal (ref. §1.1).
-            footer = backup
-            primary_ok = False
-        else:
-            assert primary_err is not None
-            raise primary_err
-        if footer.disk_type == C.DISK_FIXED:
-            if footer.current_size > footer_pos:
-                raise CorruptImage(f"fixed size {footer.current_size} exceeds the {footer_pos} data bytes present",
-                                   field="footer.current_size", image=name)
-            return cls(backing, footer, None, name=name, writable=writable, file_size=size, primary_ok=primary_ok,
-                       footer_pos=footer_pos)
-        hoff = footer.data_offset
-        if hoff + C.HEADER_SIZE > size:
-            raise CorruptImage(f"header at {hoff} lies past the end of the file ({size})", field="footer.data_offset",
-                               image=name)
-        raw = head[hoff : hoff + C.HEADER_SIZE] if hoff + C.HEADER_SIZE <= len(head) else \
-            _read_exact(backing, C.HEADER_SIZE, hoff, name, "header", size)
-        header = parse_header(raw, image=name)
-        _validate_header(header, footer, size, name)
-        img = cls(backing, footer, header, name=name, writable=writable, file_size=size, primary_ok=primary_ok,
-                  footer_pos=footer_pos if primary_ok else -1)
-        img._probe_batmap()
+            raise ReadOnlyImage("backing is read-only", image=label)
+        meta = read_metadata(backing, label)
+        img = cls(backing, meta.footer, meta.header, name=label, writable=writable, file_size=meta.file_size,
+                  primary_ok=meta.primary_ok, footer_pos=meta.footer_pos)
+        if meta.header is not None:
+            img.batmap_header, img.batmap_header_offset, img._bad_batmap_reason = \
+                probe_batmap(backing, meta.header, meta.file_size)
+        img.owns_backing = owns_backing
         return img
-
-    def _probe_batmap(self) -> None:
-        """blktap keeps a batmap header right after the BAT; present for tap >= 1.2, probed by cookie otherwise."""
-        assert self.header is not None
-        off = self.header.table_offset + bat_bytes(self.header.max_table_entries)
-        if off + C.SECTOR > self.file_size:
-            return
-        hdr = parse_batmap_header(self.backing.pread(C.SECTOR, off))
-        if hdr is None:
-            return
-        need = batmap_sectors(self.header.max_table_entries)
-        if hdr.batmap_size < need or hdr.batmap_size > 2 * need + 8 or \
-                hdr.batmap_offset % C.SECTOR or hdr.batmap_offset + hdr.batmap_size * C.SECTOR > self.file_size:
-            # A batmap we cannot trust is ignored: it is an optimisation, and ignoring it is the safe direction.
-            self.batmap_header = None
-            self._bad_batmap_reason = "batmap header offset/size out of bounds"
-            return
-        self.batmap_header = hdr
-        self.batmap_header_offset = off
 
     # ----------------------------------------------------------------------------------------------- properties
     @property
@@ -231,15 +142,15 @@ class VhdImage:
     def _load_bat(self) -> None:
         assert self.header is not None
         n = self.header.max_table_entries
-        raw = _read_exact(self.backing, n * 4, self.header.table_offset, self.name, "BAT", self.file_size)
-        self._bat = _bat_from_bytes(raw)
+        raw = read_exact(self.backing, n * 4, self.header.table_offset, self.name, "BAT", self.file_size)
+        self._bat = bat_from_bytes(raw)
         self._load_batmap()
 
     def _load_batmap(self) -> None:
         hdr = self.batmap_header
         if hdr is None:
             return
-        raw = bytearray(_read_exact(self.backing, hdr.batmap_size * C.SECTOR, hdr.batmap_offset, self.name,
+        raw = bytearray(read_exact(self.backing, hdr.batmap_size * C.SECTOR, hdr.batmap_offset, self.name,
                                     "batmap", self.file_size))
         if batmap_checksum(raw, self.virtual_size, self.block_size) == hdr.checksum:
             self.batmap = raw
@@ -249,6 +160,11 @@ class VhdImage:
             self.batmap = bytearray(len(raw))
             self._dirty_batmap = True
         self._bad_batmap_reason = "" if self.batmap_valid else "batmap checksum mismatch"
+
+    @property
+    def batmap_problem(self) -> str:
+        """Why the batmap found is not used ("" when it is, or when there is none)."""
+        return self._bad_batmap_reason
 
     def allocated_blocks(self) -> int:
         """Number of allocated BAT entries (``vhd-util query -a``)."""
@@ -287,7 +203,7 @@ class VhdImage:
         data_off = self.block_data_offset(blk)
         if data_off is None:
             raise VhdError(f"block {blk} is not allocated", image=self.name)
-        bm = bytearray(_read_exact(self.backing, self.bitmap_size, data_off - self.bitmap_size, self.name,
+        bm = bytearray(read_exact(self.backing, self.bitmap_size, data_off - self.bitmap_size, self.name,
                                    f"bitmap[{blk}]", self.file_size))
         self._cache_bitmap(blk, bm)
         return bm
@@ -308,7 +224,7 @@ class VhdImage:
             raise IncompleteIO(f"short read: {n} of {len(view)} bytes at {offset}", image=self.name)
 
     # ----------------------------------------------------------------------------------------------- writes
-    def _require_writable(self) -> None:
+    def require_writable(self) -> None:
         if not self.writable:
             raise ReadOnlyImage("image is opened read-only", image=self.name)
 
@@ -350,7 +266,14 @@ class VhdImage:
             end = self.end_of_metadata
             last = max(filter(C.BAT_UNUSED.__ne__, self.bat), default=None)
             if last is not None:
-                end = max(end, last * C.SECTOR + self.bitmap_size + self.block_size)
+                block_end = last * C.SECTOR + self.bitmap_size + self.block_size
+                if block_end > self.file_size:
+                    # A forged or torn entry: trusting it would put the next block (and the footer) terabytes out.
+                    blk = self.bat.index(last)
+                    raise CorruptImage(f"entry {last:#x} puts block {blk} past the end of the file "
+                                       f"({self.file_size} bytes); run repair", field=f"BAT[{blk}]",
+                                       image=self.name)
+                end = max(end, block_end)
             self._next_free = end
         return self._next_free
 
@@ -359,16 +282,21 @@ class VhdImage:
 
         Newly allocated blocks of a differencing disk only mark the written sectors; a dynamic disk marks whole
         blocks, since its unwritten sectors are zero anyway. Call :meth:`commit` to make the writes reachable.
+        A virtual size that is not a multiple of 512 (pyvhd writes these) ends in a partial sector, which is
+        written whole: its bytes past the virtual size are never read back.
         """
-        self._require_writable()
+        self.require_writable()
         view = memoryview(data).cast("B")
         n = len(view)
         if offset % C.SECTOR or n % C.SECTOR:
             raise OutOfRange(f"unaligned image write {n}@{offset}", image=self.name)
-        if offset < 0 or offset + n > self.virtual_size:
+        if offset < 0 or offset + n > C.pad512(self.virtual_size):
             raise OutOfRange(f"write {n}@{offset} past virtual size {self.virtual_size}", image=self.name)
+        if not self.is_fixed:
+            self.end_of_data()  # refuses a BAT pointing past the end of the file before anything is written
         if self.is_fixed:
-            self.backing.pwrite(view, offset)
+            # The footer follows the data directly: the part of a partial last sector past the size is dropped.
+            self.backing.pwrite(view[: self.virtual_size - offset], offset)
             self._data_written = True
             return
         bs = self.block_size
@@ -436,7 +364,7 @@ class VhdImage:
         # Nothing references this region until the BAT entry lands, so bitmap, padding and data go out together.
         bufs: List[Buffer] = [bm]
         if inb:
-            bufs.append(_zeros(inb))
+            bufs.append(zeros(inb))
         bufs.append(piece)
         tail = bs - inb - len(piece)
         block_end = off + self.bitmap_size + bs
@@ -448,10 +376,10 @@ class VhdImage:
             current = self.backing.size()
             overlap = max(0, min(block_end, current) - (block_end - tail))
             if overlap:
-                bufs.append(_zeros(overlap))
+                bufs.append(zeros(overlap))
             if block_end > current:
                 grow_to = block_end
-        _pwritev(self.backing, bufs, off)
+        pwritev(self.backing, bufs, off)
         if grow_to and self.backing.size() < grow_to:
             self.backing.resize(grow_to)
         self._data_written = True
@@ -475,7 +403,7 @@ class VhdImage:
         by one before this returns."""
         if not self.pending:
             return
-        self._require_writable()
+        self.require_writable()
         b = self.backing
         b.flush()  # data (and new-block bitmaps) on disk before anything points at them
         meta = bool(self._dirty_bitmaps or self._dirty_bat)
@@ -494,10 +422,10 @@ class VhdImage:
             b.flush()  # bitmaps and BAT before the batmap may claim "full"
         tail = False
         if self._dirty_batmap:
-            self._write_batmap()
+            self.write_batmap()
             tail = True
         if self.header is not None and self._footer_pos != self.end_of_data():
-            self._write_primary_footer()
+            self.write_footer()
             tail = True
         self._data_written = False
         if tail:
@@ -517,13 +445,18 @@ class VhdImage:
                 prev = s
                 continue
             lo, hi = run_start * per, min((prev + 1) * per, len(bat))
-            raw = _bat_to_bytes(bat[lo:hi])
+            raw = bat_to_bytes(bat[lo:hi])
             raw += b"\xff" * (C.pad512(len(raw)) - len(raw))
             self.backing.pwrite(raw, self.header.table_offset + lo * 4)
             if s is not None:
                 run_start = prev = s
 
-    def _write_batmap(self) -> None:
+    def write_batmap(self, batmap: Optional[bytearray] = None) -> None:
+        """Write the batmap (``batmap`` replaces the one in memory first) and its header with a fresh checksum.
+
+        No barrier: callers order it (a clear bit is always safe, a set bit only after the block's bitmap)."""
+        if batmap is not None:
+            self.batmap = batmap
         assert self.batmap is not None and self.batmap_header is not None
         hdr = self.batmap_header.with_(checksum=batmap_checksum(self.batmap, self.virtual_size, self.block_size))
         self.backing.pwrite(self.batmap, hdr.batmap_offset)
@@ -532,7 +465,7 @@ class VhdImage:
         self.batmap_valid = True
         self._dirty_batmap = False
 
-    def _write_primary_footer(self) -> None:
+    def write_footer(self) -> None:
         """Footer at the end of data, then drop any stale tail (a torn allocation or an old footer)."""
         pos = self.end_of_data() if self.header is not None else self.virtual_size
         self.backing.pwrite(self.footer.pack(), pos)
@@ -542,19 +475,56 @@ class VhdImage:
         self._footer_pos = pos
         self.primary_ok = True
 
+    def replace_bat(self, bat: "array[int]") -> None:
+        """Write ``bat`` over the whole table in one write, then barrier; the end of data is recomputed from it.
+
+        For changes that unmap blocks (reset, repair): the caller has made the batmap agree first."""
+        self.require_writable()
+        assert self.header is not None and len(bat) == self.header.max_table_entries
+        self.backing.pwrite(pack_bat(bat), self.header.table_offset)
+        self.backing.flush()
+        self._bat = bat
+        self._dirty_bat = set()
+        self._next_free = None
+        self.drop_caches()
+
+    def switch_tables(self, header: Header, bat: "array[int]", batmap: Optional[Tuple[int, BatmapHeader,
+                      bytearray]], end: int) -> None:
+        """Point the header at a BAT (and batmap) already written, unreferenced, at the end of the file.
+
+        ``batmap`` is (batmap header offset, batmap header, batmap) or None; ``end`` is the end of the new tables.
+        The header write is the switch: a crash before it leaves the old tables in use."""
+        self.require_writable()
+        self.update_header(header)
+        self.backing.flush()
+        self._bat = bat
+        if batmap is not None:
+            self.batmap_header_offset, self.batmap_header, self.batmap = batmap
+            self.batmap_valid = True
+        self._safe_blocks.clear()
+        self._next_free = max(self.end_of_data(), end)
+        self.file_size = max(self.file_size, end)
+
+    def moved_fixed_footer(self, footer: Footer) -> None:
+        """A fixed image's footer was rewritten at ``footer.current_size`` (a grow): record where it now is."""
+        assert self.header is None
+        self.footer = footer
+        self.file_size = footer.current_size + C.FOOTER_SIZE
+        self._footer_pos = footer.current_size
+
     def update_footer(self, **changes: object) -> None:
         """Change footer fields: primary footer first, then the backup copy at 0 (both, as ``vhd-util set``)."""
-        self._require_writable()
+        self.require_writable()
         self.commit()
         self.footer = self.footer.with_(**changes)
-        self._write_primary_footer()
+        self.write_footer()
         self.backing.flush()
         if self.header is not None:
             self.backing.pwrite(self.footer.pack(), 0)
             self.backing.flush()
 
     def update_header(self, header: Header) -> None:
-        self._require_writable()
+        self.require_writable()
         assert self.header is not None
         self.backing.pwrite(header.pack(), self.footer.data_offset)
         self.header = header
@@ -564,7 +534,7 @@ class VhdImage:
 
     def set_marker(self, value: int) -> None:
         """blktap's 1-byte marker lives in the batmap header; images without a batmap cannot hold it."""
-        self._require_writable()
+        self.require_writable()
         if self.batmap_header is None:
             raise UnsupportedImage("no batmap to hold a marker", field="batmap", image=self.name)
         if not 0 <= value <= 255:
@@ -601,68 +571,4 @@ class VhdImage:
     def __repr__(self) -> str:
         return f"<VhdImage {self.name} {C.DISK_TYPE_NAMES.get(self.disk_type)} {self.virtual_size}>"
 
-
-def _validate_header(h: Header, f: Footer, size: int, name: str) -> None:
-    """Bounds that protect memory and reads: a forged entry count must not make us read or allocate gigabytes."""
-    if h.max_table_entries * h.block_size < f.current_size:
-        raise CorruptImage(f"{h.max_table_entries} entries x {h.block_size} B cannot hold {f.current_size} B",
-                           field="header.max_table_entries", image=name)
-    if h.max_table_entries > C.ceil_div(C.MAX_VIRTUAL_SIZE, h.block_size):
-        raise CorruptImage(f"{h.max_table_entries} entries exceed the 2040 GiB maximum",
-                           field="header.max_table_entries", image=name)
-    if h.table_offset + h.max_table_entries * 4 > size:
-        raise CorruptImage(f"BAT of {h.max_table_entries} entries at {h.table_offset} runs past the end of the file"
-                           f" ({size} bytes)", field="header.max_table_entries", image=name)
-    if h.data_offset != C.HEADER_DATA_OFFSET:
-        raise CorruptImage(f"{h.data_offset:#x} (must be all ones)", field="header.data_offset", image=name)
-    if f.disk_type == C.DISK_DIFF and h.parent_uuid == bytes(16):
-        raise UnsupportedImage("differencing disk over a raw parent (null parent UUID)", field="header.parent_uuid",
-                               image=name)
-
-
-def _read_exact(backing: Backing, n: int, offset: int, name: str, what: str, limit: int) -> bytes:
-    """Read exactly ``n`` bytes, refusing up front anything past ``limit`` (the file size): a forged offset never
-    turns into a read outside the image."""
-    if offset < 0 or n < 0 or offset + n > limit:
-        raise CorruptImage(f"{n} bytes at {offset} lie outside the file ({limit} bytes)", field=what, image=name)
-    data = backing.pread(n, offset)
-    if len(data) != n:
-        raise CorruptImage(f"{n} bytes at {offset} needed, file ends first", field=what, image=name)
-    return data
-
-
-_ZEROS = bytes(C.MAX_BLOCK_SIZE)
-_ZEROS_VIEW = memoryview(_ZEROS)
-
-
-def _zeros(n: int) -> memoryview:
-    return _ZEROS_VIEW[:n]
-
-
-def zero_fill(view: memoryview) -> None:
-    pos, n = 0, len(view)
-    while pos < n:
-        k = min(n - pos, len(_ZEROS))
-        view[pos : pos + k] = _ZEROS_VIEW[:k]
-        pos += k
-
-
-def _pwritev(backing: Backing, bufs: List[Buffer], offset: int) -> None:
-    fn = getattr(backing, "pwritev", None)
-    if fn is not None:
-        fn(bufs, offset)
-        return
-    for buf in bufs:
-        backing.pwrite(buf, offset)
-        offset += len(buf)
-
-
-def pack_bat(bat: "array[int]") -> bytes:
-    """The BAT as on disk, padded to a sector with 0xFF."""
-    raw = _bat_to_bytes(bat)
-    return raw + b"\xff" * (C.pad512(len(raw)) - len(raw))
-
-
-def new_bat(entries: int) -> "array[int]":
-    return _bat_from_bytes(b"\xff" * (entries * 4))
 

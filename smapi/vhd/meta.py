@@ -2,8 +2,9 @@
 
 from . import constants as C
 from . import locators
+from .bat import new_bat
 from .errors import InvalidArgument, LocatorTooLong, ParentMismatch, UnsupportedImage
-from .image import VhdImage, new_bat, pack_bat
+from .image import VhdImage
 
 
 def set_parent_image(child: VhdImage, parent: VhdImage, parent_name: str) -> None:
@@ -12,7 +13,7 @@ def set_parent_image(child: VhdImage, parent: VhdImage, parent_name: str) -> Non
     Locators are rewritten in place and never grown (:class:`LocatorTooLong` if the name does not fit). The
     timestamp is the parent's mtime where the backing has one (blktap), else the parent's creation time.
     """
-    child._require_writable()
+    child.require_writable()
     if not child.is_differencing or child.header is None:
         raise UnsupportedImage("only a differencing image has a parent", field="footer.disk_type", image=child.name)
     if parent.uuid == child.uuid:
@@ -52,21 +53,14 @@ def reset_image(img: VhdImage) -> None:
     Order: batmap cleared first (a clear bit is always safe), then the BAT in one write, then the footer at the
     new end of data.
     """
-    img._require_writable()
+    img.require_writable()
     if img.header is None:
         raise InvalidArgument("a fixed image cannot be reset; recreate it", image=img.name)
     img.commit()
     bat = img.bat
     if img.batmap is not None:
-        img.batmap[:] = bytes(len(img.batmap))
-        img._write_batmap()
+        img.write_batmap(bytearray(len(img.batmap)))
         img.backing.flush()
-    empty = new_bat(len(bat))
-    img.backing.pwrite(pack_bat(empty), img.header.table_offset)
-    img._bat = empty
+    img.replace_bat(new_bat(len(bat)))
+    img.write_footer()
     img.backing.flush()
-    img.drop_caches()
-    img._next_free = None
-    img._write_primary_footer()
-    img.backing.flush()
-

@@ -1,14 +1,33 @@
 """Grow an image. Within the BAT room only the footer changes; beyond it the BAT and batmap move to the end of
 the file (data blocks never move), then the header is switched over to them in one sector write."""
 
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 from . import constants as C
+from .bat import new_bat, pack_bat
+from .buffers import Buffer
 from .errors import InvalidArgument
-from .geometry import geometry_u32
-from .image import VhdImage, new_bat, pack_bat
+from .geometry import geometry_capacity, geometry_u32
+from .image import VhdImage
 from .layout import batmap_sectors, round_size
-from .structs import batmap_checksum
+from .structs import BatmapHeader, Footer, batmap_checksum
+
+# Creators whose images qemu sizes by ``current_size`` (block/vpc.c vpc_ignore_current_size); for any other
+# creator ("vpc ", "qemu", unknown ones) qemu takes the size from the CHS geometry, which rounds down.
+SIZED_BY_CURRENT_SIZE = frozenset({b"win ", b"qem2", b"d2v ", b"d2v\0", b"CTXS", C.CREATOR_APP})
+_MAX_GEOMETRY = (65535 << 16) | (16 << 8) | 255  # qemu uses current_size with this geometry, whatever the creator
+
+
+def resized_footer_fields(footer: Footer, size: int) -> Dict[str, object]:
+    """Footer changes for a new virtual size: size and geometry, and our own (blktap) creator identity when the
+    image's creator would make qemu read the size from a geometry that does not hold it exactly (a qemu-made image
+    grown to a 2 MiB multiple would otherwise shrink back to its CHS size in qemu)."""
+    geometry = geometry_u32(size)
+    fields: Dict[str, object] = {"current_size": size, "geometry": geometry}
+    if footer.creator_app not in SIZED_BY_CURRENT_SIZE and geometry != _MAX_GEOMETRY and \
+            geometry_capacity(geometry) != size:
+        fields.update(creator_app=C.CREATOR_APP, creator_version=C.CREATOR_VERSION, creator_os=C.CREATOR_OS)
+    return fields
 
 
 def resize_image(img: VhdImage, new_size: int, *, max_size: Optional[int] = None) -> int:
@@ -17,7 +36,7 @@ def resize_image(img: VhdImage, new_size: int, *, max_size: Optional[int] = None
     ``max_size`` asks for extra BAT room when the metadata has to move anyway. Shrinking is refused. Returns the
     new virtual size. Crash safety: every intermediate state opens with the old or the new size and unchanged data.
     """
-    img._require_writable()
+    img.require_writable()
     if new_size <= 0 or new_size > C.MAX_VIRTUAL_SIZE:
         raise InvalidArgument(f"size {new_size} outside 1 B .. 2040 GiB", image=img.name)
     if img.is_fixed:
@@ -32,10 +51,10 @@ def resize_image(img: VhdImage, new_size: int, *, max_size: Optional[int] = None
     _ = img.bat  # loads the batmap too, whose checksum range follows the virtual size
     if size > img.capacity_limit:
         _move_metadata(img, max(size, max_size or 0))
-    img.update_footer(current_size=size, geometry=geometry_u32(size))
+    img.update_footer(**resized_footer_fields(img.footer, size))
     if img.batmap is not None and img.batmap_header is not None and \
             batmap_checksum(img.batmap, size, img.block_size) != img.batmap_header.checksum:
-        img._write_batmap()
+        img.write_batmap()
         img.backing.flush()
     return size
 
@@ -48,14 +67,12 @@ def _grow_fixed(img: VhdImage, size: int) -> int:
         return size
     # New footer first: a crash then leaves a valid image of the new size; the old footer's 512 bytes (past the old
     # end, never written by the guest) are zeroed right after.
-    footer = img.footer.with_(current_size=size, geometry=geometry_u32(size))
+    footer = img.footer.with_(**resized_footer_fields(img.footer, size))
     img.backing.pwrite(footer.pack(), size)
     img.backing.flush()
     img.backing.pwrite(bytes(C.FOOTER_SIZE), old)
     img.backing.flush()
-    img.footer = footer
-    img.file_size = size + C.FOOTER_SIZE
-    img._footer_pos = size
+    img.moved_fixed_footer(footer)
     return size
 
 
@@ -68,27 +85,19 @@ def _move_metadata(img: VhdImage, room: int) -> None:
     bat = new_bat(entries)
     bat[: len(old)] = old
     pos = C.ceil_div(img.end_of_data(), C.DATA_ALIGNMENT) * C.DATA_ALIGNMENT
-    bufs = [pack_bat(bat)]
+    bufs: List[Buffer] = [pack_bat(bat)]
     bm_hdr_off = pos + len(bufs[0])
-    new_batmap = None
+    new_batmap: Optional[Tuple[int, BatmapHeader, bytearray]] = None
     if img.batmap_header is not None:
         nsec = batmap_sectors(entries)
-        new_batmap = bytearray(nsec * C.SECTOR)
+        batmap = bytearray(nsec * C.SECTOR)
         if img.batmap is not None:
-            new_batmap[: len(img.batmap)] = img.batmap
+            batmap[: len(img.batmap)] = img.batmap
         hdr = img.batmap_header.with_(batmap_offset=bm_hdr_off + C.SECTOR, batmap_size=nsec,
-                                      checksum=batmap_checksum(new_batmap, img.virtual_size, bs))
-        bufs += [hdr.pack(), new_batmap]
+                                      checksum=batmap_checksum(batmap, img.virtual_size, bs))
+        bufs += [hdr.pack(), batmap]
+        new_batmap = (bm_hdr_off, hdr, batmap)
     end = pos + sum(len(b) for b in bufs)
     img.backing.pwritev(bufs, pos)  # unreferenced until the header switch below
     img.backing.flush()
-    img.update_header(img.header.with_(table_offset=pos, max_table_entries=entries))
-    img.backing.flush()
-    img._bat = bat
-    if new_batmap is not None:
-        img.batmap = new_batmap
-        img.batmap_header = hdr
-        img.batmap_header_offset = bm_hdr_off
-        img.batmap_valid = True
-    img._next_free = max(img.end_of_data(), end)
-    img.file_size = max(img.file_size, end)
+    img.switch_tables(img.header.with_(table_offset=pos, max_table_entries=entries), bat, new_batmap, end)

@@ -240,7 +240,7 @@ def parse_batmap_header(raw: bytes) -> Optional[BatmapHeader]:
                         cookie=cookie)
 
 
-def batmap_checksum(batmap: bytes, current_size: int, block_size: int) -> int:
+def batmap_checksum(batmap: "bytes | bytearray", current_size: int, block_size: int) -> int:
     """blktap sums the map over ``max(512, pad512(curr_size >> 24))`` bytes: 1 bit per 2 MiB of *virtual* size.
 
     Generalised to other block sizes as one bit per block of the virtual size; identical for 2 MiB blocks.

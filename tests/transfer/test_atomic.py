@@ -190,7 +190,7 @@ def _tar_of(data: bytes) -> bytes:
             pass
 
     out = io.BytesIO()
-    formats.export_tar(Disk(Mem(), False), out)
+    formats.FORMATS["tar"].export(Disk(Mem(), False), "vdi").write_to(out)
     return out.getvalue()
 
 
@@ -362,7 +362,7 @@ def test_large_puts_land_in_place_and_the_exposure_serves_the_new_chain(fsr, ser
 
 
 def _vhd_content(image: bytes) -> bytes:
-    from smapi.transfer.vhdupload import VhdReceiver
+    from smapi.vhd import VhdReceiver
 
     out = bytearray(SIZE)
 

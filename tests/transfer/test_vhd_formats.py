@@ -253,3 +253,11 @@ def test_toolstack_export_and_import_endpoints(fsr, host_server, work):
     assert status_of(curl(*auth, "-o", "/dev/null", f"{host_server}/export_raw_vdi")) == 400
     assert status_of(curl(*auth, "-o", "/dev/null",
                           f"{host_server}/export_raw_vdi?vdi=00000000-0000-0000-0000-000000000000")) == 404
+
+
+def test_the_cli_offers_the_shared_formats():
+    """The CLI keeps its format list as a literal (no transfer import at startup); it must be the shared one."""
+    from smapi.cli.data import FORMATS
+    from smapi.transfer.formats import CLI_FORMATS
+
+    assert tuple(FORMATS) == tuple(CLI_FORMATS)

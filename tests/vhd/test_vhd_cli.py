@@ -35,6 +35,12 @@ def test_cli_round_trip(tmp_path):
     out = tmp_path / "out.raw"
     run("export", a, out)
     assert out.read_bytes()[: 4 << 20] == raw.read_bytes()
+    flat = tmp_path / "flat.vhd"  # the child's chain as one dynamic VHD, through the VHD view
+    res = json.loads(run("export", b, flat, "--format", "vhd", "--json"))
+    assert res["allocated_blocks"] == 2 and json.loads(run("info", flat, "--json"))["disk_type"] == "dynamic"
+    out2 = tmp_path / "out2.raw"
+    run("export", flat, out2)
+    assert out2.read_bytes()[: 4 << 20] == raw.read_bytes()
     run("create", tmp_path / "c.vhd", "10G")
     assert "capacity=10737418240" in run("scan", tmp_path)
     run("hidden", a, "on")

@@ -127,6 +127,29 @@ def test_we_read_qemu_images(tmp_path, subformat, force_size):
 
 
 @needs_qemu
+@pytest.mark.parametrize("subformat", ["dynamic", "fixed"])
+def test_qemu_reads_the_size_of_a_resized_qemu_image(tmp_path, subformat):
+    """qemu sizes images of creator "qemu" by their CHS geometry, which cannot hold most sizes exactly: a resize
+    that kept the creator made qemu read another size than the one written. The resized image carries our (tap)
+    identity instead, and qemu reads the new size and the data."""
+    p = tmp_path / "q.vhd"
+    run(QEMU_IMG, "create", "-q", "-f", "vpc", "-o", f"subformat={subformat}", str(p), "100M")
+    assert vhd.open_image(p).footer.creator_app == b"qemu"
+    with vhd.open_chain(p, writable=True) as c:
+        c.write(MiB, b"before the resize" * 100)
+    new = vhd.resize(p, 200 * MiB)
+    assert new == 200 * MiB
+    assert qemu_virtual_size(p) == new == vhd.info(p).virtual_size
+    with vhd.open_chain(p) as c:
+        full = c.read(0, c.size)
+    assert full[MiB : MiB + 1700] == b"before the resize" * 100
+    back = tmp_path / "back.raw"
+    back.write_bytes(full)
+    assert "identical" in run(QEMU_IMG, "compare", "-f", "vpc", "-F", "raw", str(p), str(back))
+    assert vhd.check(p).ok
+
+
+@needs_qemu
 @needs_qemu_io
 def test_we_read_qemu_io_writes(tmp_path):
     p = tmp_path / "q.vhd"

@@ -335,3 +335,23 @@ def test_memory_backing_api():
     ch.write(5000, b"abc")
     assert ch.read(4999, 5) == b"\0abc\0"
     assert img.allocated_blocks() == 1
+
+
+@pytest.mark.parametrize("creator,becomes_tap", [(b"qemu", True), (b"vpc ", True), (b"xyz!", True),
+                                                 (b"win ", False), (b"qem2", False), (b"tap\0", False)])
+def test_resize_sets_a_creator_that_sizes_by_current_size(tmp_path, creator, becomes_tap):
+    """qemu takes the size of "qemu", "vpc " and unknown creators from the CHS geometry (ref. §3): after a resize
+    to a size the geometry cannot hold, such an image gets blktap's identity; the others keep theirs."""
+    p = tmp_path / "c.vhd"
+    version = C.CREATOR_VERSION if creator == C.CREATOR_APP else 0x00050003
+    vhd.create_dynamic(p, 64 * MiB)
+    with vhd.open_image(p, writable=True) as img:
+        img.update_footer(creator_app=creator, creator_version=version, creator_os=0x5769326B)
+    vhd.resize(p, 100 * MiB)
+    f = vhd.open_image(p).footer
+    assert f.current_size == 100 * MiB
+    if becomes_tap:
+        assert (f.creator_app, f.creator_version, f.creator_os) == (C.CREATOR_APP, C.CREATOR_VERSION, C.CREATOR_OS)
+    else:
+        assert (f.creator_app, f.creator_version) == (creator, version)
+    assert vhd.check(p).ok
