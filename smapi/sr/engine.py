@@ -27,6 +27,7 @@ from smapi.interface.storage import vdi_info as VDI_INFO
 from smapi.sr.errors import mapped_errors
 from smapi.sr.journal import Journal
 from smapi.sr.locks import FileLock, hold_all
+from smapi.sr.names import check_sr, check_vdi
 from smapi.sr.records import SrDocument, VdiRecord
 from smapi.sr.runstate import RunState
 from smapi.sr.substrate import Substrate
@@ -50,7 +51,7 @@ class Engine:
     def __init__(self, substrate: Substrate, sr: str, *, driver_ref: str = "",
                  device_config: Optional[Dict[str, str]] = None) -> None:
         self.substrate = substrate
-        self.sr = sr
+        self.sr = check_sr(sr)  # it names host-local files (run state, locks): refused before any is made
         self.driver_ref = driver_ref
         self.device_config = dict(device_config or substrate.describe())
         self.journal = Journal(substrate)
@@ -69,7 +70,8 @@ class Engine:
         return self.substrate.lock("gc")
 
     def vdi_lock(self, vdi: str) -> FileLock:
-        return self.substrate.lock("vdi-" + vdi)
+        # Taken before the VDI is looked up: a caller's name must not reach the lock file's path unchecked.
+        return self.substrate.lock("vdi-" + check_vdi(vdi))
 
     @contextmanager
     def locked(self, *vdis: str, what: str = "operation") -> Iterator[None]:
@@ -94,7 +96,7 @@ class Engine:
     @staticmethod
     def visible(doc: SrDocument, vdi: str) -> VdiRecord:
         """A VDI callers may name: hidden base copies are internal and do not exist for them."""
-        rec = doc.vdis.get(vdi)
+        rec = doc.vdis.get(check_vdi(vdi))
         if rec is None or rec.hidden:
             raise Vdi_does_not_exist(vdi)
         return rec

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Dict
 
 from smapi.interface.errors import Backend_error
@@ -10,6 +9,7 @@ from smapi.sr import serving
 from smapi.sr.engine import DERIVED_SM_CONFIG, Engine, new_uuid
 from smapi.sr.errors import mapped_errors, no_space
 from smapi.sr.faults import fault_point
+from smapi.sr.names import check_text, check_texts, is_name
 from smapi.sr.records import USER_FIELDS, VdiRecord
 from smapi.vhd import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE, info
 from smapi.vhd import resize as vhd_resize
@@ -17,7 +17,6 @@ from smapi.vhd.create import create_sparse_on
 
 RAW_TYPES = ("raw", "aio")
 SECTOR = 512
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def requested_format(sm_config: Dict[str, str]) -> str:
@@ -31,9 +30,10 @@ def requested_format(sm_config: Dict[str, str]) -> str:
 
 
 def user_fields(info_in: Dict[str, Any]) -> Dict[str, Any]:
-    fields = {k: info_in[k] for k in USER_FIELDS if k in info_in}
+    fields = {k: check_text(f"vdi_info.{k}", info_in[k]) for k in USER_FIELDS if k in info_in}
     fields["sm_config"] = {k: v for k, v in dict(info_in.get("sm_config") or {}).items()
                            if k not in DERIVED_SM_CONFIG}
+    check_texts("vdi_info.sm_config", fields["sm_config"])
     return fields
 
 
@@ -65,7 +65,7 @@ def create(engine: Engine, info_in: Dict[str, Any]) -> Dict[str, Any]:
     wanted = info_in.get("vdi") or ""
     with engine.locked(what="VDI.create"):
         doc = engine.load()
-        uuid = wanted if wanted and _SAFE_ID.match(wanted) and wanted not in doc.vdis else new_uuid()
+        uuid = wanted if wanted and is_name(wanted) and wanted not in doc.vdis else new_uuid()
         if fmt == "raw" and size > engine.free_space(doc):
             # Raw images are provisioned in full (sm's rule), so they must fit; VHDs are thin.
             raise no_space(f"a raw VDI of {size} bytes needs that much free space; "

@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from smapi.sr.directory import read_json, write_json_atomically
 from smapi.sr.locks import FileLock
+from smapi.sr.names import check_component
 
 ENV = "SMAPI_RUN_DIR"
 DEFAULT_RUN_DIR = "/run/smapi"
@@ -28,9 +29,7 @@ def run_dir() -> str:
 
 
 def _safe(name: str) -> str:
-    if not name or "/" in name or name.startswith(".") or "\0" in name:
-        raise ValueError(f"unsafe name {name!r}")
-    return name
+    return check_component("name", name)
 
 
 class RunState:

@@ -16,6 +16,8 @@ from smapi.sr import copying, datapath, lifecycle, serving, snapshots
 from smapi.sr.engine import Engine
 from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
+from smapi.sr.names import check_sr, check_text, check_texts
+from smapi.sr.owned import owned_volumes
 from smapi.sr.records import SrDocument, VdiRecord
 from smapi.sr.runstate import RunState
 from smapi.sr.substrate import Substrate
@@ -33,6 +35,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
         return RunState().attached_srs(self.driver.reference())
 
     def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
+        check_sr(sr)
         sub = self._substrate(device_config)
         with mapped_errors(f"SR.create {sr}"):
             if sub.exists():
@@ -55,7 +58,8 @@ class EngineSR(_EngineImpl, SR_skeleton):
             engine.recover(include_coalesce=True)
             # A previous boot's datapath records, and servers a killed verb left behind, go before anyone uses them.
             serving.at_sr_attach(engine)
-        engine.run.record_attach(sr, self.driver.reference(), dict(device_config))
+        # As the substrate resolved it (an absolute path): later verbs may run in another working directory.
+        engine.run.record_attach(sr, self.driver.reference(), self.driver.canonical_config(device_config))
 
     def detach(self, dbg: str, sr: str) -> None:
         engine = self._engine(sr)
@@ -67,7 +71,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
         datapath.release_all(engine)
         # Every VDI goes with the SR (the interface's "destroys"); a running collector is waited for first.
         with mapped_errors(f"SR.destroy {sr}"), engine.gc_lock().hold(), engine.sr_lock().hold():
-            engine.substrate.wipe()
+            engine.substrate.wipe(owned_volumes(engine))
         engine.run.forget_attach(sr)
 
     def reset(self, dbg: str, sr: str) -> None:
@@ -111,6 +115,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
         return self.driver.make_substrate(device_config)
 
     def _edit_sr(self, sr: str, field: str, value: str) -> None:
+        check_text(f"new_{field}", value)
         engine = self._engine(sr)
         with engine.locked(what=f"SR.set_{field}"):
             doc = engine.load()
@@ -189,6 +194,7 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
         self._set(sr, vdi, "name_description", new_name_description)
 
     def add_to_sm_config(self, dbg: str, sr: str, vdi: str, key: str, value: str) -> None:
+        check_texts("sm_config", {key: value})
         lifecycle.edit(self._engine(sr), vdi, lambda r: r.sm_config.__setitem__(key, value),
                        "VDI.add_to_sm_config")
 
@@ -209,6 +215,8 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
         return lifecycle.resize(self._engine(sr), vdi, new_size)
 
     def _set(self, sr: str, vdi: str, field: str, value: Any) -> None:
+        check_text(field if field == "content_id" else f"new_{field}", value)
+
         def change(rec: VdiRecord) -> None:
             setattr(rec, field, value)
 
