@@ -98,6 +98,7 @@ def destroy(engine: Engine, vdi: str) -> None:
             raise Backend_error.classic(
                 "VDIInUse", f"VDI {vdi} is attached on this host ({busy}); detach it (VDI.detach) first")
         remove_record(engine, rec.uuid)
+        engine.vdi_lock(vdi).discard()  # held exclusively here; without this, lock files pile up forever
     engine.after_change()
 
 

@@ -21,6 +21,7 @@ from smapi.sr.owned import owned_volumes
 from smapi.sr.records import SrDocument, VdiRecord
 from smapi.sr.runstate import RunState
 from smapi.sr.substrate import Substrate
+from smapi.sr.sweep import sweep
 
 
 class _EngineImpl:
@@ -56,6 +57,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
             if found != sr:
                 raise Backend_error.classic("SRUnavailable", f"{sub.describe()} holds SR {found}, not {sr}")
             engine.recover(include_coalesce=True)
+            sweep(engine.substrate, engine.load().vdis)
             # A previous boot's datapath records, and servers a killed verb left behind, go before anyone uses them.
             serving.at_sr_attach(engine)
         # As the substrate resolved it (an absolute path): later verbs may run in another working directory.
@@ -85,6 +87,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
             engine.recover(include_coalesce=True)
         with engine.locked(what="SR.scan"):
             doc = engine.load()
+            sweep(engine.substrate, doc.vdis)
             return [engine.info(r) for r in sorted(doc.visible(), key=lambda r: r.uuid)]
 
     def stat(self, dbg: str, sr: str) -> Dict[str, Any]:
