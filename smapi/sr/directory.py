@@ -29,6 +29,8 @@ from smapi.vhd import Backing, DirectoryResolver, FileBacking, ParentResolver
 EXTENSIONS = {"vhd": ".vhd", "raw": ".raw"}
 JOURNAL_DIR = ".journal"
 LOCK_DIR = ".locks"
+#: space held back so that freeing space (VDI.destroy) still works on a full SR (see smapi.sr.reserve)
+RESERVE = ".reserve"
 
 
 def fsync_dir(path: str) -> None:
@@ -43,11 +45,17 @@ def write_json_atomically(path: str, value: Any) -> None:
     """temp file + fsync + rename + fsync of the directory."""
     directory = os.path.dirname(path)
     tmp = f"{path}.tmp.{os.getpid()}.{id(value)}"
-    with open(tmp, "w") as f:
-        json.dump(value, f, sort_keys=True, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(value, f, sort_keys=True, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # ENOSPC (or a signal) half-way: the old document stands, and no temporary file is left behind.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     fsync_dir(directory)
 
 
@@ -84,6 +92,8 @@ class DirectorySubstrate(Substrate):
             self.remove_volume(name)
         shutil.rmtree(os.path.join(self.path, JOURNAL_DIR), ignore_errors=True)
         shutil.rmtree(os.path.join(self.path, LOCK_DIR), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.path, RESERVE))
         with contextlib.suppress(OSError):
             os.rmdir(self.path)  # only when nothing foreign is left in it
 

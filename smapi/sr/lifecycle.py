@@ -11,6 +11,7 @@ from smapi.sr.errors import mapped_errors, no_space
 from smapi.sr.faults import fault_point
 from smapi.sr.names import check_text, check_texts, is_name
 from smapi.sr.records import USER_FIELDS, VdiRecord
+from smapi.sr.reserve import freeing_space
 from smapi.vhd import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE, info
 from smapi.vhd import resize as vhd_resize
 from smapi.vhd.create import create_sparse_on
@@ -90,6 +91,12 @@ def create(engine: Engine, info_in: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def destroy(engine: Engine, vdi: str) -> None:
+    # Destroying is how a full SR gets space back: it may use the SR's space reserve.
+    freeing_space(engine.substrate, lambda: _destroy(engine, vdi))
+    engine.after_change()
+
+
+def _destroy(engine: Engine, vdi: str) -> None:
     with engine.locked(vdi, what="VDI.destroy"):
         doc = engine.load()
         rec = engine.visible(doc, vdi)
@@ -99,7 +106,6 @@ def destroy(engine: Engine, vdi: str) -> None:
                 "VDIInUse", f"VDI {vdi} is attached on this host ({busy}); detach it (VDI.detach) first")
         remove_record(engine, rec.uuid)
         engine.vdi_lock(vdi).discard()  # held exclusively here; without this, lock files pile up forever
-    engine.after_change()
 
 
 def remove_record(engine: Engine, uuid: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 from smapi import SR_skeleton, VDI_skeleton
 from smapi.interface.errors import Backend_error
-from smapi.sr import copying, datapath, lifecycle, serving, snapshots
+from smapi.sr import copying, datapath, lifecycle, reserve, serving, snapshots
 from smapi.sr.engine import Engine
 from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
@@ -46,6 +46,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
             if physical_size > 0:
                 doc.options["physical_size"] = str(physical_size)
             sub.store_document(Substrate.SR_DOCUMENT, doc.to_dict())
+            reserve.ensure(sub)
 
     def attach(self, dbg: str, sr: str, device_config: Dict[str, str]) -> None:
         sub = self._substrate(device_config)
@@ -58,6 +59,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
                 raise Backend_error.classic("SRUnavailable", f"{sub.describe()} holds SR {found}, not {sr}")
             engine.recover(include_coalesce=True)
             sweep(engine.substrate, engine.load().vdis)
+            reserve.ensure(engine.substrate)
             # A previous boot's datapath records, and servers a killed verb left behind, go before anyone uses them.
             serving.at_sr_attach(engine)
         # As the substrate resolved it (an absolute path): later verbs may run in another working directory.
