@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from smapi.interface.errors import Backend_error, Vdi_does_not_exist
 from smapi.interface.storage import vdi_info as VDI_INFO
-from smapi.sr.errors import mapped_errors
+from smapi.sr.errors import is_no_space, mapped_errors
 from smapi.sr.journal import Journal
 from smapi.sr.locks import FileLock, hold_all
 from smapi.sr.names import check_sr, check_vdi
@@ -74,13 +74,14 @@ class Engine:
         return self.substrate.lock("vdi-" + check_vdi(vdi))
 
     @contextmanager
-    def locked(self, *vdis: str, what: str = "operation") -> Iterator[None]:
-        """VDI locks (sorted) then the SR lock, with lock timeouts reported as typed errors."""
+    def locked(self, *vdis: str, what: str = "operation", reading: bool = False) -> Iterator[None]:
+        """VDI locks (sorted) then the SR lock, with lock timeouts reported as typed errors; `reading`: the verb
+        only reads (see `recover`)."""
         with mapped_errors(what), hold_all([self.vdi_lock(v) for v in vdis]), self.sr_lock().hold():
             # What the substrate cached about its volumes may predate the lock (a long-lived engine): read again.
             self.substrate.refresh()
             # A process that died half-way left its journal: repair before looking at the SR.
-            self.recover()
+            self.recover(reading=reading)
             yield
 
     # -- the SR document ---------------------------------------------------------------------------------------
@@ -133,10 +134,23 @@ class Engine:
         return self.substrate.volume_name(uuid, fmt)
 
     # -- verbs (implemented in the topic modules) ------------------------------------------------------------
-    def recover(self, *, include_coalesce: bool = False) -> List[str]:
+    def recover(self, *, include_coalesce: bool = False, reading: bool = False) -> List[str]:
+        """Replay dead journal entries. `reading`: for a verb that only reads the SR document and images, a replay
+        that fails for lack of space is logged and left for later instead of failing the verb: on a full SR,
+        reads and scans must keep working (the document is the commit point, so what it says is consistent)."""
         from smapi.sr.recovery import recover
 
-        return recover(self, include_coalesce=include_coalesce)
+        if not reading:
+            return recover(self, include_coalesce=include_coalesce)
+        try:
+            return recover(self, include_coalesce=include_coalesce)
+        except (OSError, Backend_error) as e:
+            if not is_no_space(e):
+                raise
+            import logging
+
+            logging.getLogger("smapi.sr").warning("SR %s: journal replay postponed, no space left: %s", self.sr, e)
+            return []
 
     def gc(self) -> Dict[str, int]:
         """Collect garbage and coalesce until there is nothing left (waits for a running collector)."""

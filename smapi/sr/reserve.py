@@ -14,8 +14,8 @@ import logging
 import os
 from typing import Callable, Optional, TypeVar
 
-from smapi.interface.classic_codes import CLASSIC_CODES
 from smapi.interface.errors import Backend_error
+from smapi.sr.errors import is_no_space
 from smapi.sr.substrate import Substrate
 
 log = logging.getLogger("smapi.sr.reserve")
@@ -52,17 +52,13 @@ def ensure(substrate: Substrate) -> None:
         log.debug("no space reserve in %s yet: %s", path, e)
 
 
-def _is_no_space(err: Backend_error) -> bool:
-    return err.code == f"SR_BACKEND_FAILURE_{CLASSIC_CODES['SRNoSpace'][0]}"
-
-
 def freeing_space(substrate: Substrate, verb: Callable[[], T]) -> T:
     """Run `verb`, which frees space; if it fails for lack of space, give up the reserve and run it once more."""
     try:
         result = verb()
     except Backend_error as e:
         path = _reserve_path(substrate)
-        if not _is_no_space(e) or path is None or not os.path.exists(path):
+        if not is_no_space(e) or path is None or not os.path.exists(path):
             raise
         log.warning("%s is full: using its space reserve to free space", substrate.describe())
         with contextlib.suppress(FileNotFoundError):

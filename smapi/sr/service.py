@@ -86,8 +86,8 @@ class EngineSR(_EngineImpl, SR_skeleton):
     def scan(self, dbg: str, sr: str) -> List[Dict[str, Any]]:
         engine = self._engine(sr)
         with mapped_errors(f"SR.scan {sr}"):
-            engine.recover(include_coalesce=True)
-        with engine.locked(what="SR.scan"):
+            engine.recover(include_coalesce=True, reading=True)
+        with engine.locked(what="SR.scan", reading=True):
             doc = engine.load()
             sweep(engine.substrate, doc.vdis)
             return [engine.info(r) for r in sorted(doc.visible(), key=lambda r: r.uuid)]
@@ -143,7 +143,7 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
 
     def stat(self, dbg: str, sr: str, vdi: str) -> Dict[str, Any]:
         engine = self._engine(sr)
-        with engine.locked(what="VDI.stat"):
+        with engine.locked(what="VDI.stat", reading=True):
             return engine.info(engine.visible(engine.load(), vdi))
 
     def set_persistent(self, dbg: str, sr: str, vdi: str, persistent: bool) -> None:

@@ -113,13 +113,19 @@ def test_full_sr_stays_usable(small_fs, tmp_path, monkeypatch):
             sr.fill(made["vdi"], 4 * MiB)
         except OSError:
             break
+    first = next(iter(known))
     with pytest.raises(OSError), open(small_fs / "filler", "wb") as filler:
+        # Almost full first: a resize whose journal entry fits but whose image growth does not (the entry stays).
+        room = os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize
+        if room > 256 * 1024:
+            filler.write(b"\0" * (room - 64 * 1024))
+            filler.flush()
+        _typed_or_works(sr, "VDI.resize", sr=SR, vdi=first, new_size=2000 << 30)
         while True:
             filler.write(b"\0" * MiB)
             filler.flush()
             os.fsync(filler.fileno())
     # Full: every verb gives a typed error or works.
-    first = next(iter(known))
     for method, args in (("VDI.snapshot", {"vdi_info": {"vdi": first, "virtual_size": 4 * MiB}}),
                          ("VDI.clone", {"vdi_info": {"vdi": first, "virtual_size": 4 * MiB}}),
                          ("VDI.resize", {"vdi": first, "new_size": 64 * MiB}),
