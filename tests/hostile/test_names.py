@@ -91,3 +91,11 @@ def test_any_sr_name_is_typed_and_contained(attached, bad):
         if not is_name(bad):
             assert isinstance(err, Invalid_argument), (method, err)
     assert_contained(attached, before)
+
+
+def test_corpus_copy_destination_refused(attached):
+    before = attached.arena.outside()
+    for bad in attached.arena.hostile_names():
+        err = refused(attached, "VDI.copy", {"sr": attached.sr, "vdi": attached.vdi, "url": "http://x", "dest": bad})
+        assert isinstance(err, Invalid_argument) and err.params[0] == "dest", err
+    assert_contained(attached, before)
