@@ -2,8 +2,8 @@
 and temporary files of document writes that died (ENOSPC, SIGKILL) between writing and renaming.
 
 Both are removed only when provably unused: a lock file while holding it (`FileLock.discard`, which waiters
-notice), a temporary file when its writer is gone (its pid is not alive here and it is older than a write could
-take) or when it is far older than any write (on a shared SR the pid may be another host's).
+notice), a temporary file when its writer is gone (its pid is not alive here; on a shared SR, where the pid may
+be another host's, only once it is also older than a write could take) or when it is far older than any write.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ log = logging.getLogger("smapi.sr.sweep")
 
 VDI_LOCK_PREFIX = "vdi-"
 TEMP_MARK = ".tmp."
-#: a temporary file whose writer's pid is dead here is removed once older than this (seconds)
+#: on a shared SR, a temporary file whose writer's pid is dead here is removed once older than this (seconds)
 DEAD_WRITER_AGE = 60.0
 #: any temporary file older than this is removed (a write never takes so long)
 ANY_WRITER_AGE = 3600.0
@@ -57,14 +57,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _writer_gone(name: str, age: float) -> bool:
+def _writer_gone(name: str, age: float, local: bool) -> bool:
     if age > ANY_WRITER_AGE:
         return True
     pid_text = name.split(TEMP_MARK, 1)[1].split(".", 1)[0]
-    return age > DEAD_WRITER_AGE and pid_text.isdigit() and not _pid_alive(int(pid_text))
+    return (local or age > DEAD_WRITER_AGE) and pid_text.isdigit() and not _pid_alive(int(pid_text))
 
 
-def stale_temp_files(*directories: str) -> List[str]:
+def stale_temp_files(*directories: str, local: bool = True) -> List[str]:
     """Remove `<name>.tmp.<pid>...` files in `directories` whose writer is gone; returns their paths."""
     removed = []
     now = time.time()
@@ -77,7 +77,7 @@ def stale_temp_files(*directories: str) -> List[str]:
             if TEMP_MARK not in entry.name or not entry.is_file(follow_symlinks=False):
                 continue
             with contextlib.suppress(FileNotFoundError):
-                if _writer_gone(entry.name, now - entry.stat(follow_symlinks=False).st_mtime):
+                if _writer_gone(entry.name, now - entry.stat(follow_symlinks=False).st_mtime, local):
                     os.unlink(entry.path)
                     removed.append(entry.path)
     return removed
@@ -90,9 +90,11 @@ def sweep(substrate: object, known_vdis: Collection[str]) -> None:
     if not isinstance(substrate, DirectorySubstrate):
         return
     sample = substrate.lock("sr")
-    # Plain flock files only: an NFS SR's lock directory holds leases, which expire by their own rules.
-    locks = stale_vdi_locks(os.path.dirname(sample.path), known_vdis) if type(sample) is FileLock else []
-    temps = stale_temp_files(substrate.path, os.path.join(substrate.path, JOURNAL_DIR))
+    # Plain flock files mean an SR used by this host alone; an NFS SR's locks are leases shared by hosts, which
+    # expire by their own rules, and its writers' pids may be other hosts'.
+    local = type(sample) is FileLock
+    locks = stale_vdi_locks(os.path.dirname(sample.path), known_vdis) if local else []
+    temps = stale_temp_files(substrate.path, os.path.join(substrate.path, JOURNAL_DIR), local=local)
     if locks or temps:
         log.info("swept %d stale lock file(s) and %d temporary file(s) in %s", len(locks), len(temps),
                  substrate.path)
