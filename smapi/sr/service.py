@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 from smapi import SR_skeleton, VDI_skeleton
 from smapi.interface.errors import Backend_error
-from smapi.sr import copying, datapath, lifecycle, reserve, serving, snapshots
+from smapi.sr import copying, datapath, footers, lifecycle, reserve, serving, snapshots
 from smapi.sr.engine import Engine
 from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
@@ -59,6 +59,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
                 raise Backend_error.classic("SRUnavailable", f"{sub.describe()} holds SR {found}, not {sr}")
             engine.recover(include_coalesce=True)
             sweep(engine.substrate, engine.load().vdis)
+            footers.repair_torn(engine)
             reserve.ensure(engine.substrate)
             # A previous boot's datapath records, and servers a killed verb left behind, go before anyone uses them.
             serving.at_sr_attach(engine)

@@ -78,3 +78,25 @@ def test_discarded_lock_never_has_two_holders(tmp_path):
     assert results == [False], "a newcomer got the lock the waiter holds"
     release_waiter.set()
     thread.join()
+
+
+def test_torn_footer_is_repaired_at_attach(attached, monkeypatch, tmp_path):
+    from smapi.driver import load_driver
+    from smapi.vhd import check
+
+    driver = load_driver("file")
+    data = os.urandom(65536)
+    handle = driver.open_vdi(attached.sr, attached.vdi, writable=True)
+    handle.write(4096, data)
+    handle.close()
+    volume = os.path.join(attached.device_config["path"], attached.vdi + ".vhd")
+    os.truncate(volume, os.path.getsize(volume) - 512)  # the primary footer is gone, as after a killed write
+    assert not check(volume).ok
+    monkeypatch.setenv("SMAPI_RUN_DIR", str(tmp_path / "rebooted"))
+    attached.call("SR.attach", sr=attached.sr, device_config=attached.device_config)
+    assert check(volume).ok, check(volume).errors
+    handle = load_driver("file").open_vdi(attached.sr, attached.vdi)
+    try:
+        assert handle.read(4096, len(data)) == data
+    finally:
+        handle.close()
