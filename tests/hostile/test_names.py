@@ -24,7 +24,7 @@ hostile_text = st.one_of(
     st.text(alphabet=st.sampled_from("./\\\x00ab-_ \n"), max_size=30),
     st.builds(lambda a, b: a + "/" + b, st.text(max_size=8), st.text(max_size=8)),
 )
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def refused(attached: Any, method: str, args: Dict[str, Any]) -> SmapiError:
