@@ -38,8 +38,10 @@ def parse_request(argv: Sequence[str]) -> Dict[str, Any]:
         raise Bad_request(f"expected exactly one argument (an XML-RPC methodCall), got {len(argv) - 1}")
     try:
         params, method = xmlrpc.client.loads(argv[1])
-    except (ExpatError, ValueError, TypeError) as e:
-        raise Bad_request(f"argument is not an XML-RPC methodCall: {e}") from None
+    except (ExpatError, ValueError, TypeError, LookupError, xmlrpc.client.Error) as e:
+        # xmlrpc.client reports structural mistakes in many ways (a <fault> raises Fault, an unknown tag
+        # ResponseError, a member without a value IndexError): all are a malformed request, fault 143.
+        raise Bad_request(f"argument is not an XML-RPC methodCall: {type(e).__name__}: {e}") from None
     if len(params) != 1 or not isinstance(params[0], dict):
         raise Bad_request("expected a single struct as the methodCall's only parameter")
     request = dict(params[0])

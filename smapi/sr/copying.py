@@ -12,6 +12,7 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.engine import Engine
+from smapi.sr.names import check_sr
 
 CHUNK = 2 * 1024 * 1024
 
@@ -23,7 +24,7 @@ def copy(engine: Engine, vdi: str, url: str, dest: str) -> str:
 
     with engine.locked(what="VDI.copy"):
         source_info = engine.info(engine.visible(engine.load(), vdi))
-    record = engine.run.attached(dest)
+    record = engine.run.attached(check_sr(dest, "dest"))
     if record is None:
         raise Backend_error("SR_BACKEND_FAILURE", [
             "", f"cannot copy VDI {vdi} to SR {dest} at {url!r}: that SR is not attached on this host, and "

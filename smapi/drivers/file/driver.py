@@ -44,6 +44,14 @@ class FileDriver(EngineDriver):
     name = "file"
     storage = {"Query": FileQuery, "SR": ENGINE_SR, "VDI": ENGINE_VDI}
 
+    def canonical_config(self, device_config: Dict[str, str]) -> Dict[str, str]:
+        import os
+
+        config = dict(device_config)
+        if config.get("path"):
+            config["path"] = os.path.abspath(config["path"])
+        return config
+
     def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
         from smapi.sr.directory import DirectorySubstrate
 
