@@ -24,10 +24,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Protocol, Sequence
 from urllib.parse import urlsplit
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.apis import get_api
 from smapi.interface.errors import Invalid_argument, Unknown_method
 from smapi.interface.model import Api, Interface, Method
-from smapi.rpc.dispatcher import Dispatcher
 from smapi.rpc.exec_client import ExecTransport
 from smapi.rpc.httpclient import DEFAULT_TIMEOUT, HttpEndpoint
 from smapi.rpc.jsonrpc_client import JsonRpcTransport

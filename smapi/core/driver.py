@@ -7,7 +7,12 @@ A driver subclasses `Driver` and says, per API, which class implements each inte
         storage = {"Query": MyQuery, "SR": MySR, "VDI": MyVDI}
 
 Each implementation class is a skeleton subclass; it is constructed with the driver instance, so the SR and
-VDI implementations can share state through it. Drivers are found by name through the `smapi.drivers`
+VDI implementations can share state through it. Every call to a driver goes through its dispatcher, whether it
+comes from a transport, the CLI or another part of smapi:
+
+    driver = load_driver("file")
+    driver.call("storage", "SR.scan", dbg="trace-1", sr=sr)     # or driver.dispatcher("storage").call(...)
+ Drivers are found by name through the `smapi.drivers`
 entry-point group (a vendor's package registers its own), or by a `module:attribute` or `path/file.py:attribute`
 reference.
 """
@@ -20,6 +25,7 @@ import os
 import sys
 from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Type, Union
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.errors import Unimplemented
 
 ENTRY_POINT_GROUP = "smapi.drivers"
@@ -47,6 +53,24 @@ class Driver:
 
     def __init__(self) -> None:
         self._impls: Dict[str, _Implementations] = {}
+        self._dispatchers: Dict[str, Dispatcher] = {}
+
+    def dispatcher(self, api: str) -> Dispatcher:
+        """The dispatcher of `api` for this driver: made once, then shared by every caller in this process."""
+        found = self._dispatchers.get(api)
+        if found is None:
+            from smapi.interface.apis import get_api  # loads only the definitions of the APIs used
+
+            found = self._dispatchers[api] = Dispatcher(get_api(api), self.implementations(api))
+        return found
+
+    def call(self, api: str, verb: str, /, **args: Any) -> Any:
+        """Call `verb` (a wire name such as "SR.attach") of `api` with named arguments, checked both ways.
+
+        Raises the typed SMAPI error the verb fails with. The arguments are positional-only so that a verb's own
+        argument names (`api`, `verb`) never collide with them.
+        """
+        return self.dispatcher(api).call(verb, args)
 
     def implementations(self, api: str) -> Mapping[str, Any]:
         """The implementation objects serving `api`; each is created on first use, once per driver instance."""
@@ -56,11 +80,11 @@ class Driver:
 
     def implementation_classes(self, api: str) -> Mapping[str, ImplementationRef]:
         """The implementations serving `api`. A driver with storage-interface implementations also serves SMAPIv3,
-        through `smapi.rpc.v3_adapter`, for every v3 interface it does not implement itself."""
+        through `smapi.core.v3_adapter`, for every v3 interface it does not implement itself."""
         classes: Dict[str, ImplementationRef] = dict(getattr(type(self), api, None) or {})
         if api == "v3" and type(self).storage:
             for iface in ("Plugin", "SR", "Volume", "Datapath"):
-                classes.setdefault(iface, f"smapi.rpc.v3_adapter:{iface}OnStorage")
+                classes.setdefault(iface, f"smapi.core.v3_adapter:{iface}OnStorage")
         if not classes:
             raise Unimplemented(f"the {api} API (driver {self.name} does not serve it)")
         return classes
@@ -129,7 +153,7 @@ def resolve_driver_class(spec: str) -> Type[Driver]:
     else:
         obj = _entry_point(spec)
     if not (isinstance(obj, type) and issubclass(obj, Driver)):
-        raise DriverNotFound(f"{spec} is not a smapi.driver.Driver subclass")
+        raise DriverNotFound(f"{spec} is not a smapi.core.driver.Driver subclass")
     return obj
 
 

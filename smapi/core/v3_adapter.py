@@ -36,17 +36,13 @@ def parse_volume_uri(uri: str) -> Tuple[str, str]:
 
 
 class _OnStorage:
-    """Calls the driver's storage-interface implementations through the dispatcher (so they are checked)."""
+    """Calls the driver's storage-interface verbs through its dispatcher (so they are checked both ways)."""
 
     def __init__(self, driver: Any) -> None:
         self.driver = driver
-        from smapi.interface.apis import get_api
-        from smapi.rpc.dispatcher import Dispatcher
-
-        self._storage = Dispatcher(get_api("storage"), driver.implementations("storage"))
 
     def s(self, wire_name: str, dbg: str, **args: Any) -> Any:
-        return self._storage.call(wire_name, {"dbg": dbg, **args})
+        return self.driver.call("storage", wire_name, dbg=dbg, **args)
 
     @staticmethod
     def to_volume(sr: str, info: Mapping[str, Any]) -> Dict[str, Any]:

@@ -25,8 +25,8 @@ import jsonrpclib
 from jsonrpclib.config import Config
 from jsonrpclib.SimpleJSONRPCServer import SimpleJSONRPCRequestHandler, SimpleJSONRPCServer
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.errors import Internal_error, SmapiError
-from smapi.rpc.dispatcher import Dispatcher
 from smapi.rpc.listen import (
     DEFAULT_MAX_REQUEST,
     DEFAULT_REQUEST_TIMEOUT,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import smapi
-from smapi.driver import driver_reference, resolve_driver_class
+from smapi.core.driver import driver_reference, resolve_driver_class
 from smapi.interface.apis import get_api
 
 LAUNCHER = "smapi-dispatch"

@@ -13,8 +13,8 @@ import socketserver
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Optional
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.errors import Bad_request, Internal_error, SmapiError
-from smapi.rpc.dispatcher import Dispatcher
 from smapi.rpc.listen import (
     DEFAULT_MAX_REQUEST,
     DEFAULT_REQUEST_TIMEOUT,

@@ -58,7 +58,7 @@ def _prepare(sr: SRClient, op: str) -> Dict[str, str]:
 GC_SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[3])
-from smapi.driver import load_driver
+from smapi.core.driver import load_driver
 from tests.conformance.conftest import find_hook
 find_hook(load_driver(sys.argv[1]), "gc")(sys.argv[2])
 """
