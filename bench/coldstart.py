@@ -50,6 +50,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SMAPI_EXAMPLE_STATE"] = os.path.join(tmp, "state")
         os.environ["SMAPI_RUN_DIR"] = os.path.join(tmp, "run")
+        # Each call writes its call-log line, as on a host, but into this run's directory, not /var/log/smapi.
+        os.environ["SMAPI_LOG_FILE"] = os.path.join(tmp, "smapi.log")
         plugin = os.path.join(tmp, "plugin")
         install_plugin(args.driver, plugin)
         query = os.path.join(plugin, "Plugin.Query")
