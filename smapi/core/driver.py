@@ -26,6 +26,7 @@ import sys
 from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Type, Union
 
 from smapi.core.dispatcher import Dispatcher
+from smapi.interface.apis import get_api
 from smapi.interface.errors import Unimplemented
 
 ENTRY_POINT_GROUP = "smapi.drivers"
@@ -56,11 +57,9 @@ class Driver:
         self._dispatchers: Dict[str, Dispatcher] = {}
 
     def dispatcher(self, api: str) -> Dispatcher:
-        """The dispatcher of `api` for this driver: made once, then shared by every caller in this process."""
+        """The dispatcher of `api` for this driver: made on first use, then shared by every caller of the driver."""
         found = self._dispatchers.get(api)
         if found is None:
-            from smapi.interface.apis import get_api  # loads only the definitions of the APIs used
-
             found = self._dispatchers[api] = Dispatcher(get_api(api), self.implementations(api))
         return found
 
