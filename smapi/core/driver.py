@@ -20,7 +20,6 @@ reference.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Type, Union
@@ -126,11 +125,14 @@ def _load_attribute(module_ref: str, attr: str) -> Any:
         path = os.path.abspath(module_ref)
         if not os.path.isfile(path):
             raise DriverNotFound(f"no driver file {path}")
+        # only for drivers given as files: the per-verb executables of packaged drivers skip this import
+        from importlib.util import module_from_spec, spec_from_file_location
+
         mod_name = "smapi_driver_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
-        spec = importlib.util.spec_from_file_location(mod_name, path)
+        spec = spec_from_file_location(mod_name, path)
         if spec is None or spec.loader is None:
             raise DriverNotFound(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
+        module = module_from_spec(spec)
         sys.modules[mod_name] = module
         spec.loader.exec_module(module)
     else:
