@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Driver": "smapi.driver",
+    "Driver": "smapi.core.driver",
     "Query_skeleton": "smapi.interface.skeletons.storage",
     "SR_skeleton": "smapi.interface.skeletons.storage",
     "VDI_skeleton": "smapi.interface.skeletons.storage",

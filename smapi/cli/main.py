@@ -50,14 +50,12 @@ def cli() -> None:
 def serve(driver: str, unix_path: Optional[str], port: Optional[int], host: str, allow_remote: bool, protocol: str,
           api: str) -> None:
     """Serve a driver over XML-RPC or JSON-RPC until interrupted."""
-    from smapi.driver import load_driver
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.core.driver import load_driver
 
     if not unix_path and port is None:
         raise click.UsageError("give --unix PATH or --port N")
     loaded = load_driver(driver)
-    dispatcher = Dispatcher(get_api(api), loaded.implementations(api))
+    dispatcher = loaded.dispatcher(api)
     if protocol == "xmlrpc":
         from smapi.rpc.xmlrpc import make_xmlrpc_server as make_server
     else:

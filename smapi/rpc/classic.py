@@ -243,13 +243,11 @@ def driver_info_from_query(query: Dict[str, Any]) -> Dict[str, Any]:
 
 def handle(request: Dict[str, Any], driver_ref: str) -> Any:
     """Run one classic request; returns the result value or raises SmapiError."""
-    from smapi.driver import load_driver
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.core.driver import load_driver
 
     cmd = check_request(request)
     driver = load_driver(driver_ref)
-    dispatcher = Dispatcher(get_api("storage"), driver.implementations("storage"))
+    dispatcher = driver.dispatcher("storage")
     if cmd.name == "sr_get_driver_info":
         # Only the Query implementation is consulted: no SR is constructed, no session is needed.
         return driver_info_from_query(dispatcher.call("Query.query", {"dbg": "sr_get_driver_info"}))

@@ -25,6 +25,7 @@ import jsonrpclib
 from jsonrpclib.config import Config
 from jsonrpclib.SimpleJSONRPCServer import SimpleJSONRPCRequestHandler, SimpleJSONRPCServer
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.errors import Internal_error, SmapiError
 from smapi.rpc.bounded import (
     DEFAULT_MAX_CONNECTIONS,
@@ -32,7 +33,6 @@ from smapi.rpc.bounded import (
     ConnectionCapMixin,
     RequestDeadlineMixin,
 )
-from smapi.rpc.dispatcher import Dispatcher
 from smapi.rpc.listen import (
     DEFAULT_MAX_REQUEST,
     DEFAULT_REQUEST_TIMEOUT,

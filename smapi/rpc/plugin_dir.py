@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import List, Optional
 
-import smapi
+from smapi.common import paths as common_paths
 from smapi.common.files import atomic_write
-from smapi.driver import driver_reference, resolve_driver_class
+from smapi.core.driver import driver_reference, resolve_driver_class
 from smapi.interface.apis import get_api
 
 LAUNCHER = "smapi-dispatch"
@@ -39,7 +38,7 @@ def default_api(driver_spec: str) -> str:
 
 
 def _search_path() -> List[str]:
-    package_root = str(Path(smapi.__file__).resolve().parent.parent)
+    package_root = common_paths.package_root()
     entries = [package_root] + [p for p in sys.path if p and os.path.isdir(p)]
     seen: List[str] = []
     for e in entries:

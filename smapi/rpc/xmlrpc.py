@@ -13,6 +13,7 @@ import socketserver
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Optional
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.errors import Bad_request, Internal_error, SmapiError
 from smapi.rpc.bounded import (
     DEFAULT_MAX_CONNECTIONS,
@@ -20,7 +21,6 @@ from smapi.rpc.bounded import (
     ConnectionCapMixin,
     RequestDeadlineMixin,
 )
-from smapi.rpc.dispatcher import Dispatcher
 from smapi.rpc.listen import (
     DEFAULT_MAX_REQUEST,
     DEFAULT_REQUEST_TIMEOUT,

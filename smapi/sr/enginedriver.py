@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict
 
-from smapi.driver import Driver
+from smapi.core.driver import Driver
 from smapi.interface.errors import Sr_not_attached
 
 if TYPE_CHECKING:

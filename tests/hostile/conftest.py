@@ -6,9 +6,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 from tests.hostile.arena import Arena, make_arena
 
 SR = "0f5e5e6c-5a8e-4d0a-9f43-1c2d3e4f5a6b"
@@ -32,7 +31,7 @@ def attached(tmp_path, monkeypatch) -> Iterator[Attached]:
     arena = make_arena(tmp_path)
     monkeypatch.setenv("SMAPI_RUN_DIR", str(arena.run_dir))
     monkeypatch.setenv("SMAPI_GC", "off")
-    dispatcher = Dispatcher(get_api("storage"), load_driver("file").implementations("storage"))
+    dispatcher = load_driver("file").dispatcher("storage")
     config = {"path": str(arena.sr_path)}
     dispatcher.call("SR.create", {"dbg": "t", "sr": SR, "device_config": config, "physical_size": 0})
     dispatcher.call("SR.attach", {"dbg": "t", "sr": SR, "device_config": config})

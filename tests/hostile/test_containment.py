@@ -46,7 +46,7 @@ def test_symlinked_volume_is_refused_for_every_access(attached, symlinked):
             attached.call(method, sr=attached.sr, **args)
         assert isinstance(info.value, Backend_error) and not isinstance(info.value, Internal_error), info.value
         assert "symlink" in info.value.message(), info.value
-    from smapi.driver import load_driver
+    from smapi.core.driver import load_driver
 
     with pytest.raises(SmapiError) as info:
         load_driver("file").open_vdi(attached.sr, attached.vdi, writable=True)

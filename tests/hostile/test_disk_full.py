@@ -13,10 +13,8 @@ from typing import Any, Dict, Iterator
 
 import pytest
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
+from smapi.core.driver import load_driver
 from smapi.interface.errors import Internal_error, SmapiError
-from smapi.rpc.dispatcher import Dispatcher
 
 MiB = 1 << 20
 SR = "5a1b0a2e-0000-4000-8000-00000000f011"
@@ -55,7 +53,7 @@ def _digest(data: bytes) -> str:
 class Sr:
     def __init__(self, path: Path) -> None:
         self.driver = load_driver("file")
-        self.dispatcher = Dispatcher(get_api("storage"), self.driver.implementations("storage"))
+        self.dispatcher = self.driver.dispatcher("storage")
         self.path = path
 
     def call(self, method: str, **args: Any) -> Any:

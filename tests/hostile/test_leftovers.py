@@ -81,7 +81,7 @@ def test_discarded_lock_never_has_two_holders(tmp_path):
 
 
 def test_torn_footer_is_repaired_at_attach(attached, monkeypatch, tmp_path):
-    from smapi.driver import load_driver
+    from smapi.core.driver import load_driver
     from smapi.vhd import check
 
     driver = load_driver("file")

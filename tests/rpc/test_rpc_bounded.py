@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from smapi.client import connect
+from smapi.rpc.client import connect
 from smapi.interface.errors import SmapiError
 from smapi.rpc.xmlcodec import decode_response
 

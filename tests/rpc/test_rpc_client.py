@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smapi.client import connect, make_transport
+from smapi.rpc.client import connect, make_transport
 from smapi.interface.errors import (
     Backend_error,
     Internal_error,
