@@ -15,10 +15,16 @@ Mapping, and why:
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, Dict, List, Mapping, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
-from smapi.interface.errors import Invalid_argument, Missing_configuration_parameter, Vdi_does_not_exist
+from smapi.interface.errors import (
+    Invalid_argument,
+    Missing_configuration_parameter,
+    Sr_not_attached,
+    Vdi_does_not_exist,
+)
 from smapi.interface.skeletons.v3 import Datapath_skeleton, Plugin_skeleton, SR_skeleton, Volume_skeleton
 
 URI_SCHEME = "smapi"
@@ -33,6 +39,31 @@ def parse_volume_uri(uri: str) -> Tuple[str, str]:
     if parts.scheme != URI_SCHEME or not parts.netloc or not parts.path.strip("/"):
         raise Invalid_argument("uri", f"expected {URI_SCHEME}://<sr>/<volume>, got {uri!r}")
     return unquote(parts.netloc), unquote(parts.path.strip("/"))
+
+
+#: xenopsd's backend domain for a VBD; every other domain is a guest, served only by a XenDisk implementation
+DOM0 = "0"
+
+
+def backend_implementations(device: Mapping[str, Any], domain: str) -> List[Any]:
+    """The ways to reach an attached disk, most preferred first.
+
+    A guest (any domain but dom0) can only use a Xen disk backend: xenopsd refuses a guest VBD without a
+    `XenDisk`. smapi serves every VDI over NBD, which QEMU's qdisk backend opens from its `params`. dom0 itself
+    uses the NBD export, or the raw file or device when the VDI is raw.
+    """
+    implementations: List[Any] = []
+    params_nbd = device.get("params_nbd") or ""
+    if params_nbd and domain != DOM0:
+        implementations.append(["XenDisk", {"params": params_nbd, "extra": {}, "backend_type": "qdisk"}])
+    if params_nbd:
+        implementations.append(["Nbd", {"uri": params_nbd}])
+    params = device.get("params") or ""
+    if params.startswith("/dev/"):
+        implementations.append(["BlockDevice", {"path": params}])
+    elif params.startswith("/"):
+        implementations.append(["File", {"path": params}])
+    return implementations
 
 
 class _OnStorage:
@@ -100,7 +131,9 @@ class SROnStorage(_OnStorage, SR_skeleton):
         return sr
 
     def detach(self, dbg: str, sr: str) -> None:
-        self.s("SR.detach", dbg, sr=sr)
+        # SMAPIv3's SR.detach is idempotent: detaching a detached SR is done already.
+        with suppress(Sr_not_attached):
+            self.s("SR.detach", dbg, sr=sr)
 
     def destroy(self, dbg: str, sr: str) -> None:
         self.s("SR.destroy", dbg, sr=sr)
@@ -203,16 +236,9 @@ class DatapathOnStorage(_OnStorage, Datapath_skeleton):
     def attach(self, dbg: str, uri: str, domain: str) -> Dict[str, Any]:
         sr, vdi = parse_volume_uri(uri)
         device = self.s("VDI.attach", dbg, dp=self._dp(domain), sr=sr, vdi=vdi, read_write=True)
-        implementations: List[Any] = []
-        if device.get("params_nbd"):
-            implementations.append(["Nbd", {"uri": device["params_nbd"]}])
-        params = device["params"]
-        if params.startswith("/dev/"):
-            implementations.append(["BlockDevice", {"path": params}])
-        elif params.startswith("/"):
-            implementations.append(["File", {"path": params}])
+        implementations = backend_implementations(device, domain)
         if not implementations:
-            raise Vdi_does_not_exist(f"{vdi} (the driver's attach gave no usable path: {params!r})")
+            raise Vdi_does_not_exist(f"{vdi} (the driver's attach gave no usable path: {device['params']!r})")
         return {"implementations": implementations}
 
     def activate(self, dbg: str, uri: str, domain: str) -> None:
@@ -232,4 +258,9 @@ class DatapathOnStorage(_OnStorage, Datapath_skeleton):
     def close(self, dbg: str, uri: str) -> None:
         sr, vdi = parse_volume_uri(uri)
         self.s("VDI.epoch_end", dbg, sr=sr, vdi=vdi)
+        if not self.s("VDI.stat", dbg, sr=sr, vdi=vdi).get("persistent", True):
+            # open(persistent=false) promised that writes vanish when the disk is closed: drop them now (the
+            # reset epoch_begin does), so a later persistent open cannot keep them.
+            self.s("VDI.epoch_begin", dbg, sr=sr, vdi=vdi)
+            self.s("VDI.set_persistent", dbg, sr=sr, vdi=vdi, persistent=True)
 
