@@ -17,8 +17,15 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence
 from xml.parsers.expat import ExpatError
 
 from smapi.interface.classic import COMMANDS, ClassicCommand, driver_info
-from smapi.interface.classic_codes import CLASSIC_CODES
-from smapi.interface.errors import Bad_request, Internal_error, Invalid_argument, SmapiError, Unimplemented
+from smapi.interface.classic_codes import CLASSIC_CODES, fault_string
+from smapi.interface.errors import (
+    Backend_error,
+    Bad_request,
+    Internal_error,
+    Invalid_argument,
+    SmapiError,
+    Unimplemented,
+)
 from smapi.interface.types import BOOL, TypeCheckError
 
 #: the datapath id classic calls use: xapi's SMAPIv1 path has one datapath per host and VDI
@@ -27,6 +34,15 @@ CLASSIC_DP = "classic"
 
 def fault_response(code: int, message: str) -> str:
     return xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True, allow_none=True)
+
+
+def error_fault(err: SmapiError) -> str:
+    """The fault sm's drivers answer: the numeric code, and `description [opterr=detail]` as the string."""
+    if isinstance(err, Backend_error):
+        detail = "; ".join(p for p in err.backend_params if p) or err.code
+    else:
+        detail = err.message()
+    return fault_response(err.classic_code, fault_string(err.classic_code, detail))
 
 
 def value_response(value: Any) -> str:
@@ -264,10 +280,11 @@ def run(driver_ref: str, argv: Sequence[str], stdout: IO[str]) -> int:
         result = handle(request, driver_ref)
         out = value_response(result)
     except SmapiError as e:
-        out = fault_response(e.classic_code, e.message())
+        out = error_fault(e)
     except Exception as e:  # always answer with a fault, as SRCommand does
         err = Internal_error(f"{type(e).__name__}: {e}")
-        out = fault_response(CLASSIC_CODES["GenericException"][0], err.message())
+        out = fault_response(CLASSIC_CODES["GenericException"][0],
+                             fault_string(CLASSIC_CODES["GenericException"][0], err.message()))
     stdout.write(out)
     stdout.flush()
     return 0
