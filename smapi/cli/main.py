@@ -103,6 +103,20 @@ def plugin_install(driver: str, root: Optional[str], name: Optional[str], api: O
     click.echo(f"datapath plugin: {done.datapath_dir}")
 
 
+@cli.command("classic-install")
+@click.argument("directory", type=click.Path(file_okay=False), required=False)
+@click.option("--only", "names", multiple=True, help="write only this executable (FileSR, NFSSR, LVMSR, ...)")
+def classic_install(directory: Optional[str], names: Any) -> None:
+    """Write the classic <Type>SR executables xapi runs (FileSR, NFSSR, LVMSR, LVMoISCSISR, ISCSISR).
+
+    DIRECTORY defaults to /opt/xensource/sm."""
+    from smapi.rpc.classic_install import DEFAULT_DIR, install_classic
+
+    where = directory or DEFAULT_DIR
+    written = install_classic(where, names)
+    click.echo(f"wrote {', '.join(written)} into {where}")
+
+
 @cli.command("sm-query")
 @target_options
 @json_option

@@ -127,6 +127,11 @@ class ClassicAdapter:
         self._v("SR.create", sr=self.sr, device_config=self.req["device_config"], physical_size=size)
 
     def sr_delete(self) -> None:
+        # sm's drivers refuse to delete an SR that still holds VDIs (xapi destroys them first); the storage
+        # interface's SR.destroy would take them along.
+        remaining = self._v("SR.scan", sr=self.sr)
+        if remaining:
+            raise Backend_error.classic("SRNotEmpty", f"the SR still holds {len(remaining)} VDI(s)")
         self._v("SR.destroy", sr=self.sr)
 
     def sr_attach(self) -> None:
@@ -171,11 +176,15 @@ class ClassicAdapter:
 
     def vdi_attach(self, writable: bool) -> Dict[str, Any]:
         device = self._v("VDI.attach", dp=CLASSIC_DP, sr=self.sr, vdi=self.vdi, read_write=writable)
-        return {
-            "params": device["params"], "params_nbd": device.get("params_nbd", ""),
-            "o_direct": device.get("o_direct", True), "o_direct_reason": device.get("o_direct_reason", ""),
-            "xenstore_data": device.get("xenstore_data", {}),
+        # blktap2's shape: xapi builds XenDisk{params_nbd} from it, and treats any `params` as a block device
+        # path (BlockDevice{params}), so `params` is given only when it is one.
+        result = {
+            "params_nbd": device.get("params_nbd", ""), "o_direct": device.get("o_direct", True),
+            "o_direct_reason": device.get("o_direct_reason", ""), "xenstore_data": device.get("xenstore_data", {}),
         }
+        if str(device.get("params", "")).startswith("/dev/"):
+            result["params"] = device["params"]
+        return result
 
     def vdi_detach(self) -> None:
         self._v("VDI.detach", dp=CLASSIC_DP, sr=self.sr, vdi=self.vdi)
