@@ -24,6 +24,7 @@ from smapi.interface.errors import (
     Missing_configuration_parameter,
     Sr_not_attached,
     Vdi_does_not_exist,
+    Volume_does_not_exist,
 )
 from smapi.interface.skeletons.v3 import Datapath_skeleton, Plugin_skeleton, SR_skeleton, Volume_skeleton
 
@@ -180,6 +181,14 @@ class SROnStorage(_OnStorage, SR_skeleton):
 
 
 class VolumeOnStorage(_OnStorage, Volume_skeleton):
+    def s(self, wire_name: str, dbg: str, **args: Any) -> Any:
+        try:
+            return super().s(wire_name, dbg, **args)
+        except Vdi_does_not_exist as e:
+            # SMAPIv3 names a missing volume Volume_does_not_exist (xapi-storage-script matches on it).
+            key = args.get("vdi") or (args.get("vdi_info") or {}).get("vdi") or e.params[0]
+            raise Volume_does_not_exist(key) from None
+
     def _stat(self, dbg: str, sr: str, key: str) -> Dict[str, Any]:
         return self.s("VDI.stat", dbg, sr=sr, vdi=key)
 
