@@ -23,6 +23,7 @@ from smapi.interface.errors import (
     Invalid_argument,
     Missing_configuration_parameter,
     Sr_not_attached,
+    Unimplemented,
     Vdi_does_not_exist,
     Volume_does_not_exist,
 )
@@ -84,7 +85,9 @@ class _OnStorage:
     def to_volume(sr: str, info: Mapping[str, Any]) -> Dict[str, Any]:
         return {
             "key": info["vdi"], "uuid": info["vdi"], "name": info["name_label"],
-            "description": info["name_description"], "read_write": not info["read_only"], "sharable": False,
+            "description": info["name_description"],
+            # a snapshot is an immutable point in time: SMAPIv3 reports it read-only
+            "read_write": not (info["read_only"] or info.get("is_a_snapshot")), "sharable": False,
             "virtual_size": info["virtual_size"], "physical_utilisation": info["physical_utilisation"],
             "uri": [volume_uri(sr, info["vdi"])], "keys": dict(info["sm_config"]),
         }
@@ -193,6 +196,10 @@ class VolumeOnStorage(_OnStorage, Volume_skeleton):
         return self.s("VDI.stat", dbg, sr=sr, vdi=key)
 
     def create(self, dbg: str, sr: str, name: str, description: str, size: int, sharable: bool) -> Dict[str, Any]:
+        if sharable:
+            # Refused rather than dropped: smapi serves a volume read-write from one host at a time.
+            raise Unimplemented("Volume.create with sharable=true (volumes are used read-write by one host at a "
+                                "time; create it with sharable=false)")
         info = self.s("VDI.create", dbg, sr=sr, vdi_info={"name_label": name, "name_description": description,
                                                           "virtual_size": size})
         return self.to_volume(sr, info)

@@ -128,3 +128,18 @@ def test_unknown_scheme_is_missing_uri(host) -> None:
     with pytest.raises(StorageScriptError) as failure:
         host["xss"].choose_datapath(["file:///tmp/x", "vhd+file:///tmp/y"])
     assert failure.value.code == "MISSING_URI"
+
+
+def test_snapshots_are_read_only_and_sharable_is_refused(host) -> None:
+    xss = host["xss"]
+    sr = _attached_sr(xss, host["config"])
+    vol = xss.volume(PLUGIN, "Volume.create", dbg="t", sr=sr, name="d", description="", size=MiB, sharable=False)
+    assert vol["read_write"] is True
+    snap = xss.volume(PLUGIN, "Volume.snapshot", dbg="t", sr=sr, key=vol["key"])
+    assert snap["read_write"] is False
+    assert xss.volume(PLUGIN, "Volume.stat", dbg="t", sr=sr, key=snap["key"])["read_write"] is False
+    with pytest.raises(StorageScriptError) as refused:
+        xss.volume(PLUGIN, "Volume.create", dbg="t", sr=sr, name="s", description="", size=MiB, sharable=True)
+    assert refused.value.params[0] == "Unimplemented" and "sharable" in refused.value.params[1]
+    assert len(xss.volume(PLUGIN, "SR.ls", dbg="t", sr=sr)) == 2  # nothing was created
+    xss.volume(PLUGIN, "SR.detach", dbg="t", sr=sr)
