@@ -128,11 +128,22 @@ class SROnStorage(_OnStorage, SR_skeleton):
         return stored
 
     def attach(self, dbg: str, configuration: Dict[str, str]) -> str:
-        sr = configuration.get("sr_uuid")
-        if not sr:
-            raise Missing_configuration_parameter("sr_uuid")
+        # A PBD made by SR.create carries sr_uuid; one written by hand may not: the storage then names its SR.
+        sr = configuration.get("sr_uuid") or self._probed_sr_uuid(dbg, configuration)
         self.s("SR.attach", dbg, sr=sr, device_config=configuration)
         return sr
+
+    def _probed_sr_uuid(self, dbg: str, configuration: Dict[str, str]) -> str:
+        try:
+            result = self.s("SR.probe", dbg, device_config=configuration, sm_config={})
+        except Unimplemented:
+            raise Missing_configuration_parameter("sr_uuid") from None  # a driver that cannot probe
+        found = set()
+        if isinstance(result, list) and result[0] == "Probe":
+            found = {p["sr"]["sr_uuid"] for p in result[1] if p.get("sr") and p["sr"].get("sr_uuid")}
+        if len(found) != 1:
+            raise Missing_configuration_parameter("sr_uuid")  # none, or several SRs: the caller must choose
+        return found.pop()
 
     def detach(self, dbg: str, sr: str) -> None:
         # SMAPIv3's SR.detach is idempotent: detaching a detached SR is done already.

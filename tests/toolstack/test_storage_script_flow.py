@@ -143,3 +143,15 @@ def test_snapshots_are_read_only_and_sharable_is_refused(host) -> None:
     assert refused.value.params[0] == "Unimplemented" and "sharable" in refused.value.params[1]
     assert len(xss.volume(PLUGIN, "SR.ls", dbg="t", sr=sr)) == 2  # nothing was created
     xss.volume(PLUGIN, "SR.detach", dbg="t", sr=sr)
+
+
+def test_attach_without_sr_uuid_finds_the_sr_by_probing(host) -> None:
+    xss = host["xss"]
+    made = xss.volume(PLUGIN, "SR.create", dbg="t", uuid="3c1d0e2f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+                      configuration=host["config"], name="", description="")
+    assert made["sr_uuid"] == "3c1d0e2f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+    assert xss.volume(PLUGIN, "SR.attach", dbg="t", configuration=host["config"]) == made["sr_uuid"]
+    xss.volume(PLUGIN, "SR.detach", dbg="t", sr=made["sr_uuid"])
+    with pytest.raises(StorageScriptError) as nothing_there:
+        xss.volume(PLUGIN, "SR.attach", dbg="t", configuration={"path": host["config"]["path"] + "-absent"})
+    assert nothing_there.value.params[0] in ("Missing_configuration_parameter", "SR_does_not_exist")
