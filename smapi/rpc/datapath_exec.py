@@ -15,7 +15,7 @@ import io
 import json
 import os
 import sys
-from typing import IO, Any, Dict, List, Optional, Sequence
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence
 
 #: xapi-storage-script accepts these (main.ml `supported_api_versions`); the newest is preferred
 REQUIRED_API_VERSION = "5.0"
@@ -70,7 +70,9 @@ def run(fallback_driver: str, argv: Sequence[str], stdin: IO[str], stdout: IO[st
     options = list(argv[1:])
     json_mode = "--json" in options or "-j" in options
     if verb.lower().startswith("plugin."):
-        answers = {"plugin.query": datapath_query, "plugin.ls": list, "plugin.diagnostics": str}
+        answers: Dict[str, Callable[[], Any]] = {
+            "plugin.query": datapath_query, "plugin.ls": list, "plugin.diagnostics": str,
+        }
         answer = answers.get(verb.lower())
         if answer is not None:
             if json_mode:
