@@ -59,6 +59,7 @@ def test_layout_and_registration(host) -> None:
     assert not os.path.exists(root / "datapath" / "smapi" / "Volume.create")
     query = host["xss"].volume(PLUGIN, "Plugin.Query", dbg="register")
     assert query["required_api_version"] in ("3.0", "5.0")
+    assert query["plugin"] == PLUGIN  # xapi's SM type comes from it, running plugins from the directory name
     assert host["xss"].supports("smapi", "NONPERSISTENT")
 
 
