@@ -76,7 +76,7 @@ def serve(driver: str, unix_path: Optional[str], port: Optional[int], host: str,
 @click.option("--driver", required=True, help=DRIVER_HELP)
 @click.option("--root", default=None, type=click.Path(file_okay=False),
               help="xapi-storage-script's plugin root  [default: /usr/libexec/xapi-storage-script]")
-@click.option("--name", default=None, help="the volume plugin's name, which is the SR type (default: the driver's)")
+@click.option("--name", default=None, help="the volume plugin's name, which is the SR type (default: smapi-<driver>)")
 @click.option("--api", type=click.Choice(["v3", "storage", "transfer"]),
               help="with DIRECTORY: which interface the executables serve (default: v3 when the driver has it)")
 @click.argument("directory", type=click.Path(file_okay=False), required=False)

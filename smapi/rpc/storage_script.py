@@ -57,7 +57,8 @@ def install_storage_script(driver_spec: str, root: str = DEFAULT_ROOT, name: Opt
     driver = load_driver(ref)
     if not driver.serves("v3"):
         raise ValueError(f"driver {driver_spec} serves no SMAPIv3 interface")
-    plugin = _checked_name(name or driver.name)
+    # Not the bare driver name: `file`, `nfs`, `lvm` are classic SR types xapi already has an SM record for.
+    plugin = _checked_name(name or f"smapi-{driver.name}")
     header = launcher_header(python or sys.executable)
     volume_dir = os.path.join(root, "volume", plugin)
     datapath_dir = os.path.join(root, "datapath", URI_SCHEME)
