@@ -68,3 +68,16 @@ def test_file_sr_attach_shape_and_not_empty(installed) -> None:
     assert "[opterr=" in refused.value.faultString and "1 VDI" in refused.value.faultString
     assert sm_exec(installed, "FileSR", "vdi_delete", **vdi) is None
     assert sm_exec(installed, "FileSR", "sr_delete") is None
+
+
+def test_plugin_install_defaults_and_refusals(tmp_path) -> None:
+    root = tmp_path / "root"
+    ok = CliRunner().invoke(cli, ["plugin-install", "--driver", "file", "--root", str(root)])
+    assert ok.exit_code == 0, ok.output
+    assert sorted(os.listdir(root / "volume")) == ["smapi-file"] and os.listdir(root / "datapath") == ["smapi"]
+    both = CliRunner().invoke(cli, ["plugin-install", "--driver", "file", "--root", str(root), str(tmp_path / "d")])
+    assert both.exit_code != 0 and "not both" in both.output
+    bad = CliRunner().invoke(cli, ["plugin-install", "--driver", "file", "--root", str(root), "--name", ".x"])
+    assert bad.exit_code == 1 and "invalid plugin name" in bad.output
+    unknown = CliRunner().invoke(cli, ["classic-install", str(tmp_path / "sm"), "--only", "EXTSR"])
+    assert unknown.exit_code == 1 and "unknown classic executable" in unknown.output
