@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
-__version__ = "0.1.0"
+from smapi.common.version import __version__
 
 _LAZY = {
     "Driver": "smapi.core.driver",

@@ -18,8 +18,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from smapi.rpc.client import connect
 from smapi.interface.errors import Backend_error, Vdi_does_not_exist
+from smapi.rpc.client import connect
 from smapi.rpc.plugin_dir import install_plugin
 from tests.conformance.conftest import Factory, MiB, SRClient, pattern, provisioned
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from smapi.rpc.client import connect
 from smapi.core.driver import load_driver
 from smapi.interface.errors import SmapiError, Unimplemented, Vdi_does_not_exist
+from smapi.rpc.client import connect
 from smapi.rpc.jsonrpc import make_jsonrpc_server
 from smapi.rpc.plugin_dir import install_plugin
 from smapi.rpc.xmlrpc import make_xmlrpc_server

@@ -61,7 +61,7 @@ def test_each_per_verb_run_leaves_one_line_naming_its_dbg(tmp_path, monkeypatch,
     assert rc == 0, volume
     assert run(plugin, "Volume.snapshot", {"dbg": "op-4", "sr": sr, "key": volume["key"]})[0] == 0
     rc, failure = run(plugin, "Volume.stat", {"dbg": "op-5", "sr": sr, "key": "no-such-volume"})
-    assert rc == 1 and failure["params"][0] == "Vdi_does_not_exist"
+    assert rc == 1 and failure["params"][0] == "Volume_does_not_exist"
     assert run(plugin, "SR.detach", {"dbg": "op-6", "sr": sr})[0] == 0
     assert run(plugin, "Plugin.Query", {"dbg": "op-7"})[0] == 0
 
@@ -71,7 +71,7 @@ def test_each_per_verb_run_leaves_one_line_naming_its_dbg(tmp_path, monkeypatch,
         ("SR.attach", '"op-2"', "ok"),
         ("Volume.create", '"op-3"', "ok"),
         ("Volume.snapshot", '"op-4"', "ok"),
-        ("Volume.stat", '"op-5"', "Vdi_does_not_exist"),
+        ("Volume.stat", '"op-5"', "Volume_does_not_exist"),
         ("SR.detach", '"op-6"', "ok"),
         ("Plugin.query", '"op-7"', "ok"),
     ]

@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from smapi.cli.main import cli
-from smapi.rpc.client import connect
 from smapi.interface.classic_codes import CLASSIC_CODES
 from smapi.interface.errors import Internal_error, Invalid_argument, SmapiError
+from smapi.rpc.client import connect
 from smapi.rpc.jsonrpc import make_jsonrpc_server
 from smapi.rpc.plugin_dir import install_plugin
 from smapi.rpc.xmlrpc import make_xmlrpc_server

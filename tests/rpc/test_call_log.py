@@ -9,11 +9,11 @@ from typing import Dict, List
 
 import pytest
 
-from smapi.rpc.client import connect
 from smapi.common import calllog
 from smapi.core.driver import Driver
 from smapi.interface.errors import Backend_error, Sr_not_attached, Unknown_method, Vdi_does_not_exist
 from smapi.interface.skeletons.storage import SR_skeleton, VDI_skeleton
+from smapi.rpc.client import connect
 
 LINE = re.compile(r'^\S+Z \S+ smapi\[\d+\] (?P<rest>(call|note) .*)$')
 

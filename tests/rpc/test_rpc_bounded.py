@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from smapi.rpc.client import connect
 from smapi.interface.errors import SmapiError
+from smapi.rpc.client import connect
 from smapi.rpc.xmlcodec import decode_response
 
 PROTOCOLS = ("xmlrpc", "jsonrpc")

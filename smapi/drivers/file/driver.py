@@ -32,6 +32,7 @@ class FileQuery(Query_skeleton):
             "driver": "file", "name": "File SR", "description": "VHD or raw VDIs as files in a local directory",
             "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
             "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "supported_image_formats": ["vhd", "raw"],
         }
 
     def diagnostics(self, dbg: str) -> str:
