@@ -14,10 +14,12 @@ demo: bootstrap
 
 test: bootstrap
 	$(VENV)/bin/ruff check smapi xapi tests bench examples
+	$(VENV)/bin/mypy
 	PY=$(PY) TEST_WORKERS=$(TEST_WORKERS) bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(VENV)/bin/ruff check smapi xapi tests bench examples
+	$(VENV)/bin/mypy
 
 docs: bootstrap
 	$(PY) -m smapi.interface.docgen docs/interface.md

@@ -47,11 +47,15 @@ def _digest(data: bytes) -> str:
 class Demo:
     def __init__(self, sr_path: str, work: str) -> None:
         from smapi.core.driver import load_driver
+        from smapi.sr.enginedriver import EngineDriver
 
         self.sr_path = sr_path
         self.work = work
         self.sr = str(uuid.uuid4())
-        self.driver = load_driver(DRIVER)
+        driver = load_driver(DRIVER)
+        if not isinstance(driver, EngineDriver):
+            raise TypeError(f"the demo needs a driver run by the SR engine, not {DRIVER}")
+        self.driver = driver
         self.models: Dict[str, bytearray] = {}
 
     def write(self, vdi: str, offset: int, data: bytes) -> None:

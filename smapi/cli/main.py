@@ -177,4 +177,4 @@ def vdi_create_main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -28,6 +28,8 @@ def _call(url: Optional[str], verb: str, **args: Any) -> str:
 
 def _record_dict(text: str) -> Dict[str, str]:
     root = xml.dom.minidom.parseString(text).documentElement
+    if root is None:
+        raise click.ClickException("the transfer record is an empty XML document")
     return dict(root.attributes.items())
 
 

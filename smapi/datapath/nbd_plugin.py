@@ -80,7 +80,7 @@ class _VhdDisk:
     def extents(self, offset, count):
         bs = self.chain.block_size
         end = min(offset + count, self.chain.size)
-        out = []
+        out: list = []
         pos = offset
         while pos < end:
             nxt = min(end, (pos // bs + 1) * bs)
@@ -195,6 +195,13 @@ def get_ready():
         _disk = _VhdDisk(image, DirectoryResolver(resolver_dir), writable)
 
 
+def _the_disk():
+    """The image `get_ready` opened; nbdkit calls no per-connection callback before it."""
+    if _disk is None:
+        raise RuntimeError("the plugin has no disk open (get_ready did not run)")
+    return _disk
+
+
 def cleanup():
     global _disk
     if _disk is not None:
@@ -221,7 +228,7 @@ def open(readonly):  # noqa: A001 - nbdkit looks the callbacks up by these names
     name = nbdkit.export_name()
     export = _cfg.get("export", "")
     if name in ("", export):
-        return {"readonly": readonly or not _disk.writable}
+        return {"readonly": readonly or not _the_disk().writable}
     if name == export + _READONLY_SUFFIX:
         # A reader sharing a writer's server: this connection refuses writes (can_write false, EROFS).
         return {"readonly": True}
@@ -230,7 +237,7 @@ def open(readonly):  # noqa: A001 - nbdkit looks the callbacks up by these names
 
 
 def get_size(h):
-    return _disk.size()
+    return _the_disk().size()
 
 
 def can_write(h):
@@ -267,28 +274,28 @@ def can_multi_conn(h):
 
 
 def pread(h, buf, offset, flags):
-    _disk.readinto(buf, offset)
+    _the_disk().readinto(buf, offset)
 
 
 def pwrite(h, buf, offset, flags):
     if h["readonly"]:
         nbdkit.set_error(errno.EROFS)
         raise OSError(errno.EROFS, "read-only export")
-    _disk.write(buf, offset)
+    _the_disk().write(buf, offset)
     if flags & nbdkit.FLAG_FUA:
-        _disk.flush()
+        _the_disk().flush()
 
 
 def flush(h, flags):
     if not h["readonly"]:
-        _disk.flush()
+        _the_disk().flush()
 
 
 def zero(h, count, offset, flags):
     if h["readonly"]:
         nbdkit.set_error(errno.EROFS)
         raise OSError(errno.EROFS, "read-only export")
-    if not _disk.reads_as_zero(offset, count):
+    if not _the_disk().reads_as_zero(offset, count):
         if flags & nbdkit.FLAG_FAST_ZERO:
             nbdkit.set_error(errno.ENOTSUP)  # a fast zero must not fall back to writing
             raise OSError(errno.ENOTSUP, "zeroing would write data")
@@ -296,11 +303,11 @@ def zero(h, count, offset, flags):
         pos = 0
         while pos < count:
             n = min(count - pos, len(zeros))
-            _disk.write(memoryview(zeros)[:n], offset + pos)
+            _the_disk().write(memoryview(zeros)[:n], offset + pos)
             pos += n
     if flags & nbdkit.FLAG_FUA:
-        _disk.flush()
+        _the_disk().flush()
 
 
 def extents(h, count, offset, flags):
-    return _disk.extents(offset, count)
+    return _the_disk().extents(offset, count)

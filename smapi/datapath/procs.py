@@ -41,7 +41,7 @@ def running(pid: int) -> bool:
 def matches(pid: int, program: str, marker: str) -> bool:
     """The pid runs ``program`` (basename of argv[0]) with ``marker`` among its arguments."""
     args = cmdline(pid)
-    return bool(args) and os.path.basename(args[0]) == program and marker in args[1:]
+    return args is not None and bool(args) and os.path.basename(args[0]) == program and marker in args[1:]
 
 
 def terminate(pid: int, *, timeout: float = 10.0) -> None:

@@ -92,7 +92,7 @@ class SmapiError(Exception):
             try:
                 if cls.payload_type is None:
                     return cls()
-                payload = value[1] if len(value) > 1 else None
+                payload: Any = value[1] if len(value) > 1 else None
                 if isinstance(cls.payload_type, Tuple_):
                     return cls(*payload)
                 return cls(payload)

@@ -65,9 +65,11 @@ def frozen(cls: T) -> T:
     cls.__setattr__ = __setattr__  # type: ignore[assignment]
     cls.__eq__ = __eq__  # type: ignore[assignment]
     cls.__hash__ = __hash__  # type: ignore[assignment]
+    def __repr__(self: Any) -> str:
+        return f"{cls.__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in public)})"
+
     if cls.__repr__ is object.__repr__:  # keep a repr the class or its bases define
-        cls.__repr__ = lambda self: (  # type: ignore[assignment]
-            f"{cls.__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in public)})")
+        cls.__repr__ = __repr__  # type: ignore[assignment]
     cls.__frozen_fields__ = names  # type: ignore[attr-defined]
     return cls
 

@@ -94,7 +94,8 @@ class Api:
 
     def lookup(self, wire_name: str) -> Optional[Tuple[Interface, Method]]:
         """Find `Interface.verb`; case-insensitive, as xapi-storage-script resolves script names."""
-        return self._index.get(wire_name.lower())
+        index: Dict[str, Tuple[Interface, Method]] = vars(self)["_index"]  # set by __post_init__
+        return index.get(wire_name.lower())
 
     def wire_names(self) -> List[str]:
         return [f"{i.name}.{m.name}" for i in self.interfaces for m in i.methods]

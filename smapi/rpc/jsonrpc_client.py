@@ -28,6 +28,9 @@ from smapi.rpc.jsonrpc import json_config
 class _EndpointTransport(Transport):
     """jsonrpclib's transport, connecting through our endpoint (timeouts, Unix sockets)."""
 
+    #: (host, connection) of the connection kept open (jsonrpclib's own attribute)
+    _connection: Any
+
     def __init__(self, endpoint: HttpEndpoint):
         super().__init__(json_config())
         self.endpoint = endpoint
@@ -92,7 +95,7 @@ def _to_smapi_error(e: ProtocolError) -> SmapiError:
         if 400 <= int(e.errcode) < 500:
             return Bad_request(f"HTTP {e.errcode} {e.errmsg}")
         return Internal_error(f"HTTP {e.errcode} {e.errmsg}")
-    detail = e.args[0] if e.args else None
+    detail: Any = e.args[0] if e.args else None
     if _is_code_message(detail):
         code, message = detail
         return _PREDEFINED.get(code, lambda m: Internal_error(m))(str(message))

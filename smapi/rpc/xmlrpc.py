@@ -78,8 +78,8 @@ class _Handler(RequestDeadlineMixin, QuietHandlerMixin, BaseHTTPRequestHandler):
     server: XmlRpcServer
 
     def setup(self) -> None:
-        self.timeout = self.server.request_timeout  # StreamRequestHandler applies it to the socket
         super().setup()
+        self.connection.settimeout(self.server.request_timeout)  # bounds every read and write of the request
 
     def _send(self, status: int, body: bytes, close: bool = False, headers: Optional[dict] = None) -> None:
         self.send_response(status)
@@ -101,8 +101,8 @@ class _Handler(RequestDeadlineMixin, QuietHandlerMixin, BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         if self.path.split("?", 1)[0] not in RPC_PATHS:
-            length = self.headers.get("Content-Length", "")
-            drain_body(self.connection, self.rfile, int(length) if length.isdigit() else 0)
+            declared = self.headers.get("Content-Length", "")
+            drain_body(self.connection, self.rfile, int(declared) if declared.isdigit() else 0)
             self._send(404, encode_failure(Bad_request(f"no XML-RPC endpoint at {self.path[:100]}")), close=True)
             return
         raw_length = self.headers.get("Content-Length")

@@ -13,6 +13,7 @@ see the data the server has flushed).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Optional
 
 from smapi.interface.errors import Backend_error
@@ -24,8 +25,8 @@ from smapi.sr.vdi_servers import refuse_if_active
 from smapi.vhd import Backing, Chain, open_chain
 
 
-class VdiHandle:
-    """Common part: size, lock release on close, context manager."""
+class VdiHandle(ABC):
+    """What `open_vdi` returns: byte access to a VDI; the base holds the lock release and the context manager."""
 
     size: int = 0
 
@@ -45,6 +46,21 @@ class VdiHandle:
             raise ValueError("an upload scratch needs an open writable handle")
         return begin(self._engine, self.vdi, self.size, target if target is not None else self, handle=self)
 
+    @abstractmethod
+    def read(self, offset: int, length: int) -> bytes:
+        """`length` bytes at `offset` (the VDI's virtual bytes, zeros where nothing was written)."""
+
+    @abstractmethod
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Make every completed write durable."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the images and the VDI's locks."""
+
     def _release(self) -> None:
         if self._writer is not None:
             self._writer.release()
@@ -57,7 +73,7 @@ class VdiHandle:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()  # type: ignore[attr-defined]
+        self.close()
 
 
 class ChainHandle(VdiHandle):
@@ -93,14 +109,20 @@ class ChainHandle(VdiHandle):
                 raise
             self.leaf = leaf
 
+    def _open_chain(self) -> Chain:
+        if self.chain is None:
+            raise Backend_error.classic("VDIUnavailable", f"VDI {self.vdi}: its image is closed (an upload is "
+                                                          "being landed in its place, or reopening it failed)")
+        return self.chain
+
     def read(self, offset: int, length: int) -> bytes:
-        return self.chain.read(offset, length)
+        return self._open_chain().read(offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
-        self.chain.write(offset, data)
+        self._open_chain().write(offset, data)
 
     def flush(self) -> None:
-        self.chain.flush()
+        self._open_chain().flush()
 
     def close(self) -> None:
         try:

@@ -7,12 +7,12 @@ written before the split becomes immutable.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from smapi.sr.engine import Engine
 from smapi.sr.faults import fault_point
 from smapi.sr.records import SrDocument, VdiRecord
-from smapi.vhd import Backing, bitmaps, info, open_chain, open_image, set_hidden, set_parent
+from smapi.vhd import Backing, Chain, bitmaps, info, open_chain, open_image, set_hidden, set_parent
 from smapi.vhd import constants as C
 from smapi.vhd import snapshot as vhd_snapshot
 
@@ -155,7 +155,7 @@ def nonzero_runs(view: memoryview) -> List[Tuple[int, int]]:
     return runs
 
 
-def copy_all(read_raw, size: int, out) -> None:  # type: ignore[no-untyped-def]
+def copy_all(read_raw: Callable[[memoryview, int], object], size: int, out: Chain) -> None:
     for off in range(0, size, COPY_CHUNK):
         buf = bytearray(min(COPY_CHUNK, size - off))
         read_raw(memoryview(buf), off)

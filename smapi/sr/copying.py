@@ -12,6 +12,7 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.engine import Engine
+from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.names import check_sr
 
 CHUNK = 2 * 1024 * 1024
@@ -29,14 +30,14 @@ def copy(engine: Engine, vdi: str, url: str, dest: str) -> str:
                 "moving data to a remote host needs the data channel (not implemented yet). Attach SR "
                 f"{dest} here, or export the VDI (smapi vdi-export) and import it on the other host.", ""])
     driver = load_driver(record["driver"])
-    if not hasattr(driver, "open_vdi"):
+    if not isinstance(driver, EngineDriver):
         raise Backend_error("SR_BACKEND_FAILURE", ["", f"the driver of SR {dest} offers no data access", ""])
     wanted: Dict[str, Any] = {k: v for k, v in source_info.items() if k not in ("vdi", "physical_utilisation")}
     wanted["sm_config"] = {}
     created = driver.call("storage", "VDI.create", dbg="VDI.copy", sr=dest, vdi_info=wanted)
     new = created["vdi"]
     try:
-        with engine.open_vdi(vdi) as src, driver.open_vdi(dest, new, writable=True) as dst:  # type: ignore
+        with engine.open_vdi(vdi) as src, driver.open_vdi(dest, new, writable=True) as dst:
             size = min(src.size, dst.size)
             for off in range(0, size, CHUNK):
                 data = src.read(off, min(CHUNK, size - off))

@@ -75,8 +75,8 @@ class DirectorySubstrate(Substrate):
     def describe(self) -> Dict[str, str]:
         return {"path": self.path}
 
-    def probe(self) -> List[Substrate]:
-        found: List[Substrate] = []
+    def probe(self) -> List[DirectorySubstrate]:
+        found: List[DirectorySubstrate] = []
         if self.exists():
             found.append(self)
         elif os.path.isdir(self.path):
@@ -200,9 +200,15 @@ class DirectorySubstrate(Substrate):
             note(f"SR {self.path}: removed temporary files of interrupted writes: {', '.join(removed)}")
         return removed
 
+    def reserve_path(self) -> Optional[str]:
+        return os.path.join(self.path, RESERVE)
+
     # -- locks --------------------------------------------------------------------------------------------------
     def lock(self, name: str) -> FileLock:
         return FileLock(os.path.join(self.path, LOCK_DIR, check_component("lock", name)))
+
+    def local_lock_dir(self) -> Optional[str]:
+        return os.path.join(self.path, LOCK_DIR)
 
 
 def not_a_volume(name: str, path: str) -> Backend_error:

@@ -54,8 +54,7 @@ def prepare_writer(engine: Engine, rec: VdiRecord) -> None:
 def finish_writer(engine: Engine, vdi: str) -> None:
     """After the server of `vdi` stopped: undo `prepare_writer` (deflate), then drop its journal entry."""
     sub = engine.substrate
-    prepares = getattr(sub, "prepares_writers", None)
-    if prepares is None or not prepares():
+    if not sub.prepares_writers():
         return  # no substrate state to undo: spare every stop a metadata read
     doc = sub.load_document(_key(vdi))
     if doc is not None:

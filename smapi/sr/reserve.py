@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Callable, Optional, TypeVar
+from typing import Callable, TypeVar
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.errors import is_no_space
@@ -25,17 +25,9 @@ RESERVE_BYTES = 1 << 20
 T = TypeVar("T")
 
 
-def _reserve_path(substrate: Substrate) -> Optional[str]:
-    from smapi.sr.directory import RESERVE, DirectorySubstrate
-
-    if not isinstance(substrate, DirectorySubstrate):
-        return None  # other substrates keep their documents outside the volumes' space (LVM: the MGT LV)
-    return os.path.join(substrate.path, RESERVE)
-
-
 def ensure(substrate: Substrate) -> None:
     """Make the reserve if it is missing and there is room (best effort: a full SR simply has none yet)."""
-    path = _reserve_path(substrate)
+    path = substrate.reserve_path()
     if path is None or os.path.exists(path):
         return
     tmp = path + ".new"
@@ -57,7 +49,7 @@ def freeing_space(substrate: Substrate, verb: Callable[[], T]) -> T:
     try:
         result = verb()
     except Backend_error as e:
-        path = _reserve_path(substrate)
+        path = substrate.reserve_path()
         if not is_no_space(e) or path is None or not os.path.exists(path):
             raise
         log.warning("%s is full: using its space reserve to free space", substrate.describe())

@@ -214,8 +214,9 @@ class Scratch:
         """The journal data of an in-place landing, or None to copy (see the module docstring). The caller
         holds the SR lock."""
         chain = getattr(self.handle, "chain", None)
-        base_volume = self.entry.data.get("base_volume")
-        written = relink.marked_bytes(img) if chain is not None and base_volume else 0
+        if chain is None or not self.entry.data.get("base_volume"):
+            return None
+        written = relink.marked_bytes(img)
         if written < max(1, relink_min()):
             return None
         self.engine.substrate.refresh()  # other processes changed volumes since this upload began
@@ -273,7 +274,7 @@ def begin(engine: Engine, vdi: str, size: int, target: Any, handle: Any = None) 
         backing = engine.substrate.create_volume(volume, 0)
         try:
             # Differencing, so that only the sectors written are marked (a dynamic image marks whole blocks).
-            if leaf is not None:
+            if leaf is not None and base_volume is not None:
                 # A child of the leaf, naming the volume the leaf becomes if the upload is relinked.
                 create_child_on(backing, leaf, base_volume)
             else:

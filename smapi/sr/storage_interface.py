@@ -207,7 +207,10 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
                        "VDI.add_to_sm_config")
 
     def remove_from_sm_config(self, dbg: str, sr: str, vdi: str, key: str) -> None:
-        lifecycle.edit(self._engine(sr), vdi, lambda r: r.sm_config.pop(key, None), "VDI.remove_from_sm_config")
+        def remove(record: VdiRecord) -> None:
+            record.sm_config.pop(key, None)
+
+        lifecycle.edit(self._engine(sr), vdi, remove, "VDI.remove_from_sm_config")
 
     def compose(self, dbg: str, sr: str, vdi1: str, vdi2: str) -> None:
         snapshots.compose(self._engine(sr), vdi1, vdi2)

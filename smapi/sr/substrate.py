@@ -1,14 +1,27 @@
 """What the SR engine needs from the place where bytes live.
 
 A substrate holds named volumes (one per image), the SR's metadata documents and its lock files. The engine is
-written only against this protocol, so the same snapshot/GC/journal code runs on a directory (file and NFS SRs)
-and, later, on an LVM volume group (LVM and iSCSI SRs).
+written only against this contract, so the same snapshot/GC/journal code runs on a directory (file and NFS SRs)
+and on an LVM volume group (LVM and iSCSI SRs).
+
+`Substrate` is an abstract base class: the abstract methods are what every substrate must provide (a class that
+misses one cannot be instantiated). The optional capabilities below them have a documented default that suits a
+substrate without the capability; a substrate that has it overrides the whole group:
+
+* temporary files of interrupted writes: `sweep_temp_files` (default: none);
+* caches of volume state: `refresh` (default: nothing cached);
+* what a datapath serves: `datapath_image` (default: files in one directory);
+* volumes prepared for a read-write server (LVM thin): `prepares_writers`, `writer_needs_preparation`,
+  `prepare_writer`, `finish_writer` (default: no preparation);
+* a space reserve inside the SR's own storage: `reserve_path` (default: none, documents live elsewhere);
+* host-local lock files to sweep: `local_lock_dir` (default: none).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional, Tuple
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional, Sequence, Tuple
 
 from smapi.sr.locks import FileLock
 from smapi.vhd import Backing, ParentResolver
@@ -17,66 +30,110 @@ if TYPE_CHECKING:
     from smapi.datapath.model import ImageSpec
 
 
-class Substrate:
-    """Protocol (abstract base) of a substrate; every method must be safe to call from many processes."""
+class Substrate(ABC):
+    """The contract of a substrate; every method must be safe to call from many processes."""
 
     #: SR metadata document name
     SR_DOCUMENT = "sr"
 
     # -- the SR as a whole ------------------------------------------------------------------------------------
+    @abstractmethod
     def exists(self) -> bool:
         """True when an SR has been created here (its SR document exists)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def initialise(self) -> None:
         """Prepare empty storage for a new SR (directories, volume group...)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def wipe(self, volumes: Collection[str]) -> None:
         """Remove the SR (SR.destroy): its documents, its locks and `volumes`, the volumes its SR document and
         journal own; nothing else that happens to share the storage."""
-        raise NotImplementedError
 
+    @abstractmethod
     def space(self) -> Tuple[int, int]:
         """(total, free) bytes available to volumes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self) -> Dict[str, str]:
         """A device_config that reaches this SR again."""
-        raise NotImplementedError
 
-    def probe(self) -> List[Substrate]:
+    @abstractmethod
+    def probe(self) -> Sequence[Substrate]:
         """SRs found at or directly below this location."""
-        raise NotImplementedError
 
     # -- volumes ----------------------------------------------------------------------------------------------
+    @abstractmethod
     def volume_name(self, uuid: str, fmt: str) -> str:
         """The name a VDI's image has here (also what a VHD child's parent locator stores)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def create_volume(self, name: str, size: int = 0) -> Backing:
         """A new, writable, zero-filled volume of `size` bytes; fails if the name exists."""
-        raise NotImplementedError
 
+    @abstractmethod
     def open_volume(self, name: str, *, writable: bool = False) -> Backing:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def volume_exists(self, name: str) -> bool:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def resize_volume(self, name: str, size: int) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def rename_volume(self, old: str, new: str) -> None:
         """Atomically give a volume a new name (replacing any volume called `new`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def remove_volume(self, name: str) -> None:
         """Remove a volume; absent volumes are not an error (removal is replayed after crashes)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def list_volumes(self) -> List[str]:
-        raise NotImplementedError
+        ...
+
+    @abstractmethod
+    def volume_utilisation(self, name: str) -> int:
+        """Bytes the volume occupies on the storage."""
+
+    @abstractmethod
+    def volume_url(self, name: str) -> str:
+        ...
+
+    @abstractmethod
+    def volume_path(self, name: str) -> str:
+        """What a datapath opens (a file or device path)."""
+
+    @abstractmethod
+    def resolver(self) -> ParentResolver:
+        """Maps the parent names stored in VHD locators to volumes of this substrate."""
+
+    # -- metadata documents (stored atomically) ----------------------------------------------------------------
+    @abstractmethod
+    def load_document(self, key: str) -> Optional[Dict[str, Any]]:
+        ...
+
+    @abstractmethod
+    def store_document(self, key: str, value: Dict[str, Any]) -> None:
+        """Replace the document atomically and durably: readers see the old or the new one, never a mix."""
+
+    @abstractmethod
+    def remove_document(self, key: str) -> None:
+        ...
+
+    @abstractmethod
+    def list_documents(self, prefix: str) -> List[str]:
+        ...
+
+    # -- locks --------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def lock(self, name: str) -> FileLock:
+        """A lock every host and process using this SR agrees on."""
+
+    # -- optional capabilities: the defaults suit a substrate without them ----------------------------------------
 
     def sweep_temp_files(self) -> List[str]:
         """Remove temporary files that writers killed half way left (smapi.common.files); returns their names.
@@ -85,18 +142,9 @@ class Substrate:
 
     def refresh(self) -> None:
         """Forget what this object cached about the volumes (another process may have changed them since): a
-        long-lived engine (an upload's writer) calls it under the SR lock before changing volumes."""
-
-    def volume_utilisation(self, name: str) -> int:
-        """Bytes the volume occupies on the storage."""
-        raise NotImplementedError
-
-    def volume_url(self, name: str) -> str:
-        raise NotImplementedError
-
-    def volume_path(self, name: str) -> str:
-        """What a datapath opens (a file or device path)."""
-        raise NotImplementedError
+        long-lived engine (an upload's writer) calls it under the SR lock before changing volumes. Default: nothing is
+        cached."""
+        return None
 
     def datapath_image(self, name: str, fmt: str) -> ImageSpec:
         """What the datapath serves for a VDI whose leaf is volume `name` ("vhd" or "raw").
@@ -109,6 +157,11 @@ class Substrate:
         path = self.volume_path(name)
         return ImageSpec(fmt, path, os.path.dirname(path) if fmt == "vhd" else None)
 
+    def prepares_writers(self) -> bool:
+        """True when some volume of this substrate may need `prepare_writer` (then every server stop looks for
+        a journaled preparation to undo; without it, stops spare that metadata read)."""
+        return False
+
     def writer_needs_preparation(self, name: str, fmt: str) -> bool:
         """True when a read-write datapath of volume `name` needs `prepare_writer` first and `finish_writer` after
         (LVM thin: the leaf is inflated while served). The engine journals the pair so a crash is undone."""
@@ -116,29 +169,18 @@ class Substrate:
 
     def prepare_writer(self, name: str, fmt: str) -> None:
         """Make volume `name` ready for a read-write server (idempotent)."""
+        return None
 
     def finish_writer(self, name: str, fmt: str) -> None:
         """Undo `prepare_writer` once no server writes volume `name` (idempotent; absent volumes are no error)."""
+        return None
 
-    def resolver(self) -> ParentResolver:
-        """Maps the parent names stored in VHD locators to volumes of this substrate."""
-        raise NotImplementedError
+    def reserve_path(self) -> Optional[str]:
+        """A file holding back a little of the space the documents are written in (`smapi.sr.reserve`), or None
+        when the documents do not share the volumes' space (LVM: the MGT volume)."""
+        return None
 
-    # -- metadata documents (stored atomically) ----------------------------------------------------------------
-    def load_document(self, key: str) -> Optional[Dict[str, Any]]:
-        raise NotImplementedError
-
-    def store_document(self, key: str, value: Dict[str, Any]) -> None:
-        """Replace the document atomically and durably: readers see the old or the new one, never a mix."""
-        raise NotImplementedError
-
-    def remove_document(self, key: str) -> None:
-        raise NotImplementedError
-
-    def list_documents(self, prefix: str) -> List[str]:
-        raise NotImplementedError
-
-    # -- locks --------------------------------------------------------------------------------------------------
-    def lock(self, name: str) -> FileLock:
-        """A lock every host and process using this SR agrees on."""
-        raise NotImplementedError
+    def local_lock_dir(self) -> Optional[str]:
+        """The directory of this SR's lock files when they are plain host-local files (stale ones are swept at
+        attach and scan), or None when the locks are something else (leases shared by hosts, ...)."""
+        return None

@@ -40,16 +40,11 @@ def stale_vdi_locks(lock_dir: str, known: Collection[str]) -> List[str]:
 
 def sweep(substrate: Substrate, known_vdis: Collection[str]) -> None:
     """Stale temporary files (every substrate), then stale VDI lock files where locks are plain host-local files."""
-    from smapi.sr.directory import DirectorySubstrate
-
     substrate.sweep_temp_files()
-
-    if not isinstance(substrate, DirectorySubstrate):
-        return
-    sample = substrate.lock("sr")
     # Plain flock files mean an SR used by this host alone; an NFS SR's locks are leases shared by hosts, which
-    # expire by their own rules, and its writers' pids may be other hosts'.
-    local = type(sample) is FileLock
-    locks = stale_vdi_locks(os.path.dirname(sample.path), known_vdis) if local else []
+    # expire by their own rules, and its writers' pids may be other hosts' (it has no local lock directory).
+    lock_dir = substrate.local_lock_dir()
+    locks = stale_vdi_locks(lock_dir, known_vdis) if lock_dir is not None else []
     if locks:
-        note(f"SR {substrate.path}: removed lock files of VDIs that no longer exist: {', '.join(locks)}")
+        note(f"SR {os.path.dirname(lock_dir or '')}: removed lock files of VDIs that no longer exist: "
+             f"{', '.join(locks)}")

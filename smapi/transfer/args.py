@@ -97,7 +97,7 @@ def bind_address(network_uuid: str, network_mode: Optional[str], network_ip: Opt
     for name, value in (("network_ip", network_ip), ("network_mask", network_mask),
                         ("network_gateway", network_gateway)):
         try:
-            ipaddress.ip_address(value)
+            ipaddress.ip_address(value or "")
         except ValueError:
             raise ArgumentError(f"{name}={value!r} is not an IP address") from None
     return str(network_ip)

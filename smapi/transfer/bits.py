@@ -134,7 +134,7 @@ class Sessions:
 
 
 def supported(protocols: Optional[str]) -> bool:
-    return bool(protocols) and PROTOCOL in protocols.lower()
+    return protocols is not None and PROTOCOL in protocols.lower()
 
 
 @dataclass(frozen=True)

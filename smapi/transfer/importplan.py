@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tarfile
 import xmlrpc.client
-from typing import Any, Dict, List
+from typing import IO, Any, Dict, List, cast
 
 from smapi.interface.errors import ArgumentError
 
@@ -37,7 +37,8 @@ class _DiskReader:
 
 def read_ova(disk: Any) -> Dict[str, Any]:
     try:
-        with tarfile.open(fileobj=_DiskReader(disk), mode="r|") as tar:
+        # A stream ("r|") is only ever read: the reader needs none of a file's write or seek methods.
+        with tarfile.open(fileobj=cast(IO[bytes], _DiskReader(disk)), mode="r|") as tar:
             for member in tar:
                 if member.name.lstrip("./") == "ova.xml" and member.isfile():
                     if member.size > MAX_OVA:

@@ -48,7 +48,7 @@ def is_daemon_of(pid: int, handle: str) -> bool:
     if pid <= 0:
         return False
     proc = _children.get(pid)
-    if proc is not None and proc.args[-1] == handle:
+    if proc is not None and isinstance(proc.args, list) and proc.args[-1] == handle:
         # Our own child: Popen knows. (/proc/<pid>/cmdline reads empty for a moment while exec sets up the
         # new image, which would make a starting server look gone.)
         return proc.poll() is None

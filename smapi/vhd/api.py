@@ -98,8 +98,8 @@ def snapshot(parent: ImageRef, child: ImageRef, *, parent_name: Optional[str] = 
     if parent_name is None:
         if not (is_path(parent) and is_path(child)):
             raise InvalidArgument("parent_name is required unless parent and child are paths")
-        child_dir = os.path.dirname(os.path.abspath(os.fspath(child)))  # type: ignore[arg-type]
-        parent_name = DirectoryResolver(child_dir).relative_name(parent)  # type: ignore[arg-type]
+        child_dir = os.path.dirname(os.path.abspath(os.fspath(child)))
+        parent_name = DirectoryResolver(child_dir).relative_name(parent)
     pchain = open_chain(parent, resolver=resolver)
     try:
         if pchain.depth + 1 > max_depth:
@@ -174,7 +174,7 @@ def set_parent(child: ImageRef, parent_name: str, *, resolver: Optional[ParentRe
         raise VhdError("a resolver is needed to find the new parent")
     with opened(child, writable=True) as img:
         pb = res.open_parent(parent_name)
-        parent = VhdImage.open(pb, name=getattr(pb, "name", parent_name))
+        parent = VhdImage.open(pb, name=pb.name)
         try:
             if expected_uuid is not None and uuid_str(parent.uuid) != expected_uuid.lower():
                 raise ParentMismatch(f"{parent_name!r} has UUID {uuid_str(parent.uuid)}, expected {expected_uuid}",
@@ -214,7 +214,7 @@ def check(target: ImageRef, *, resolver: Optional[ParentResolver] = None, check_
             return check_image(img, resolver=resolver_for(target, resolver), check_parents=check_parents,
                                check_bitmaps=check_bitmaps)
     except VhdFormatError as e:
-        name = os.fspath(target) if is_path(target) else getattr(target, "name", "<backing>")  # type: ignore
+        name = os.fspath(target) if is_path(target) else target.name
         return CheckReport(name, errors=[f"{e.field}: {e.reason.split(': ', 1)[-1]}"])
 
 
@@ -248,13 +248,13 @@ def export_raw(source: ImageRef, dest: ImageRef, *, resolver: Optional[ParentRes
     written (zeros are skipped)."""
     with open_chain(source, resolver=resolver) as chain:
         if is_path(dest):
-            fd = os.open(os.fspath(dest), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)  # type: ignore[arg-type]
+            fd = os.open(os.fspath(dest), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             out = FileBacking(fd, writable=True)
             try:
                 return export_raw_from(chain, out, progress=progress)
             finally:
                 os.close(fd)
-        return export_raw_from(chain, dest, progress=progress)  # type: ignore[arg-type]
+        return export_raw_from(chain, dest, progress=progress)
 
 
 def stream_vhd(source: "ImageRef | Chain", *, resolver: Optional[ParentResolver] = None) -> Iterator[bytes]:

@@ -7,29 +7,35 @@ positional I/O; it knows nothing about VHD.
 
 import mmap
 import os
-from typing import Optional, Union
+from abc import ABC, abstractmethod
+from typing import Optional, TypeVar, Union
 
 from .errors import InvalidArgument, ReadOnlyImage
+
+B = TypeVar("B", bound="Backing")
 
 # os.preadv exists on Linux/BSD; fall back to pread + copy elsewhere.
 _preadv = getattr(os, "preadv", None)
 
 
-class Backing:
-    """Protocol (and convenience base class) of a byte store holding one image.
+class Backing(ABC):
+    """The contract (an abstract base class) of a byte store holding one image.
 
-    Required: :meth:`pread`, :meth:`pwrite`, :meth:`size`, :meth:`resize`, :meth:`flush`, :meth:`close`, and the
-    attributes ``name`` (for messages) and ``writable``. :meth:`readinto` and :meth:`mtime` have generic defaults.
-    ``resize`` growing the store must make the new bytes read as zeros (a sparse file does; an LV substrate must
-    discard or zero the new extent).
+    Required (abstract): :meth:`pread`, :meth:`pwrite`, :meth:`size`, :meth:`resize`, and the attributes ``name``
+    (for messages) and ``writable``. ``resize`` growing the store must make the new bytes read as zeros (a sparse
+    file does; an LV substrate must discard or zero the new extent).
+
+    Optional, with a documented default that is correct for any store: :meth:`readinto` and :meth:`pwritev`
+    (through ``pread``/``pwrite``), :meth:`flush` and :meth:`close` (nothing to do: a store without buffers or
+    handles), :meth:`mtime` (no modification time).
     """
 
     name: str = "<backing>"
     writable: bool = False
 
+    @abstractmethod
     def pread(self, length: int, offset: int) -> bytes:
         """Return up to ``length`` bytes at ``offset``; fewer only at the end of the store."""
-        raise NotImplementedError
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         """Fill ``buf`` from ``offset``; return the byte count (short only at the end of the store)."""
@@ -37,9 +43,9 @@ class Backing:
         buf[: len(data)] = data
         return len(data)
 
+    @abstractmethod
     def pwrite(self, data: Union[bytes, bytearray, memoryview], offset: int) -> None:
         """Write all of ``data`` at ``offset``, growing the store if needed."""
-        raise NotImplementedError
 
     def pwritev(self, buffers: "list[Union[bytes, bytearray, memoryview]]", offset: int) -> None:
         """Write ``buffers`` back to back from ``offset`` (one syscall where the store supports it)."""
@@ -47,23 +53,27 @@ class Backing:
             self.pwrite(buf, offset)
             offset += len(buf)
 
+    @abstractmethod
     def size(self) -> int:
-        raise NotImplementedError
+        """The store's length in bytes."""
 
+    @abstractmethod
     def resize(self, size: int) -> None:
-        raise NotImplementedError
+        """Grow (new bytes read as zeros) or shrink the store to ``size`` bytes."""
 
     def flush(self) -> None:
         """Make every completed write durable (a write barrier for the ordering rules of the engine)."""
+        return None
 
     def close(self) -> None:
         """Release the store; further calls are undefined."""
+        return None
 
     def mtime(self) -> Optional[float]:
         """Modification time (Unix seconds) if the store has one; blktap records it as the parent timestamp."""
         return None
 
-    def __enter__(self) -> "Backing":
+    def __enter__(self: B) -> B:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -37,10 +37,4 @@ def zero_fill(view: memoryview) -> None:
 
 
 def pwritev(backing: Backing, bufs: List[Buffer], offset: int) -> None:
-    fn = getattr(backing, "pwritev", None)
-    if fn is not None:
-        fn(bufs, offset)
-        return
-    for buf in bufs:
-        backing.pwrite(buf, offset)
-        offset += len(buf)
+    backing.pwritev(bufs, offset)  # every Backing has it (a generic default writes the buffers one by one)

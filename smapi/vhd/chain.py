@@ -291,7 +291,7 @@ def open_parent_image(child: VhdImage, resolver: ParentResolver, *, writable: bo
             unsafe.append(e.reason)
             continue
         try:
-            parent = VhdImage.open(backing, name=getattr(backing, "name", cand), writable=writable)
+            parent = VhdImage.open(backing, name=backing.name, writable=writable)
         except BaseException:
             backing.close()
             raise

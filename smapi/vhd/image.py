@@ -81,7 +81,7 @@ class VhdImage:
 
         With ``owns_backing`` the image closes the backing when it is closed.
         """
-        label = name or str(getattr(backing, "name", "<backing>"))
+        label = name or backing.name
         writable = backing.writable if writable is None else writable
         if writable and not backing.writable:
             raise ReadOnlyImage("backing is read-only", image=label)

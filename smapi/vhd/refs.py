@@ -2,17 +2,21 @@
 
 import os
 from contextlib import contextmanager
-from typing import Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from .backing import Backing, FileBacking
 from .errors import VhdError
 from .image import VhdImage
 from .resolver import DirectoryResolver, ParentResolver
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
 ImageRef = Union[str, "os.PathLike[str]", Backing]
+PathRef = Union[str, "os.PathLike[str]"]
 
 
-def is_path(ref: object) -> bool:
+def is_path(ref: object) -> "TypeIs[PathRef]":
     return isinstance(ref, (str, os.PathLike))
 
 
@@ -20,17 +24,17 @@ def backing_of(ref: ImageRef, *, writable: bool = False, create: bool = False, s
     """A backing for ``ref``; paths are opened (the caller closes), backings are returned as they are."""
     if is_path(ref):
         try:
-            return FileBacking(ref, writable=writable, create=create, sync=sync)  # type: ignore[arg-type]
+            return FileBacking(ref, writable=writable, create=create, sync=sync)
         except FileExistsError:
-            raise VhdError(f"{os.fspath(ref)} already exists") from None  # type: ignore[arg-type]
+            raise VhdError(f"{os.fspath(ref)} already exists") from None
         except FileNotFoundError:
-            raise VhdError(f"{os.fspath(ref)}: no such file") from None  # type: ignore[arg-type]
+            raise VhdError(f"{os.fspath(ref)}: no such file") from None
         except IsADirectoryError:
-            raise VhdError(f"{os.fspath(ref)} is a directory") from None  # type: ignore[arg-type]
+            raise VhdError(f"{os.fspath(ref)} is a directory") from None
         except PermissionError as e:
-            raise VhdError(f"{os.fspath(ref)}: {e.strerror}") from None  # type: ignore[arg-type]
+            raise VhdError(f"{os.fspath(ref)}: {e.strerror}") from None
     assert isinstance(ref, Backing) or hasattr(ref, "pread"), f"not a path or Backing: {ref!r}"
-    return ref  # type: ignore[return-value]
+    return ref
 
 
 def resolver_for(ref: ImageRef, resolver: Optional[ParentResolver]) -> Optional[ParentResolver]:
@@ -38,7 +42,7 @@ def resolver_for(ref: ImageRef, resolver: Optional[ParentResolver]) -> Optional[
     if resolver is not None:
         return resolver
     if is_path(ref):
-        return DirectoryResolver(os.path.dirname(os.path.abspath(os.fspath(ref))))  # type: ignore[arg-type]
+        return DirectoryResolver(os.path.dirname(os.path.abspath(os.fspath(ref))))
     return None
 
 

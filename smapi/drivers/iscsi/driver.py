@@ -135,6 +135,8 @@ class _SessionGone(Exception):
 
 
 class IscsiSR(LvmSR):
+    driver: IscsiDriver
+
     def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
         target, info = _resolve(parse_target(device_config))
         with lun_device(sr, target, info) as device:

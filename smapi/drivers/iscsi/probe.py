@@ -39,7 +39,7 @@ def _document(root: str, entries: List[Tuple[str, List[Tuple[str, Any]]]]) -> st
 
 
 def targets_xml(portal: Portal, found: List[Tuple[str, List[str]]]) -> str:
-    entries = []
+    entries: List[Tuple[str, List[Tuple[str, Any]]]] = []
     for iqn, portals in found:
         for text in portals or [str(portal)]:
             host, port = _portal_of(text, portal)

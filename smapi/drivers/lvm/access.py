@@ -12,16 +12,18 @@ caller is about to overwrite them anyway).
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from typing import Dict, List, Optional
 
 from smapi.drivers.lvm.lvmcli import Lvm, device_mapper_available, size_arg
+from smapi.drivers.lvm.rawlv import RawLv
 from smapi.drivers.lvm.segmap import Extent, SegmentMapBacking, build_map, zero_range
-from smapi.vhd import Backing, FileBacking
+from smapi.vhd import FileBacking
 
 SEGMENT_FIELDS = ["lv_name", "seg_start_pe", "seg_pe_ranges", "segtype", "vg_extent_size"]
 
 
-class LvAccess:
+class LvAccess(ABC):
     """Opens LVs of one volume group for I/O."""
 
     kind = "abstract"
@@ -30,15 +32,17 @@ class LvAccess:
         self.lvm = lvm
         self.vg = vg
 
-    def open(self, lv: str, *, writable: bool = False) -> Backing:
-        raise NotImplementedError
+    @abstractmethod
+    def open(self, lv: str, *, writable: bool = False) -> RawLv: ...
 
+    @abstractmethod
     def path(self, lv: str) -> str:
         """What a datapath hands to a consumer (a device node, or a description of where the data is)."""
-        raise NotImplementedError
 
     def release(self, lv: str) -> None:
-        """The LV is no longer needed on this host (deactivate it where activation exists)."""
+        """The LV is no longer needed on this host (deactivate it where activation exists). Default: nothing to
+        release (no activation)."""
+        return None
 
     def lvresize(self, lv: str, size: int) -> None:
         self.lvm.run("lvresize", "-f", "-L", size_arg(size), f"{self.vg}/{lv}")
@@ -77,7 +81,7 @@ class SegmentMapAccess(LvAccess):
         return f"/dev/{self.vg}/{lv}"
 
 
-class KernelLvBacking(FileBacking):
+class KernelLvBacking(FileBacking, RawLv):
     """An activated LV's device node; resize goes through lvm, and the node follows the new size."""
 
     def __init__(self, access: KernelAccess, lv: str, *, writable: bool) -> None:
@@ -88,7 +92,7 @@ class KernelLvBacking(FileBacking):
     def zero(self, offset: int, length: int) -> None:
         zero_range(self.fd, offset, length)
 
-    def resize(self, size: int, *, zero: bool = True) -> None:  # type: ignore[override]
+    def resize(self, size: int, *, zero: bool = True) -> None:
         old = self.size()
         self.flush()
         self._access.lvresize(self._lv, size)

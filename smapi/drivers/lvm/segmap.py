@@ -16,7 +16,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from smapi.vhd import Backing
+from smapi.drivers.lvm.rawlv import RawLv
 from smapi.vhd.errors import ReadOnlyImage
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -148,7 +148,7 @@ MapLoader = Callable[[], List[Extent]]
 LvResizer = Callable[[int], None]
 
 
-class SegmentMapBacking(Backing):
+class SegmentMapBacking(RawLv):
     """The LV as a flat byte array: positional I/O split at extent boundaries onto the PV devices.
 
     ``size()`` is the LV size (whole extents). ``resize`` runs lvm (``resizer``), reloads the map and zeroes the

@@ -24,6 +24,7 @@ from smapi.drivers.lvm.config import LvmConfig
 from smapi.drivers.lvm.lvmcli import Lvm, size_arg, tags_of
 from smapi.drivers.lvm.mgt import MGT_LV, MGT_SIZE, MgtStore
 from smapi.drivers.lvm.provision import raw_lv_size
+from smapi.drivers.lvm.rawlv import RawLv
 from smapi.drivers.lvm.segmap import zero_range
 from smapi.drivers.lvm.volume import RawVolume, VhdVolume
 from smapi.interface.errors import Backend_error, Invalid_argument
@@ -307,7 +308,7 @@ class VolumeGroupSubstrate(Substrate):
             raise FileNotFoundError(errno.ENOENT, f"no LV {name} in {self.vg}")
         return rows
 
-    def _open_raw(self, name: str, writable: bool, rows: Optional[List[Dict[str, str]]] = None) -> Backing:
+    def _open_raw(self, name: str, writable: bool, rows: Optional[List[Dict[str, str]]] = None) -> RawLv:
         access = self.access
         if isinstance(access, SegmentMapAccess):
             rows = rows or self._segments(name)
@@ -338,16 +339,23 @@ class VolumeGroupSubstrate(Substrate):
         finally:
             self._forget_segments()
 
-    def _wrap(self, name: str, raw: Backing, rows: List[Dict[str, str]], *, new: bool) -> Backing:
+    def _wrap(self, name: str, raw: RawLv, rows: List[Dict[str, str]], *, new: bool) -> Backing:
         if self.is_vhd(name):
-            return VhdVolume(raw, extent_size=self.extent_size, thick=self.provisioning == "thick",
-                             logical=0 if new else None)
+            return self._vhd_volume(raw, new=new)
         size = raw.size()
         for tag in tags_of(rows[0]):
             if tag.startswith(SIZE_TAG):
                 size = int(tag[len(SIZE_TAG):])
         return RawVolume(raw, 0 if new else size, extent_size=self.extent_size,
                          on_size=lambda n: self._set_size_tag(name, n))
+
+    def _vhd_volume(self, raw: RawLv, *, new: bool = False) -> VhdVolume:
+        return VhdVolume(raw, extent_size=self.extent_size, thick=self.provisioning == "thick",
+                         logical=0 if new else None)
+
+    def _open_vhd(self, name: str) -> VhdVolume:
+        """VHD volume `name`, writable, for inflating or deflating it."""
+        return self._vhd_volume(self._open_raw(name, True))
 
     def _set_size_tag(self, name: str, size: int) -> None:
         rows = self._all_segments().get(name) or self.lvm.lvs(["lv_tags"], self._lv(name))
@@ -414,8 +422,8 @@ class VolumeGroupSubstrate(Substrate):
             # back its unused extents *before* the engine creates the new leaf, so a thick snapshot needs room
             # for one inflated leaf, not two (LVHD's order: deflate the base, then inflate the new leaf).
             # A leaf that stays writable is inflated again by its next writable flush.
-            with self.open_volume(old, writable=True) as vol:
-                vol.deflate()  # type: ignore[attr-defined]
+            with self._open_vhd(old) as vol:
+                vol.deflate()
         self.lvm.run("lvrename", self._need_vg(), old, new)  # on failure the cache is stale: see below
         cache = self._seg_cache
         if cache is not None and old in cache:
@@ -499,18 +507,18 @@ class VolumeGroupSubstrate(Substrate):
 
     def prepare_writer(self, name: str, fmt: str) -> None:
         if self.writer_needs_preparation(name, fmt):
-            with self.open_volume(name, writable=True) as vol:
-                vol.inflate()  # type: ignore[attr-defined]
+            with self._open_vhd(name) as vol:
+                vol.inflate()
             self._forget_segments()
 
     def finish_writer(self, name: str, fmt: str) -> None:
         if self.writer_needs_preparation(name, fmt):
             try:
-                vol = self.open_volume(name, writable=True)
+                vol = self._open_vhd(name)
             except FileNotFoundError:
                 return  # removed since (a crash replay after destroy): nothing to give back
             with vol:
-                vol.deflate()  # type: ignore[attr-defined]
+                vol.deflate()
             self._forget_segments()
 
     # -- metadata documents -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Union
 
 from smapi.drivers.lvm.provision import GrowthPolicy, deflated_lv_size, raw_lv_size, thick_lv_size
+from smapi.drivers.lvm.rawlv import RawLv
 from smapi.vhd import Backing, VhdImage
 from smapi.vhd.errors import ReadOnlyImage, VhdError
 from smapi.vhd.structs import parse_footer, parse_header
@@ -35,20 +36,10 @@ _UUID = slice(68, 84)  # the footer's unique id field
 _SPARSE_TYPES = (3, 4)  # dynamic, differencing
 
 
-class RawLv(Backing):
-    """What :mod:`smapi.drivers.lvm.access` returns: the LV itself (``size()`` = LV size)."""
-
-    def zero(self, offset: int, length: int) -> None:
-        raise NotImplementedError
-
-    def resize(self, size: int, *, zero: bool = True) -> None:  # type: ignore[override]
-        raise NotImplementedError
-
-
 class _Volume(Backing):
     """Shared plumbing: a logical size over a raw LV backing."""
 
-    def __init__(self, raw: Backing, logical: int) -> None:
+    def __init__(self, raw: RawLv, logical: int) -> None:
         self.raw = raw
         self.name = raw.name
         self.writable = raw.writable
@@ -99,7 +90,7 @@ class _Volume(Backing):
 class RawVolume(_Volume):
     """Raw data: the first ``logical`` bytes of the LV. ``on_size`` persists a new logical size."""
 
-    def __init__(self, raw: Backing, logical: int, *, extent_size: int,
+    def __init__(self, raw: RawLv, logical: int, *, extent_size: int,
                  on_size: Optional[Callable[[int], None]] = None) -> None:
         super().__init__(raw, logical)
         self._extent = extent_size
@@ -112,12 +103,12 @@ class RawVolume(_Volume):
     def resize(self, size: int) -> None:
         self._check_writable()
         if size > self.raw.size():
-            self.raw.resize(raw_lv_size(size, self._extent), zero=False)  # type: ignore[call-arg]
+            self.raw.resize(raw_lv_size(size, self._extent), zero=False)
         if size > self._logical:
             # Extents are never zeroed by lvm, and old bytes past the logical end may be stale: zero them.
-            self.raw.zero(self._logical, size - self._logical)  # type: ignore[attr-defined]
+            self.raw.zero(self._logical, size - self._logical)
         elif raw_lv_size(size, self._extent) < self.raw.size():
-            self.raw.resize(raw_lv_size(size, self._extent), zero=False)  # type: ignore[call-arg]
+            self.raw.resize(raw_lv_size(size, self._extent), zero=False)
         self._logical = size
         if self._on_size is not None:
             self._on_size(size)
@@ -126,7 +117,7 @@ class RawVolume(_Volume):
 class VhdVolume(_Volume):
     """A VHD in an LV, provisioned thick or thin (see the module docstring)."""
 
-    def __init__(self, raw: Backing, *, extent_size: int, thick: bool, logical: Optional[int] = None) -> None:
+    def __init__(self, raw: RawLv, *, extent_size: int, thick: bool, logical: Optional[int] = None) -> None:
         super().__init__(raw, raw.size() if logical is None else logical)
         self._extent = extent_size
         self._thick = thick
@@ -222,7 +213,7 @@ class VhdVolume(_Volume):
                              entries=header.max_table_entries)
 
     def _grow_lv(self, size: int) -> None:
-        self.raw.resize(size, zero=False)  # type: ignore[call-arg]
+        self.raw.resize(size, zero=False)
         self._mirror(force=True)  # the new last sector holds stale bytes until then
 
     def _make_room(self, end: int) -> None:
@@ -251,7 +242,7 @@ class VhdVolume(_Volume):
         self._check_writable()
         self._make_room(size)
         if size > self._logical:
-            self.raw.zero(self._logical, size - self._logical)  # type: ignore[attr-defined]
+            self.raw.zero(self._logical, size - self._logical)
         self._logical = size
 
     def _inflate_if_thick(self, *, differencing: bool = False) -> None:
@@ -299,7 +290,7 @@ class VhdVolume(_Volume):
         if end > SECTOR and target < self.raw.size():
             self.raw.flush()
             self._logical = min(self._logical, end)
-            self.raw.resize(target, zero=False)  # type: ignore[call-arg]
+            self.raw.resize(target, zero=False)
             self._mirror(force=True)
 
     def flush(self) -> None:

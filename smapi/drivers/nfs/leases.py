@@ -23,7 +23,7 @@ import shutil
 import threading
 import time
 import uuid as uuidlib
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from smapi.common.files import atomic_write
 from smapi.sr.locks import DEFAULT_TIMEOUT, FileLock, LockTimeout
@@ -94,7 +94,7 @@ class Lease:
         else:
             atomic_write(self._owner_file(), json.dumps(owner))
 
-    def read_owner(self) -> Optional[Dict[str, object]]:
+    def read_owner(self) -> Optional[Dict[str, Any]]:
         try:
             with open(self._owner_file()) as f:
                 return json.load(f)
@@ -151,9 +151,9 @@ class Lease:
                 return time.time() - os.stat(self.path).st_mtime > lease_ttl()
             except OSError:  # gone, or being released right now (see read_owner)
                 return False
-        if float(owner.get("expires", 0)) < time.time():  # type: ignore[arg-type]
+        if float(owner.get("expires", 0)) < time.time():
             return True
-        return owner.get("host") == host_id() and not _pid_alive(int(owner.get("pid", 0)))  # type: ignore[arg-type]
+        return owner.get("host") == host_id() and not _pid_alive(int(owner.get("pid", 0)))
 
     def _break_if_stale(self) -> None:
         if not self._stale():

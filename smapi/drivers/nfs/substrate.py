@@ -8,12 +8,11 @@ itself by the device_config that reaches it from any host instead of a local pat
 from __future__ import annotations
 
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from smapi.drivers.nfs.config import NfsTarget
 from smapi.drivers.nfs.leases import NfsLock, nfs_lock
 from smapi.sr.directory import LOCK_DIR, DirectorySubstrate
-from smapi.sr.substrate import Substrate
 
 #: device_config keys that say where the SR is (what probe returns and attach needs)
 PUBLIC_KEYS = ("server", "serverpath", "nfsversion", "port", "options", "timeo")
@@ -29,9 +28,11 @@ class NfsSubstrate(DirectorySubstrate):
     def describe(self) -> Dict[str, str]:
         return dict(self.device_config)
 
-    def probe(self) -> List[Substrate]:
-        return [NfsSubstrate(found.path, self.target, self.device_config)  # type: ignore[attr-defined]
-                for found in super().probe()]
+    def probe(self) -> List[DirectorySubstrate]:
+        return [NfsSubstrate(found.path, self.target, self.device_config) for found in super().probe()]
 
     def lock(self, name: str) -> NfsLock:
         return nfs_lock(self.sr_uuid, name, os.path.join(self.path, LOCK_DIR))
+
+    def local_lock_dir(self) -> Optional[str]:
+        return None  # leases shared by the hosts, which expire by their own rules
