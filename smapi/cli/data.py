@@ -33,13 +33,13 @@ FORMATS = ("raw", "vhd", "tar", "xva-legacy")  # smapi.transfer.formats.CLI_FORM
 
 def _data_handle(driver_spec: str, sr: str, vdi: str, writable: bool) -> Any:
     from smapi.cli.target import LocalTarget
+    from smapi.core.driver import Driver
 
     local = LocalTarget(driver_spec)
     local.call("VDI.stat", dbg="vdi-data", sr=sr, vdi=vdi)  # a typed error for an unknown SR or VDI
-    opener = getattr(local.driver, "open_vdi", None)
-    if opener is None:
+    if type(local.driver).open_vdi is Driver.open_vdi:
         raise click.UsageError(f"driver {local.driver.name} offers no data access (open_vdi)")
-    return opener(sr, vdi, writable=writable)
+    return local.driver.open_vdi(sr, vdi, writable=writable)
 
 
 def _disk(stack: ExitStack, driver: str, sr: str, vdi: str, writable: bool) -> Any:

@@ -128,12 +128,12 @@ def sr_list(driver: Optional[str], url: Optional[str], as_json: bool) -> None:
 def sr_gc(driver: str, sr: str) -> None:
     """Garbage-collect SR now: delete unused base copies and coalesce single-child chains."""
     from smapi.cli.target import LocalTarget
+    from smapi.core.driver import Driver
 
     local = LocalTarget(driver)
-    gc = getattr(local.driver, "gc", None)
-    if gc is None:
+    if type(local.driver).gc is Driver.gc:
         raise click.UsageError(f"driver {local.driver.name} has no garbage collector")
-    result = gc(sr)
+    result = local.driver.gc(sr)
     if result is not None:
         click.echo(result if isinstance(result, str) else repr(result))
 

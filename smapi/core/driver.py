@@ -93,6 +93,17 @@ class Driver:
         except Unimplemented:
             return False
 
+    # -- optional capabilities for tools (CLI vdi-import/export, VDI.copy, the Transfer service, sr-gc) ----------
+    # A driver without them keeps these defaults, which raise Unimplemented naming the capability.
+    def open_vdi(self, sr: str, vdi: str, writable: bool = False) -> Any:
+        """A data handle on VDI `vdi` of SR `sr`, attached on this host: `read(offset, length)`,
+        `write(offset, data)`, `flush()`, `close()` and `size`; it holds the VDI's lock until closed."""
+        raise Unimplemented(f"data access (open_vdi) in driver {self.name}")
+
+    def gc(self, sr: str) -> Any:
+        """Garbage-collect SR `sr` now (attached on this host); returns what was done."""
+        raise Unimplemented(f"garbage collection in driver {self.name}")
+
 
 class _Implementations(Mapping):
     """Interface name -> implementation object, importing and constructing each on first access."""

@@ -52,6 +52,7 @@ def schedule_gc(engine: Engine) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from smapi.core.driver import load_driver
+    from smapi.sr.enginedriver import EngineDriver
 
     args = sys.argv[1:] if argv is None else argv
     sr = args[0]
@@ -61,7 +62,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if record is None:
         return 0  # detached meanwhile: nothing to do
     driver = load_driver(record["driver"])
-    engine = driver.engine_for(sr)  # type: ignore[attr-defined]
+    if not isinstance(driver, EngineDriver):
+        return 0  # only the engine's SRs queue background collections
+    engine = driver.engine_for(sr)
     queue = engine.substrate.lock("gc-queue")
     if not queue.acquire(timeout=0):
         return 0  # one collector is already waiting to run after the current one

@@ -12,14 +12,13 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.engine import Engine
-from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.names import check_sr
 
 CHUNK = 2 * 1024 * 1024
 
 
 def copy(engine: Engine, vdi: str, url: str, dest: str) -> str:
-    from smapi.core.driver import load_driver
+    from smapi.core.driver import Driver, load_driver
 
     with engine.locked(what="VDI.copy"):
         source_info = engine.info(engine.visible(engine.load(), vdi))
@@ -30,7 +29,7 @@ def copy(engine: Engine, vdi: str, url: str, dest: str) -> str:
                 "moving data to a remote host needs the data channel (not implemented yet). Attach SR "
                 f"{dest} here, or export the VDI (smapi vdi-export) and import it on the other host.", ""])
     driver = load_driver(record["driver"])
-    if not isinstance(driver, EngineDriver):
+    if type(driver).open_vdi is Driver.open_vdi:
         raise Backend_error("SR_BACKEND_FAILURE", ["", f"the driver of SR {dest} offers no data access", ""])
     wanted: Dict[str, Any] = {k: v for k, v in source_info.items() if k not in ("vdi", "physical_utilisation")}
     wanted["sm_config"] = {}

@@ -80,13 +80,7 @@ def in_use(located: LocatedVdi) -> Optional[str]:
 
 def open_data(located: LocatedVdi, writable: bool) -> Any:
     """The driver's data handle (read/write/flush/close/size); it holds the VDI's lock until closed."""
-    driver = _driver(located.driver_ref)
-    opener = getattr(driver, "open_vdi", None)
-    if opener is None:
-        from smapi.interface.errors import Unimplemented
-
-        raise Unimplemented(f"data access (open_vdi) in driver {located.driver_ref}")
-    return opener(located.sr, located.vdi, writable=writable)
+    return _driver(located.driver_ref).open_vdi(located.sr, located.vdi, writable=writable)
 
 
 def create_vdi(sr: str, size: int, name_label: str) -> str:

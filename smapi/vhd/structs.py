@@ -7,7 +7,7 @@ and raises :class:`CorruptImage` naming the field. Softer invariants (reserved b
 
 import struct
 from dataclasses import dataclass, field, replace
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from . import constants as C
 from .errors import CorruptImage, UnsupportedImage
@@ -58,8 +58,8 @@ class Footer:
         struct.pack_into(">I", raw, FOOTER_CHECKSUM_AT, checksum(raw))
         return bytes(raw)
 
-    def with_(self, **changes: object) -> "Footer":
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: Any) -> "Footer":
+        return replace(self, **changes)
 
 
 def parse_footer(raw: bytes, *, image: Optional[str] = None, where: str = "footer") -> Footer:
@@ -158,8 +158,8 @@ class Header:
         struct.pack_into(">I", raw, HEADER_CHECKSUM_AT, checksum(raw))
         return bytes(raw)
 
-    def with_(self, **changes: object) -> "Header":
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: Any) -> "Header":
+        return replace(self, **changes)
 
 
 def decode_parent_name(raw: bytes) -> str:
@@ -226,8 +226,8 @@ class BatmapHeader:
         return _BATMAP.pack(self.cookie, self.batmap_offset, self.batmap_size, self.version, self.checksum,
                             self.marker, self.keyhash_cookie, self.keyhash_nonce, self.keyhash_hash, self.reserved)
 
-    def with_(self, **changes: object) -> "BatmapHeader":
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: Any) -> "BatmapHeader":
+        return replace(self, **changes)
 
 
 def parse_batmap_header(raw: bytes) -> Optional[BatmapHeader]:

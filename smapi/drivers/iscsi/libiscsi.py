@@ -17,7 +17,7 @@ import socket
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 #: the initiator name of our userspace sessions (a host's own name is used where one is configured)
 DEFAULT_INITIATOR = "iqn.2026-11.org.smapi:userspace"
@@ -314,13 +314,13 @@ def session(portal: Portal, target: str = "", chap: Chap = Chap(), *, lun: int =
         s.close()
 
 
-def discover_targets(portal: Portal, chap: Chap = Chap(), **kw: object) -> List[Tuple[str, List[str]]]:
-    with session(portal, "", chap, **kw) as s:  # type: ignore[arg-type]
+def discover_targets(portal: Portal, chap: Chap = Chap(), **kw: Any) -> List[Tuple[str, List[str]]]:
+    with session(portal, "", chap, **kw) as s:
         return s.discover()
 
 
-def list_luns(portal: Portal, target: str, chap: Chap = Chap(), **kw: object) -> List[LunInfo]:
+def list_luns(portal: Portal, target: str, chap: Chap = Chap(), **kw: Any) -> List[LunInfo]:
     """Every LUN of `target` holding a disk (LUN 0's array controller is left out)."""
-    with session(portal, target, chap, **kw) as s:  # type: ignore[arg-type]
+    with session(portal, target, chap, **kw) as s:
         found = [s.describe(lun) for lun in s.report_luns()]
     return [i for i in found if i.device_type == 0]

@@ -8,7 +8,7 @@ because nfs-rs 0.8.7 cannot list a v4 mount root. Both run as clients in `SMAPI_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Sequence, Tuple
 from xml.sax.saxutils import escape
 
 from smapi.common import commands
@@ -67,7 +67,7 @@ def pseudo_root_exports(target: NfsTarget) -> List[Export]:
 
 def discover(target: NfsTarget, explicit_version: bool) -> List[Export]:
     """Exports by the protocol asked for; without an explicit version, v3 MOUNT first, then the v4 pseudo-root."""
-    order: Sequence[Tuple[str, object]]
+    order: Sequence[Tuple[str, Callable[[NfsTarget], List[Export]]]]
     if target.nfsversion == "3":
         order = [("NFSv3 MOUNT", mount_exports)] + ([] if explicit_version else
                                                     [("NFSv4 pseudo-root", pseudo_root_exports)])
@@ -76,7 +76,7 @@ def discover(target: NfsTarget, explicit_version: bool) -> List[Export]:
     errors = []
     for name, fn in order:
         try:
-            return fn(target)  # type: ignore[operator]
+            return fn(target)
         except DiscoveryError as e:
             errors.append(f"{name}: {e}")
     raise Backend_error.classic("NFSTarget", f"cannot list the exports of {target.server}: {'; '.join(errors)}")
