@@ -20,10 +20,10 @@ from typing import Any, Dict
 
 from smapi import Driver, Plugin_skeleton, Query_skeleton, SR_skeleton, VDI_skeleton
 from smapi.interface.errors import Backend_error, Sr_not_attached, Vdi_does_not_exist
+from smapi.interface.features import v3_names
 from smapi.interface.storage import vdi_info
 
 STATE_DIR = os.environ.get("SMAPI_EXAMPLE_STATE", os.path.join(tempfile.gettempdir(), "smapi-example"))
-FEATURES = ["SR_ATTACH", "SR_DETACH", "SR_CREATE", "SR_DELETE", "SR_SCAN", "VDI_CREATE", "VDI_DELETE"]
 CONFIGURATION = {"path": "Directory that holds the SR (created by SR.create)"}
 
 
@@ -70,10 +70,12 @@ class _Shared:
 
 class ExampleQuery(Query_skeleton):
     def query(self, dbg: str) -> Dict[str, Any]:
+        # The features are derived from the verbs the SR and VDI classes below implement (SR_CREATE from
+        # SR.create, VDI_DELETE from VDI.destroy, ...): see smapi.interface.features.
         return {
             "driver": "dirsr", "name": "Directory SR example", "description": "Raw files in a directory",
             "vendor": "smapi examples", "copyright": "public domain", "version": "1.0",
-            "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "required_api_version": "2.0", "features": self.driver.features(), "configuration": CONFIGURATION,
         }
 
     def diagnostics(self, dbg: str) -> str:
@@ -139,8 +141,9 @@ class ExampleVDI(_Shared, VDI_skeleton):
 
 class ExamplePlugin(Plugin_skeleton):
     def query(self, dbg: str) -> Dict[str, Any]:
-        q = ExampleQuery().query(dbg)
-        return {**{k: v for k, v in q.items() if k != "driver"}, "plugin": "dirsr", "required_cluster_stack": []}
+        q = ExampleQuery(self.driver).query(dbg)
+        return {**{k: v for k, v in q.items() if k not in ("driver", "features")}, "plugin": "dirsr",
+                "features": v3_names(q["features"]), "required_cluster_stack": []}
 
     def ls(self, dbg: str) -> list:
         return sorted(_Shared.attached())

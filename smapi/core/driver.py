@@ -22,13 +22,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Type, Union
+from typing import Any, ClassVar, Dict, Iterator, List, Mapping, Optional, Tuple, Type, Union
 
 from smapi.core.dispatcher import Dispatcher
 from smapi.interface.apis import get_api
 from smapi.interface.errors import Unimplemented
 
 ENTRY_POINT_GROUP = "smapi.drivers"
+#: where the generated skeletons live (their methods only raise Unimplemented)
+SKELETON_MODULES = "smapi.interface.skeletons."
 
 
 #: an implementation: the class itself, or "module:Class" so that its import waits until a call needs it
@@ -50,6 +52,11 @@ class Driver:
     v3: ClassVar[Mapping[str, ImplementationRef]] = {}
     #: the same for the Transfer API
     transfer: ClassVar[Mapping[str, ImplementationRef]] = {}
+    #: features no verb stands for (SR_CACHING, ...), advertised as given; the others are derived (`features`)
+    extra_features: ClassVar[Tuple[str, ...]] = ()
+    #: the features written out, for a driver whose implementations are imported lazily ("module:Class"), so that
+    #: answering Query.query does not import them; tests/test_features.py checks they equal the derived ones
+    declared_features: ClassVar[Optional[Tuple[str, ...]]] = None
 
     def __init__(self) -> None:
         self._impls: Dict[str, _Implementations] = {}
@@ -87,6 +94,34 @@ class Driver:
             raise Unimplemented(f"the {api} API (driver {self.name} does not serve it)")
         return classes
 
+    def features(self) -> List[str]:
+        """What Query.query advertises: the features of `smapi.interface.features.STORAGE_FEATURES` whose verbs
+        this driver implements, then `extra_features` (or `declared_features` when the driver declares them)."""
+        if self.declared_features is not None:
+            return list(self.declared_features)
+        return self.derived_features()
+
+    def derived_features(self) -> List[str]:
+        """The features derived from the implemented verbs (imports every storage implementation)."""
+        from smapi.interface.features import STORAGE_FEATURES, features_of
+
+        return features_of(STORAGE_FEATURES, self.implemented_verbs("storage")) + list(self.extra_features)
+
+    def implemented_verbs(self, api: str) -> List[str]:
+        """The wire names ("SR.attach") of the verbs of `api` this driver implements: its implementation class
+        defines the method itself or inherits it from anything but the generated skeleton."""
+        found: List[str] = []
+        if not self.serves(api):
+            return found
+        classes = self.implementation_classes(api)
+        for iface in get_api(api).interfaces:
+            ref = classes.get(iface.name)
+            if ref is None:
+                continue
+            cls = _load_attribute(*ref.rsplit(":", 1)) if isinstance(ref, str) else ref
+            found += [f"{iface.name}.{m.name}" for m in iface.methods if _implements(cls, m.name)]
+        return found
+
     def serves(self, api: str) -> bool:
         try:
             return bool(self.implementation_classes(api))
@@ -103,6 +138,14 @@ class Driver:
     def gc(self, sr: str) -> Any:
         """Garbage-collect SR `sr` now (attached on this host); returns what was done."""
         raise Unimplemented(f"garbage collection in driver {self.name}")
+
+
+def _implements(cls: type, method: str) -> bool:
+    """`cls` has `method`, and not only as the generated skeleton's stub that raises Unimplemented."""
+    for klass in cls.__mro__:
+        if method in vars(klass):
+            return not klass.__module__.startswith(SKELETON_MODULES)
+    return False
 
 
 class _Implementations(Mapping):

@@ -26,6 +26,7 @@ from smapi.interface.errors import (
     Vdi_does_not_exist,
     Volume_does_not_exist,
 )
+from smapi.interface.features import v3_names
 from smapi.interface.skeletons.v3 import Datapath_skeleton, Plugin_skeleton, SR_skeleton, Volume_skeleton
 
 URI_SCHEME = "smapi"
@@ -100,7 +101,7 @@ class PluginOnStorage(_OnStorage, Plugin_skeleton):
     def query(self, dbg: str) -> Dict[str, Any]:
         q = self.s("Query.query", dbg)
         # SMAPIv3 calls deletion VDI_DESTROY; xapi-storage-script renames it back to VDI_DELETE.
-        features = ["VDI_DESTROY" if f == "VDI_DELETE" else f for f in q["features"]]
+        features = v3_names(q["features"])
         return {
             "plugin": q["driver"], "name": q["name"], "description": q["description"], "vendor": q["vendor"],
             "copyright": q["copyright"], "version": q["version"], "required_api_version": "5.0",

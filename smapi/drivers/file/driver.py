@@ -16,10 +16,13 @@ from smapi.sr.enginedriver import ENGINE_SR, ENGINE_VDI, EngineDriver
 if TYPE_CHECKING:
     from smapi.sr.substrate import Substrate
 
-FEATURES = ["SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",
+#: the features of the engine's SR and VDI implementations, written out: deriving them (Driver.derived_features)
+#: imports the engine, which a per-verb executable answering Query must not pay for; tests/test_features.py checks
+#: that this list is exactly the derived one
+FEATURES = ("SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",
             "VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "VDI_ACTIVATE", "VDI_DEACTIVATE",
             "VDI_CLONE", "VDI_SNAPSHOT", "VDI_RESIZE", "VDI_UPDATE", "VDI_COMPOSE", "VDI_RESET_ON_BOOT/2",
-            "VDI_GENERATE_CONFIG"]
+            "VDI_GENERATE_CONFIG")
 CONFIGURATION = {
     "path": "Directory holding the SR (created by SR.create if missing)",
     "gc": "When garbage collection runs after destroy/snapshot: background (default), sync or off",
@@ -31,7 +34,7 @@ class FileQuery(Query_skeleton):
         return {
             "driver": "file", "name": "File SR", "description": "VHD or raw VDIs as files in a local directory",
             "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
-            "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "required_api_version": "2.0", "features": self.driver.features(), "configuration": CONFIGURATION,
             "supported_image_formats": ["vhd", "raw"],
         }
 
@@ -44,6 +47,7 @@ class FileQuery(Query_skeleton):
 class FileDriver(EngineDriver):
     name = "file"
     storage = {"Query": FileQuery, "SR": ENGINE_SR, "VDI": ENGINE_VDI}
+    declared_features = FEATURES
 
     def canonical_config(self, device_config: Dict[str, str]) -> Dict[str, str]:
         import os

@@ -26,7 +26,6 @@ from smapi.drivers.iscsi.initiators import initiator, logout_any
 from smapi.drivers.iscsi.libiscsi import IscsiFailure, LunInfo, check_reachable
 from smapi.drivers.iscsi.userspace import running
 from smapi.drivers.lvm.config import SR_KEY
-from smapi.drivers.lvm.driver import FEATURES as LVM_FEATURES
 from smapi.drivers.lvm.driver import LvmDriver, LvmSR
 from smapi.interface.errors import Backend_error
 from smapi.interface.skeletons.storage import Query_skeleton
@@ -35,7 +34,6 @@ from smapi.sr.runstate import RunState, run_dir
 from smapi.sr.storage_interface import EngineVDI
 from smapi.sr.substrate import Substrate
 
-FEATURES = list(LVM_FEATURES)
 #: private device_config key: the SR whose iSCSI session the substrate must check before use
 SESSION_KEY = "_iscsi_sr"
 #: keys of the caller's device_config the LVM SR underneath understands
@@ -53,7 +51,7 @@ class IscsiQuery(Query_skeleton):
             "description": "VHD (default) or raw VDIs as logical volumes of a volume group on an iSCSI LUN; "
                            "SR.probe discovers targets and LUNs",
             "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
-            "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "required_api_version": "2.0", "features": self.driver.features(), "configuration": CONFIGURATION,
             "supported_image_formats": ["vhd", "raw"],
         }
 

@@ -15,11 +15,6 @@ from smapi.sr.errors import mapped_errors
 from smapi.sr.storage_interface import EngineDriver, EngineSR, EngineVDI
 from smapi.sr.substrate import Substrate
 
-FEATURES = ["SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",
-            "VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "VDI_ACTIVATE", "VDI_DEACTIVATE",
-            "VDI_CLONE", "VDI_SNAPSHOT", "VDI_RESIZE", "VDI_UPDATE", "VDI_COMPOSE", "VDI_RESET_ON_BOOT/2",
-            "VDI_GENERATE_CONFIG"]
-
 
 class LvmQuery(Query_skeleton):
     def query(self, dbg: str) -> Dict[str, Any]:
@@ -27,7 +22,7 @@ class LvmQuery(Query_skeleton):
             "driver": "lvm", "name": "LVM SR",
             "description": "VHD (default) or raw VDIs as logical volumes of a volume group on local block devices",
             "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
-            "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "required_api_version": "2.0", "features": self.driver.features(), "configuration": CONFIGURATION,
             "supported_image_formats": ["vhd", "raw"],
         }
 

@@ -12,7 +12,6 @@ import os
 import uuid as uuidlib
 from typing import Any, Dict, Iterator, List
 
-from smapi.drivers.file.driver import FEATURES as FILE_FEATURES
 from smapi.drivers.nfs.config import CONFIGURATION, NfsTarget, from_device_config
 from smapi.drivers.nfs.discovery import discover, exports_xml
 from smapi.drivers.nfs.mount import is_mounted, mounter
@@ -23,7 +22,6 @@ from smapi.sr.runstate import RunState, run_dir
 from smapi.sr.storage_interface import EngineDriver, EngineSR, EngineVDI
 from smapi.sr.substrate import Substrate
 
-FEATURES = [*FILE_FEATURES, "SR_CACHING"]
 #: private device_config keys the driver adds for the engine (never shown to callers)
 SR_KEY = "_nfs_sr"
 PATH_KEY = "_nfs_path"
@@ -42,7 +40,7 @@ class NfsQuery(Query_skeleton):
         return {
             "driver": "nfs", "name": "NFS SR", "description": "VHD or raw VDIs as files on an NFS export, shared by "
             "every host that attaches it", "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
-            "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "required_api_version": "2.0", "features": self.driver.features(), "configuration": CONFIGURATION,
             "supported_image_formats": ["vhd", "raw"],
         }
 
@@ -128,6 +126,8 @@ class NfsSR(EngineSR):
 class NfsDriver(EngineDriver):
     name = "nfs"
     storage = {"Query": NfsQuery, "SR": NfsSR, "VDI": EngineVDI}
+    #: as sm's NFS SR: a shared SR whose VDIs a host may cache locally (no verb stands for it)
+    extra_features = ("SR_CACHING",)
 
     def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
         target = from_device_config(device_config)

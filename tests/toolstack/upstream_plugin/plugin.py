@@ -14,7 +14,9 @@ class Implementation(xapi.storage.api.v5.plugin.Plugin_skeleton):
         return {
             "plugin": "dirfile", "name": "Directory of raw files", "description": "test plugin",
             "vendor": "tests", "copyright": "tests", "version": "1.0", "required_api_version": "5.0",
-            "features": ["SR_ATTACH", "SR_DETACH", "SR_CREATE", "VDI_CREATE", "VDI_DESTROY"],
+            # one per script of this directory (tests/test_features.py checks it)
+            "features": ["SR_CREATE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE", "VDI_CREATE", "VDI_DESTROY",
+                         "VDI_RESIZE", "VDI_UPDATE"],
             "configuration": {"path": "directory holding the SR"}, "required_cluster_stack": [],
         }
 
