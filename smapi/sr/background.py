@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, cast
 
 from smapi.common import commands
 from smapi.interface.errors import SmapiError
 from smapi.sr.engine import Engine
+
+if TYPE_CHECKING:
+    from smapi.sr.enginedriver import EngineDriver
 
 ENV = "SMAPI_GC"
 MODES = ("sync", "background", "off")
@@ -52,7 +55,6 @@ def schedule_gc(engine: Engine) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from smapi.core.driver import load_driver
-    from smapi.sr.enginedriver import EngineDriver
 
     args = sys.argv[1:] if argv is None else argv
     sr = args[0]
@@ -61,9 +63,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     record = RunState().attached(sr)
     if record is None:
         return 0  # detached meanwhile: nothing to do
-    driver = load_driver(record["driver"])
-    if not isinstance(driver, EngineDriver):
-        return 0  # only the engine's SRs queue background collections
+    # Only the engine spawns this process, for an SR of an engine driver (importing EngineDriver here for an
+    # isinstance check would close an import cycle: enginedriver -> assembly -> background).
+    driver = cast("EngineDriver", load_driver(record["driver"]))
     engine = driver.engine_for(sr)
     queue = engine.substrate.lock("gc-queue")
     if not queue.acquire(timeout=0):
