@@ -28,7 +28,7 @@ class SmapiGroup(click.Group):
             click.echo(f"error: {cli_hints(str(e), self.commands)}", err=True)
             ctx.exit(1)
         except (ValueError, LookupError, OSError) as e:
-            if isinstance(e, click.ClickException):
+            if isinstance(e, (click.ClickException, BrokenPipeError)):
                 raise
             click.echo(f"error: {cli_hints(str(e), self.commands)}", err=True)
             ctx.exit(1)
@@ -154,7 +154,12 @@ _mount_optional_groups()
 
 
 def main() -> None:
-    cli(prog_name="smapi")
+    try:
+        cli(prog_name="smapi")
+    except BrokenPipeError:
+        # the reader of our stdout went away (`smapi vdi-export ... - | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _standalone(command: click.Command, prog: str) -> None:
