@@ -153,6 +153,16 @@ def _mount_optional_groups() -> None:
 _mount_optional_groups()
 
 
+def _help_options_everywhere(command: click.Command) -> None:
+    """`-h` on every command and group, however deep (a group's own context does not inherit it everywhere)."""
+    command.context_settings = {**HELP_OPTIONS, **command.context_settings}
+    for sub in getattr(command, "commands", {}).values():
+        _help_options_everywhere(sub)
+
+
+_help_options_everywhere(cli)
+
+
 def main() -> None:
     try:
         cli(prog_name="smapi")
@@ -164,7 +174,7 @@ def main() -> None:
 
 def _standalone(command: click.Command, prog: str) -> None:
     """Run one command as its own console script, with the same error handling (and -h) as the group."""
-    command.context_settings = {**HELP_OPTIONS, **command.context_settings}
+    _help_options_everywhere(command)
     try:
         command.main(prog_name=prog, standalone_mode=False)
     except click.exceptions.Exit as e:

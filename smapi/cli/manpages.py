@@ -28,7 +28,8 @@ def walk(group: click.Group, ctx: click.Context) -> Iterator[Tuple[str, click.Co
         cmd = group.get_command(ctx, name)
         if cmd is None or cmd.hidden:
             continue
-        sub = click.Context(cmd, info_name=name, parent=ctx)
+        # the command's own settings (-h): click caches the help option it builds from the first context it sees
+        sub = click.Context(cmd, info_name=name, parent=ctx, **cmd.context_settings)
         yield sub.command_path, cmd, sub
         if isinstance(cmd, click.Group):
             yield from walk(cmd, sub)
@@ -61,7 +62,7 @@ def page(path: str, cmd: click.Command, ctx: click.Context, see_also: List[str],
 def write_man_pages(root: click.Group, directory: str, version: str) -> List[str]:
     """Write smapi.1 and smapi-COMMAND.1 into `directory`; returns the file names."""
     os.makedirs(directory, exist_ok=True)
-    ctx = click.Context(root, info_name="smapi")
+    ctx = click.Context(root, info_name="smapi", **root.context_settings)
     commands = list(walk(root, ctx))
     pages = [("smapi", root, ctx, [p.replace(" ", "-") for p, _, _ in commands if p.count(" ") == 1])]
     pages += [(p, c, x, ["smapi"]) for p, c, x in commands]
