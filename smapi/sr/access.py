@@ -151,11 +151,8 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
         with mapped_errors(f"opening VDI {vdi}"), engine.sr_lock().hold():
             engine.recover(reading=not writable)
             rec = engine.visible(engine.load(), vdi)
-            if writable and (rec.read_only or rec.is_a_snapshot):
-                # Every writer (CLI import, transfer upload, tools) comes through here: a snapshot keeps the
-                # content it was taken with, whatever its read_only flag says.
-                what = "a snapshot" if rec.is_a_snapshot else "read-only"
-                raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is {what}; write into a clone of it "
+            if writable and rec.read_only:
+                raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only; write into a clone of it "
                                                               f"(VDI.clone)")
             if writable:
                 refuse_if_active(engine, vdi, "opening it for writing")

@@ -48,7 +48,7 @@ def test_life_cycle_by_name_and_reboot(shell, tmp_path):
     other.write_bytes(b"\xff" * (1 << 20))
     refused = shell("vdi-import", "--sr", "lab", "web-snap", str(other), ok=False)
     assert refused.returncode == 1
-    assert "snapshot" in refused.stderr.decode() and "smapi vdi-clone" in refused.stderr.decode()
+    assert "is read-only" in refused.stderr.decode() and "smapi vdi-clone" in refused.stderr.decode()
     out = tmp_path / "snap.raw"
     exported = shell("vdi-export", "--sr", "lab", "web-snap", str(out))
     assert exported.stderr == b"" and out.read_bytes() == raw.read_bytes()
