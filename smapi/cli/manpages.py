@@ -64,7 +64,8 @@ def write_man_pages(root: click.Group, directory: str, version: str) -> List[str
     os.makedirs(directory, exist_ok=True)
     ctx = click.Context(root, info_name="smapi", **root.context_settings)
     commands = list(walk(root, ctx))
-    pages = [("smapi", root, ctx, [p.replace(" ", "-") for p, _, _ in commands if p.count(" ") == 1])]
+    pages: List[Tuple[str, click.Command, click.Context, List[str]]] = [
+        ("smapi", root, ctx, [p.replace(" ", "-") for p, _, _ in commands if p.count(" ") == 1])]
     pages += [(p, c, x, ["smapi"]) for p, c, x in commands]
     written = []
     for path, cmd, cctx, see in pages:

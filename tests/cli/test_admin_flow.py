@@ -108,3 +108,30 @@ def test_connection_error_names_the_address(shell):
     r = shell("vdi-list", "--url", "http://127.0.0.1:9", "--sr", "x", ok=False)
     assert r.returncode == 1
     assert "cannot reach http://127.0.0.1:9" in r.stderr.decode() and "Errno" not in r.stderr.decode()
+
+
+def test_url_on_data_and_gc_commands(shell, tmp_path):
+    """--url: names resolve on the server; vdi-export and sr-gc (host-local work) use the SR attached here."""
+    import subprocess
+    import time
+
+    from tests.cli.conftest import SMAPI
+
+    (tmp_path / "sr").mkdir()
+    shell("sr-create", "-d", "file", "-c", f"path={tmp_path / 'sr'}", "--name", "lab2")
+    shell("vdi-create", "--sr", "lab2", "--size", "1M", "--name", "d")
+    sock = tmp_path / "s.sock"
+    server = subprocess.Popen([str(SMAPI), "serve", "--driver", "file", "--unix", str(sock)], env=shell.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        url = f"xmlrpc+unix://{sock}"
+        assert "lab2" in shell.out("sr-list", "--url", url)
+        assert json.loads(shell.out("vdi-list", "--url", url, "--sr", "lab2", "--json"))[0]["name_label"] == "d"
+        assert shell("vdi-export", "--url", url, "--sr", "lab2", "d", "-").stdout == bytes(1 << 20)
+        assert set(json.loads(shell.out("sr-gc", "--url", url, "lab2", "--json"))) >= {"deleted", "coalesced"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
