@@ -135,3 +135,19 @@ def test_url_on_data_and_gc_commands(shell, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_attach_all_tries_every_sr_and_reports_the_failures(shell, tmp_path):
+    (tmp_path / "good").mkdir()
+    (tmp_path / "gone").mkdir()
+    good = shell.out("sr-create", "-d", "file", "-c", f"path={tmp_path / 'good'}", "--name", "good").strip()
+    gone = shell.out("sr-create", "-d", "file", "-c", f"path={tmp_path / 'gone'}", "--name", "gone").strip()
+    shell("sr-detach", "--all")
+    shutil.rmtree(shell.run_dir)
+    shutil.rmtree(tmp_path / "gone")  # its storage vanished while the host was down
+    boot = shell("sr-attach", "--all", ok=False)
+    assert boot.returncode == 1
+    assert boot.stdout.decode().strip() == f"attached {good} (good)"
+    assert boot.stderr.decode().startswith(f"error: {gone} (gone): ")
+    rows = {line.split()[1]: line.split()[-1] for line in shell.out("sr-list").splitlines()[1:]}
+    assert rows == {"good": "yes", "gone": "no"}

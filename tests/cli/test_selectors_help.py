@@ -155,3 +155,22 @@ def test_hints_name_commands():
     assert cli_hints("attach it first (SR.attach)", commands) == "attach it first (`smapi sr-attach SR`)"
     assert cli_hints("list the SR's VDIs with SR.scan", commands) == "list the SR's VDIs with `smapi vdi-list --sr SR`"
     assert cli_hints("see VDI.epoch_begin", commands) == "see VDI.epoch_begin"  # no command: left as it is
+
+
+def test_boot_unit(tmp_path):
+    import configparser
+
+    r = CliRunner().invoke(cli, ["host-install-unit", "--dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    unit = tmp_path / "smapi-attach.service"
+    assert r.output.strip() == str(unit)
+    parsed = configparser.ConfigParser(strict=True)
+    parsed.read_string(unit.read_text())
+    start = parsed["Service"]["ExecStart"].split()
+    assert start[1:] == ["sr-attach", "--all"] and os.access(start[0], os.X_OK)
+    assert parsed["Service"]["Type"] == "oneshot" and parsed["Install"]["WantedBy"] == "multi-user.target"
+    if shutil.which("systemd-analyze"):
+        # --man=no: the man page it points to is not installed in a test run
+        check = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
+                               timeout=60)
+        assert check.returncode == 0 and check.stderr == "", check.stderr
