@@ -229,7 +229,7 @@ def stat(vdi: str, *, run_dir: str) -> Dict[str, Any]:
             return {"dps": {}, "readonly": None, "server": None, "loop": None}
         ex = v.nbd.get(vdi)
         server = None if ex is None else {"pid": ex.pid, "socket": ex.socket, "running": ex.running(),
-                                          "uri": ex.uri, "params_nbd": ex.params_nbd}
+                                          "uri": ex.uri, "params_nbd": ex.params_nbd, "engine": ex.engine}
         return {"dps": dict(v.dps), "readonly": v.rec["readonly"], "server": server, "loop": v.rec.get("loop")}
 
 
