@@ -1,9 +1,9 @@
 """nbdkit servers for VDIs: start one per export on a Unix socket, find it again from any process, stop it.
 
 Each server runs nbdkit with the native C plugin where it can (:mod:`smapi.datapath.native` decides, and the
-record says which and why), else with the Python plugin of :mod:`smapi.datapath.nbd_plugin`, backgrounded by nbdkit itself
-in a new session, so it outlives the verb process that started it (per-verb executables exit after each call). Its
-pid and socket are recorded in a state file; ``stop`` works from that record alone, after checking
+record says which and why), else with the Python plugin of :mod:`smapi.datapath.nbd_plugin`; backgrounded by
+nbdkit itself in a new session, so it outlives the verb process that started it (per-verb executables exit after
+each call). Its pid and socket are recorded in a state file; ``stop`` works from that record alone, after checking
 (``/proc/<pid>/cmdline``) that the pid still is that nbdkit.
 
     <run_dir>/nbd/<name>.json   {"export", "socket", "pid", "readonly", "image", "boot_id", "log"}
