@@ -105,3 +105,13 @@ def plugin_args(engine: Engine, image: ImageSpec, *, readonly: bool, export: str
     paths = chain_paths(image)
     args = [engine.plugin, f"image={paths[0]}"] + [f"parent={p}" for p in paths[1:]]
     return args + [f"kind={image.kind}", f"mode={'ro' if readonly else 'rw'}", f"export={export}"]
+
+
+def diagnostics_line() -> str:
+    """One line for ``Plugin.diagnostics``: which engine file images get on this host, and why."""
+    import shutil
+
+    engine = availability(shutil.which("nbdkit") or "/usr/sbin/nbdkit")
+    if os.environ.get(ENV_SWITCH, "") == PYTHON:
+        engine = Engine(PYTHON, f"{ENV_SWITCH}=python")
+    return f"datapath engine for file images: {engine.name} ({engine.reason})"
