@@ -140,7 +140,23 @@ static int mark_present(struct vchain *c, uint64_t blk, uint32_t entry, uint64_t
   return r;
 }
 
-/* Reserve room for block `blk` past the end of data.  Returns 1 if another request allocated it meanwhile. */
+/* Zeros over [from, to): a tail a crash left past the end of data, which a new block must not show. */
+static int zero_range(int fd, uint64_t from, uint64_t to) {
+  static const uint8_t zeros[64 * 1024];
+  while (from < to) {
+    uint64_t n = to - from < sizeof zeros ? to - from : sizeof zeros;
+    int r = vhd_pwrite_full(fd, zeros, n, from);
+    if (r) return r;
+    from += n;
+  }
+  return 0;
+}
+
+/* Reserve room for block `blk` past the end of data.  Returns 1 if another request allocated it meanwhile.
+ *
+ * The primary footer moves to the new end first, so the file has a valid one at EOF at every moment (a process
+ * killed mid-allocation leaves an image `check` accepts); the old footer lies in the new block's gap or bitmap,
+ * which the bitmap write covers.  The block's own area past the old end is a hole, so it reads as zeros. */
 static int reserve_block(struct vchain *c, uint64_t blk, uint64_t *start_out) {
   struct vimg *im = &c->img[0];
   int r = 0;
@@ -150,15 +166,19 @@ static int reserve_block(struct vchain *c, uint64_t blk, uint64_t *start_out) {
   uint64_t start = vhd_aligned_block_sector(im->eod, im->bitmap_bytes / VHD_SECTOR);
   uint64_t end = start * VHD_SECTOR + im->bitmap_bytes + im->block_size;
   if (start >= VHD_BAT_UNUSED) { r = -ENOSPC; goto out; }
-  /* Everything past the end of data must read as zeros (new blocks rely on it for the parts they do not write):
-   * drop the primary footer and any tail a crash left, then grow the file over the new block. */
-  if (im->file_size > im->eod) {
-    if (ftruncate(im->fd, (off_t)im->eod) != 0) { r = -errno; goto out; }
-    im->file_size = im->eod;
-    im->footer_pos = -1;
+  if (im->file_size > im->eod && im->footer_pos != (int64_t)im->eod) {
+    /* not just our footer past the end of data: a torn tail from a crash */
+    r = zero_range(im->fd, im->eod, im->file_size < end ? im->file_size : end);
+    if (r) goto out;
   }
-  if (ftruncate(im->fd, (off_t)end) != 0) { r = -errno; goto out; }
-  im->file_size = end;
+  r = vhd_pwrite_full(im->fd, im->footer.raw, VHD_FOOTER_SIZE, end);
+  if (r) goto out;
+  if (im->file_size > end + VHD_FOOTER_SIZE && ftruncate(im->fd, (off_t)(end + VHD_FOOTER_SIZE)) != 0) {
+    r = -errno;
+    goto out;
+  }
+  im->file_size = end + VHD_FOOTER_SIZE;
+  im->footer_pos = (int64_t)end;
   im->eod = end;
   im->state[blk] |= ST_BUSY;
   *start_out = start;
