@@ -219,6 +219,7 @@ static int allocate_block(struct vchain *c, uint64_t blk, uint64_t inb, const ui
 static int write_block(struct vchain *c, uint64_t blk, uint64_t inb, const uint8_t *p, uint64_t len) {
   struct vimg *im = &c->img[0];
   uint32_t e = bat_get(im, blk);
+  if (__atomic_load_n(&im->state[blk], __ATOMIC_RELAXED) & VIMG_BLOCK_BAD) return -EIO;
   if (e == VHD_BAT_UNUSED) {
     int r = allocate_block(c, blk, inb, p, len);
     if (r <= 0) return r;

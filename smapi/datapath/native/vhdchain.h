@@ -13,6 +13,8 @@
 
 #include "vhdfmt.h"
 
+#define VIMG_BLOCK_BAD 16 /* state flag: the block overlaps metadata, writes to it fail with EIO */
+
 struct vimg {
   int fd;
   int has_header; /* 0 for a fixed disk */

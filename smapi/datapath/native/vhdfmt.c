@@ -130,3 +130,18 @@ uint64_t vhd_end_of_metadata(const struct vhd_footer *f, const struct vhd_header
   }
   return end;
 }
+
+static int overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return a < b + blen && b < a + alen; }
+
+int vhd_block_overlaps_metadata(uint64_t start, uint64_t len, const struct vhd_footer *f, const struct vhd_header *h,
+                                const struct vhd_batmap_header *b, uint64_t batmap_header_offset) {
+  if (overlaps(start, len, 0, VHD_FOOTER_SIZE) || overlaps(start, len, f->data_offset, VHD_HEADER_SIZE) ||
+      overlaps(start, len, h->table_offset, vhd_bat_bytes(h->max_entries)))
+    return 1;
+  if (b && (overlaps(start, len, batmap_header_offset, VHD_SECTOR) ||
+            overlaps(start, len, b->batmap_offset, (uint64_t)b->batmap_sectors * VHD_SECTOR)))
+    return 1;
+  for (int i = 0; i < VHD_LOCATOR_COUNT; i++)
+    if (h->locators[i].code != 0 && overlaps(start, len, h->locators[i].offset, h->locators[i].space_bytes)) return 1;
+  return 0;
+}

@@ -77,6 +77,11 @@ uint64_t vhd_aligned_block_sector(uint64_t end_of_data, uint32_t bitmap_sectors)
 uint64_t vhd_end_of_metadata(const struct vhd_footer *f, const struct vhd_header *h,
                              const struct vhd_batmap_header *b, uint64_t batmap_header_offset, uint64_t file_size);
 
+/* 1 if a block whose bitmap starts at file offset `start` would overlap a metadata structure (footer copy, header,
+ * BAT, batmap, locators): writing it would destroy metadata, so such a block is refused. */
+int vhd_block_overlaps_metadata(uint64_t start, uint64_t len, const struct vhd_footer *f, const struct vhd_header *h,
+                                const struct vhd_batmap_header *b, uint64_t batmap_header_offset);
+
 static inline int vhd_bit(const uint8_t *map, uint64_t i) { return (map[i >> 3] >> (7 - (i & 7))) & 1; }
 
 #endif

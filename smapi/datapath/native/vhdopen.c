@@ -110,6 +110,12 @@ static int open_image(struct vimg *im, const char *path, int writable, char *err
   if (writable) {
     im->state = calloc(im->entries ? im->entries : 1, 1);
     if (!im->state) return fail(err, errlen, path, "out of memory");
+    /* As smapi.vhd refuses writes into such a block: it would overwrite metadata (a corrupt BAT entry). */
+    for (uint32_t b = 0; b < im->entries; b++)
+      if (im->bat[b] != VHD_BAT_UNUSED &&
+          vhd_block_overlaps_metadata((uint64_t)im->bat[b] * VHD_SECTOR, im->bitmap_bytes + (uint64_t)im->block_size,
+                                      &im->footer, &im->header, im->batmap ? &im->bmh : NULL, im->bmh_offset))
+        im->state[b] = VIMG_BLOCK_BAD;
   }
   return 0;
 }
