@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import smapi.vhd as vhd
+from smapi.datapath import native
 
 from .conftest import PREFIX
 from .dptestlib import chain_bytes
@@ -63,7 +64,7 @@ def scenarios(draw):
             taken.append((off, off + n))
             ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
         rounds.append(ops)
-    return size, depth, draw(st.integers(0, 2**31)), draw(st.integers(1, 4)), rounds
+    return size, depth, draw(st.integers(0, 2**31)), draw(st.integers(1, 4)), draw(st.booleans()), rounds
 
 
 def _apply_reference(leaf: str, rounds) -> list:
@@ -87,7 +88,7 @@ def _apply_reference(leaf: str, rounds) -> list:
 @given(scenarios())
 def test_native_matches_python_library(scenario):
     require_native()
-    size, depth, seed, conns, rounds = scenario
+    size, depth, seed, conns, direct, rounds = scenario
     work = tempfile.mkdtemp(prefix=PREFIX)
     srv = None
     try:
@@ -97,7 +98,11 @@ def test_native_matches_python_library(scenario):
         copy_dir(base, os.path.join(work, "nat"))
         copy_dir(base, os.path.join(work, "ref"))
         nat_leaf, ref_leaf = os.path.join(work, "nat", leaf_name), os.path.join(work, "ref", leaf_name)
-        srv, ex = serve(os.path.join(work, "run"), nat_leaf)
+        os.environ[native.ENV_DIRECT] = "1" if direct else ""  # O_DIRECT: the bounce-buffer paths too
+        try:
+            srv, ex = serve(os.path.join(work, "run"), nat_leaf)
+        finally:
+            del os.environ[native.ENV_DIRECT]
         got = run_rounds(ex.uri, conns, rounds)
         srv.stop("vdi")
         srv = None

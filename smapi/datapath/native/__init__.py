@@ -25,6 +25,8 @@ from ..model import DatapathError, ImageSpec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENV_SWITCH = "SMAPI_DATAPATH"
+#: "1": the native plugin opens the chain's files with O_DIRECT (no server-side page cache)
+ENV_DIRECT = "SMAPI_DATAPATH_DIRECT"
 NATIVE = "native"
 PYTHON = "python"
 
@@ -104,6 +106,8 @@ def plugin_args(engine: Engine, image: ImageSpec, *, readonly: bool, export: str
     assert engine.plugin is not None
     paths = chain_paths(image)
     args = [engine.plugin, f"image={paths[0]}"] + [f"parent={p}" for p in paths[1:]]
+    if os.environ.get(ENV_DIRECT, "") == "1":
+        args.append("direct=true")
     return args + [f"kind={image.kind}", f"mode={'ro' if readonly else 'rw'}", f"export={export}"]
 
 

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   const char *paths[1] = {path};
   struct vchain c;
-  if (vchain_open(&c, paths, 1, 1, err, sizeof err) == 0) {
+  if (vchain_open(&c, paths, 1, 1, 0, err, sizeof err) == 0) {
     static uint8_t buf[3 * 65536];
     uint64_t sz = c.size, bs = vchain_block_size(&c);
     /* a few spots: the start, around the first block boundaries, the end; and whatever the BAT maps */

@@ -5,6 +5,7 @@
  *   parent=PATH   repeated, one per ancestor (resolved by smapi.datapath.native from the VHD locators)
  *   kind=vhd|raw  default vhd
  *   mode=rw|ro
+ *   direct=BOOL  open the chain's files with O_DIRECT (no server-side page cache; default false)
  *   export=NAME   the export name; NAME@ro reaches the same disk read-only (smapi.datapath.nbd.READONLY_SUFFIX)
  * One chain object is opened in get_ready and shared by every connection (multi-conn: a flush on any connection
  * commits every completed write). */
@@ -26,7 +27,7 @@
 #define ZERO_CHUNK (1u << 20)
 
 static const char *cfg_paths[VHD_MAX_CHAIN_DEPTH];
-static int cfg_n = 0, cfg_raw = 0, cfg_rw = 1;
+static int cfg_n = 0, cfg_raw = 0, cfg_rw = 1, cfg_direct = 0;
 static const char *cfg_export = "";
 static struct vchain chain;
 static int raw_fd = -1;
@@ -46,6 +47,9 @@ static int smapi_config(const char *key, const char *value) {
   } else if (strcmp(key, "mode") == 0) {
     if (strcmp(value, "rw") && strcmp(value, "ro")) { nbdkit_error("mode must be rw or ro"); return -1; }
     cfg_rw = strcmp(value, "rw") == 0;
+  } else if (strcmp(key, "direct") == 0) {
+    cfg_direct = nbdkit_parse_bool(value);
+    if (cfg_direct == -1) return -1;
   } else if (strcmp(key, "export") == 0) {
     cfg_export = value;
   } else {
@@ -72,7 +76,7 @@ static int smapi_get_ready(void) {
     return 0;
   }
   char err[512];
-  if (vchain_open(&chain, cfg_paths, cfg_n, cfg_rw, err, sizeof err) != 0) {
+  if (vchain_open(&chain, cfg_paths, cfg_n, cfg_rw, cfg_direct, err, sizeof err) != 0) {
     nbdkit_error("%s", err);
     vchain_close(&chain);
     return -1;
@@ -209,7 +213,7 @@ static struct nbdkit_plugin plugin = {
   .longname = "smapi VHD chain datapath",
   .config = smapi_config,
   .config_complete = smapi_config_complete,
-  .config_help = "image=PATH [parent=PATH]... [kind=vhd|raw] [mode=rw|ro] [export=NAME]",
+  .config_help = "image=PATH [parent=PATH]... [kind=vhd|raw] [mode=rw|ro] [direct=BOOL] [export=NAME]",
   .magic_config_key = "image",
   .get_ready = smapi_get_ready,
   .cleanup = smapi_cleanup,

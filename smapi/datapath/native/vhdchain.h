@@ -47,7 +47,9 @@ struct vchain {
 };
 
 /* paths[0] is the leaf, paths[n-1] the base.  On failure returns -1 with a message in err. */
-int vchain_open(struct vchain *c, const char *const *paths, int n, int writable, char *err, size_t errlen);
+/* direct: open every file with O_DIRECT (no page cache on the server side). */
+int vchain_open(struct vchain *c, const char *const *paths, int n, int writable, int direct, char *err,
+                size_t errlen);
 int vchain_read(struct vchain *c, void *buf, uint64_t len, uint64_t off);
 int vchain_write(struct vchain *c, const void *buf, uint64_t len, uint64_t off);
 int vchain_flush(struct vchain *c);

@@ -93,10 +93,11 @@ static int load_dynamic(struct vimg *im, const char *path, int writable, char *e
   return 0;
 }
 
-static int open_image(struct vimg *im, const char *path, int writable, char *err, size_t errlen) {
+static int open_image(struct vimg *im, const char *path, int writable, int direct, char *err, size_t errlen) {
   struct stat st;
-  im->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  im->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0));
   if (im->fd < 0) return fail(err, errlen, path, "%s", strerror(errno));
+  vhd_io_set_direct(im->fd, direct);
   if (fstat(im->fd, &st) != 0) return fail(err, errlen, path, "%s", strerror(errno));
   im->file_size = (uint64_t)st.st_size;
   if (read_footer(im, path, err, errlen) != 0) return -1;
@@ -120,7 +121,8 @@ static int open_image(struct vimg *im, const char *path, int writable, char *err
   return 0;
 }
 
-int vchain_open(struct vchain *c, const char *const *paths, int n, int writable, char *err, size_t errlen) {
+int vchain_open(struct vchain *c, const char *const *paths, int n, int writable, int direct, char *err,
+                size_t errlen) {
   memset(c, 0, sizeof *c);
   for (int i = 0; i < VHD_MAX_CHAIN_DEPTH; i++) c->img[i].fd = -1;
   if (n < 1 || n > VHD_MAX_CHAIN_DEPTH) return fail(err, errlen, "chain", "depth %d outside 1..%d", n, VHD_MAX_CHAIN_DEPTH);
@@ -131,7 +133,7 @@ int vchain_open(struct vchain *c, const char *const *paths, int n, int writable,
   pthread_mutex_init(&c->rmw_mu, NULL);
   pthread_cond_init(&c->alloc_cv, NULL);
   for (int i = 0; i < n; i++) {
-    if (open_image(&c->img[i], paths[i], writable && i == 0, err, errlen) != 0) return -1;
+    if (open_image(&c->img[i], paths[i], writable && i == 0, direct, err, errlen) != 0) return -1;
     int diff = c->img[i].footer.disk_type == VHD_DISK_DIFF;
     if (diff != (i < n - 1))
       return fail(err, errlen, paths[i], diff ? "differencing disk without its parent" : "not a differencing disk, "
@@ -148,7 +150,7 @@ int vchain_close(struct vchain *c) {
   if (c->writable && c->n > 0) r = vchain_flush(c);
   for (int i = 0; i < c->n; i++) {
     struct vimg *im = &c->img[i];
-    if (im->fd >= 0) close(im->fd);
+    if (im->fd >= 0) { vhd_io_set_direct(im->fd, 0); close(im->fd); }
     if (im->bitmaps)
       for (uint32_t b = 0; b < im->entries; b++) free(im->bitmaps[b]);
     free(im->bitmaps);
