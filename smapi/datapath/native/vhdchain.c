@@ -12,8 +12,6 @@
 #include "vhdchain.h"
 #include "vhdio.h"
 
-enum { ST_BUSY = 1, ST_BAT_DIRTY = 2, ST_BM_DIRTY = 4, ST_LISTED = 8 };
-
 static uint32_t bat_get(struct vimg *im, uint64_t blk) {
   return blk < im->entries ? __atomic_load_n(&im->bat[blk], __ATOMIC_ACQUIRE) : VHD_BAT_UNUSED;
 }
@@ -105,9 +103,9 @@ int vchain_read(struct vchain *c, void *buf, uint64_t len, uint64_t off) {
 }
 
 /* ------------------------------------------------------------------------------------------------- writes */
-static int note_dirty(struct vimg *im, uint64_t blk, uint8_t flag) {
+int vimg_note_dirty(struct vimg *im, uint64_t blk, uint8_t flag) {
   im->state[blk] |= flag;
-  if (im->state[blk] & ST_LISTED) return 0;
+  if (im->state[blk] & VIMG_LISTED) return 0;
   if (im->ndirty == im->capdirty) {
     size_t cap = im->capdirty ? im->capdirty * 2 : 64;
     uint32_t *d = realloc(im->dirty, cap * sizeof *d);
@@ -115,7 +113,7 @@ static int note_dirty(struct vimg *im, uint64_t blk, uint8_t flag) {
     im->dirty = d; im->capdirty = cap;
   }
   im->dirty[im->ndirty++] = (uint32_t)blk;
-  im->state[blk] |= ST_LISTED;
+  im->state[blk] |= VIMG_LISTED;
   return 0;
 }
 
@@ -135,7 +133,7 @@ static int mark_present(struct vchain *c, uint64_t blk, uint32_t entry, uint64_t
   if (s == s1) return 0;
   pthread_mutex_lock(&c->meta);
   set_bits(bm, s0, s1);
-  r = note_dirty(im, blk, ST_BM_DIRTY);
+  r = vimg_note_dirty(im, blk, VIMG_BM_DIRTY);
   pthread_mutex_unlock(&c->meta);
   return r;
 }
@@ -161,7 +159,7 @@ static int reserve_block(struct vchain *c, uint64_t blk, uint64_t *start_out) {
   struct vimg *im = &c->img[0];
   int r = 0;
   pthread_mutex_lock(&c->meta);
-  while (im->state[blk] & ST_BUSY) pthread_cond_wait(&c->alloc_cv, &c->meta);
+  while (im->state[blk] & VIMG_BUSY) pthread_cond_wait(&c->alloc_cv, &c->meta);
   if (im->bat[blk] != VHD_BAT_UNUSED) { pthread_mutex_unlock(&c->meta); return 1; }
   uint64_t start = vhd_aligned_block_sector(im->eod, im->bitmap_bytes / VHD_SECTOR);
   uint64_t end = start * VHD_SECTOR + im->bitmap_bytes + im->block_size;
@@ -180,7 +178,7 @@ static int reserve_block(struct vchain *c, uint64_t blk, uint64_t *start_out) {
   im->file_size = end + VHD_FOOTER_SIZE;
   im->footer_pos = (int64_t)end;
   im->eod = end;
-  im->state[blk] |= ST_BUSY;
+  im->state[blk] |= VIMG_BUSY;
   *start_out = start;
 out:
   pthread_mutex_unlock(&c->meta);
@@ -206,11 +204,11 @@ static int allocate_block(struct vchain *c, uint64_t blk, uint64_t inb, const ui
   if (!r) {
     __atomic_store_n(&im->bitmaps[blk], bm, __ATOMIC_RELEASE);
     __atomic_store_n(&im->bat[blk], (uint32_t)start, __ATOMIC_RELEASE);
-    r = note_dirty(im, blk, ST_BAT_DIRTY);
+    r = vimg_note_dirty(im, blk, VIMG_BAT_DIRTY);
   } else {
     free(bm); /* the reserved space stays unused: nothing points at it */
   }
-  im->state[blk] &= (uint8_t)~ST_BUSY;
+  im->state[blk] &= (uint8_t)~VIMG_BUSY;
   pthread_cond_broadcast(&c->alloc_cv);
   pthread_mutex_unlock(&c->meta);
   return r;

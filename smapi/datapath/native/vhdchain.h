@@ -13,7 +13,14 @@
 
 #include "vhdfmt.h"
 
-#define VIMG_BLOCK_BAD 16 /* state flag: the block overlaps metadata, writes to it fail with EIO */
+/* Per-block state flags of the leaf (struct vimg.state). */
+enum {
+  VIMG_BUSY = 1,       /* an allocation of this block is in flight */
+  VIMG_BAT_DIRTY = 2,  /* its BAT entry is not on disk yet */
+  VIMG_BM_DIRTY = 4,   /* its sector bitmap changed since it was written */
+  VIMG_LISTED = 8,     /* it is in the dirty list */
+  VIMG_BLOCK_BAD = 16, /* it overlaps metadata: writes to it fail with EIO */
+};
 
 struct vimg {
   int fd;
@@ -45,6 +52,9 @@ struct vchain {
   pthread_cond_t alloc_cv;
   int unsynced; /* a write since the last barrier (atomic) */
 };
+
+/* Record that block `blk` of the leaf has metadata to commit (flag: VIMG_BAT_DIRTY / VIMG_BM_DIRTY); `meta` held. */
+int vimg_note_dirty(struct vimg *im, uint64_t blk, uint8_t flag);
 
 /* paths[0] is the leaf, paths[n-1] the base.  On failure returns -1 with a message in err. */
 /* direct: open every file with O_DIRECT (no page cache on the server side). */

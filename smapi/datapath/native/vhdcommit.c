@@ -11,8 +11,6 @@
 #include "vhdchain.h"
 #include "vhdio.h"
 
-enum { ST_BUSY = 1, ST_BAT_DIRTY = 2, ST_BM_DIRTY = 4, ST_LISTED = 8 };
-
 struct pending {
   uint32_t blk, entry;
   uint8_t flags, full;
@@ -42,13 +40,13 @@ static int snapshot(struct vchain *c, struct pending **out, size_t *nout) {
     p[i].entry = im->bat[blk];
     p[i].flags = im->state[blk];
     p[i].full = bm && all_set(bm, im->block_size / VHD_SECTOR);
-    if ((p[i].flags & ST_BM_DIRTY) && bm) {
+    if ((p[i].flags & VIMG_BM_DIRTY) && bm) {
       p[i].bitmap = malloc(im->bitmap_bytes);
       if (!p[i].bitmap) { r = -ENOMEM; goto out; }
       memcpy(p[i].bitmap, bm, im->bitmap_bytes);
     }
   }
-  for (size_t i = 0; i < n; i++) im->state[p[i].blk] &= (uint8_t)~(ST_BAT_DIRTY | ST_BM_DIRTY | ST_LISTED);
+  for (size_t i = 0; i < n; i++) im->state[p[i].blk] &= (uint8_t)~(VIMG_BAT_DIRTY | VIMG_BM_DIRTY | VIMG_LISTED);
   im->ndirty = 0;
   *out = p;
   *nout = n;
@@ -64,7 +62,7 @@ static int write_bat_sectors(struct vimg *im, const struct pending *p, size_t n)
   const uint32_t per = VHD_SECTOR / 4;
   uint32_t done = UINT32_MAX;
   for (size_t i = 0; i < n; i++) {
-    if (!(p[i].flags & ST_BAT_DIRTY)) continue;
+    if (!(p[i].flags & VIMG_BAT_DIRTY)) continue;
     uint32_t s = p[i].blk / per;
     if (s == done) continue;
     memset(sec, 0xFF, sizeof sec);
@@ -117,6 +115,14 @@ static int write_footer(struct vchain *c, int *wrote) {
   return r;
 }
 
+/* A failed commit leaves its blocks dirty, so the next flush (or the close) tries again. */
+static void requeue(struct vchain *c, const struct pending *p, size_t n) {
+  pthread_mutex_lock(&c->meta);
+  for (size_t i = 0; i < n; i++) vimg_note_dirty(&c->img[0], p[i].blk, p[i].flags & (VIMG_BAT_DIRTY | VIMG_BM_DIRTY));
+  __atomic_store_n(&c->unsynced, 1, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&c->meta);
+}
+
 static int commit(struct vchain *c) {
   struct vimg *im = &c->img[0];
   struct pending *p = NULL;
@@ -131,6 +137,7 @@ static int commit(struct vchain *c) {
   if (!r) r = write_batmap(im, p, n, &tail);
   if (!r) r = write_footer(c, &tail);
   if (!r && tail) r = barrier(im->fd);
+  if (r) requeue(c, p, n);
   for (size_t i = 0; i < n; i++) free(p[i].bitmap);
   free(p);
   return r;
