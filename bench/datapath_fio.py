@@ -256,10 +256,14 @@ def run_depth(w: str, raw: str, depth: int, size: int, runtime: float, rounds: i
             row = measure(servers, sc, size, runtime, rounds, cold)
             row.update(depth=depth, cache="cold" if cold else "warm", engine=engine)
             rows.append(row)
+            _print_row(row)
     finally:
         for s in servers:
             s.stop()
-    rows.append(alloc_row(d, leaf, qfiles[-1], size, runtime, rounds, cold, depth, w))
+    # The empty leaf makes the chain `depth` deep: it goes over the first depth-1 images (none at depth 1).
+    parent = native.chain_paths(ImageSpec("vhd", leaf))[1] if depth > 1 else None
+    rows.append(alloc_row(d, parent, qfiles[-2] if depth > 1 else None, size, runtime, rounds, cold, depth, w))
+    _print_row(rows[-1])
     return rows
 
 
@@ -269,8 +273,8 @@ def _fill(uri: str, size: int) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=600)
 
 
-def alloc_row(d: str, parent: str, qtop: str, size: int, runtime: float, rounds: int, cold: bool, depth: int,
-              w: str) -> Row:
+def alloc_row(d: str, parent: Optional[str], qtop: Optional[str], size: int, runtime: float, rounds: int,
+              cold: bool, depth: int, w: str) -> Row:
     """Allocating writes: every round gets a fresh empty leaf / sparse raw file / qcow2 overlay."""
     leaf, raw_t, qov = os.path.join(d, "alloc.vhd"), os.path.join(d, "alloc.raw"), os.path.join(d, "alloc.qcow2")
     smapi = SmapiServer(os.path.join(w, "run"), f"a{depth}", leaf, cold)
@@ -281,14 +285,21 @@ def alloc_row(d: str, parent: str, qtop: str, size: int, runtime: float, rounds:
         if s is smapi:
             if os.path.exists(leaf):
                 os.unlink(leaf)
-            vhd.snapshot(parent, leaf)
+            if parent:
+                vhd.snapshot(parent, leaf)
+            else:
+                vhd.create_dynamic(leaf, size)
         elif s.name == "raw":
             if os.path.exists(raw_t):
                 os.unlink(raw_t)
             with open(raw_t, "wb") as f:
                 f.truncate(size)
-        else:
+        elif qtop:
             qcow2_overlay(qtop, qov)
+        else:
+            if os.path.exists(qov):
+                os.unlink(qov)
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", qov, str(size)], check=True)
         os.sync()
         s.start()
 
@@ -299,6 +310,13 @@ def alloc_row(d: str, parent: str, qtop: str, size: int, runtime: float, rounds:
             s.stop()
     row.update(depth=depth, cache="cold" if cold else "warm", engine=getattr(smapi, "engine", "?"))
     return row
+
+
+def _print_row(r: Row) -> None:
+    i, q = r["iops"], r["ratios"]
+    assert isinstance(i, dict) and isinstance(q, dict)
+    print(f"- {r['cache']} depth {r['depth']} {r['scenario']}: smapi/raw {statistics.median(q['raw']):.2f}x, "
+          f"smapi/qemu {statistics.median(q['qemu']):.2f}x", flush=True)
 
 
 def print_table(rows: List[Row]) -> None:
