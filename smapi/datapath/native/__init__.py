@@ -19,7 +19,7 @@ import glob
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..model import DatapathError, ImageSpec
 
@@ -30,7 +30,8 @@ ENV_DIRECT = "SMAPI_DATAPATH_DIRECT"
 NATIVE = "native"
 PYTHON = "python"
 
-_loadable: dict = {}  # (nbdkit, plugin) -> error text or "" (a dump-plugin per process is enough)
+#: (nbdkit, plugin) -> error text, or "" when it loads (one --dump-plugin per process is enough)
+_loadable: Dict[Tuple[str, str], str] = {}
 
 
 def plugin_path() -> Optional[str]:
@@ -47,7 +48,7 @@ class Engine:
     reason: str
     plugin: Optional[str] = None  # the shared object, for NATIVE
 
-    def to_json(self) -> dict:
+    def to_json(self) -> Dict[str, Optional[str]]:
         return {"engine": self.name, "reason": self.reason, "plugin": self.plugin}
 
 
