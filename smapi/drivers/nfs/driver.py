@@ -48,7 +48,9 @@ class NfsQuery(Query_skeleton):
 
     def diagnostics(self, dbg: str) -> str:
         srs = RunState().attached_srs(NfsDriver.reference())
-        return f"NFS SRs attached on this host: {srs}; client: {mounter().name}"
+        from smapi.datapath.native import diagnostics_line
+
+        return f"NFS SRs attached on this host: {srs}; client: {mounter().name}; {diagnostics_line()}"
 
 
 @contextlib.contextmanager
