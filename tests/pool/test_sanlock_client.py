@@ -143,3 +143,28 @@ def test_a_private_daemon_starts_and_stops(tmp_path: Path) -> None:
 def test_names_too_long_for_sanlock_are_refused() -> None:
     with pytest.raises(ValueError):
         client.write_resource("x" * 48, "r", client.Area("/nonexistent"))
+
+
+def test_the_cli_starts_and_stops_a_private_daemon(tmp_path: Path) -> None:
+    from tests.pool.conftest import WHY
+
+    if WHY:
+        pytest.skip(WHY)
+    d = str(tmp_path / "cli-daemon")
+    smapi = [sys.executable, "-m", "smapi.cli.main"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    try:
+        started = subprocess.run([*smapi, "sanlock", "start", "--run-dir", d], env=env, capture_output=True,
+                                 text=True, timeout=60)
+        assert started.returncode == 0, started.stderr
+        assert daemon.answering(d)  # it outlives the command that started it
+        assert subprocess.run([*smapi, "sanlock", "status", "--run-dir", d], env=env).returncode == 0
+        stopped = subprocess.run([*smapi, "sanlock", "stop", "--run-dir", d], env=env, capture_output=True,
+                                 text=True, timeout=60)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout
+        assert not daemon.answering(d)
+        absent = subprocess.run([*smapi, "sanlock", "status", "--run-dir", d], env=env, capture_output=True,
+                                text=True)
+        assert absent.returncode == 1 and "no sanlock daemon" in absent.stderr
+    finally:
+        daemon.stop(d)
