@@ -44,6 +44,8 @@ class SimHost:
         self.env = {"SANLOCK_RUN_DIR": self.sanlock_dir, "SMAPI_RUN_DIR": self.run_dir,
                     "SMAPI_SANLOCK_IO_TIMEOUT": TEST_IO_TIMEOUT, **extra_env}
         self._procs: List[HostProcess] = []
+        #: run after the host's processes and daemon are stopped (e.g. unmounting its NFS mounts)
+        self.cleanups: List[Callable[[], None]] = []
 
     def process(self) -> HostProcess:
         """A new process of this host (several model a host's concurrent verb processes)."""
@@ -54,7 +56,11 @@ class SimHost:
     def close(self) -> None:
         for proc in self._procs:
             proc.close()
-        daemon.stop(self.sanlock_dir)
+        try:
+            daemon.stop(self.sanlock_dir)  # first: leaving its lockspaces writes to the storage still mounted
+        finally:
+            for cleanup in self.cleanups:
+                cleanup()
 
 
 @pytest.fixture
@@ -74,3 +80,14 @@ def make_hosts(tmp_path: Path) -> Iterator[Callable[..., List[SimHost]]]:
     yield make
     for host in made:
         host.close()
+
+
+@pytest.fixture(params=["3", "4"], ids=["v3", "v4"])
+def nfs_server(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A real ganesha (v3 in a netns, v4.1 on loopback), shared by the session."""
+    from tests.nfs.factory import nfs_unavailable, shared_server
+
+    why = nfs_unavailable()
+    if why:
+        pytest.skip(why)
+    return shared_server(request.param)
