@@ -83,6 +83,10 @@ def shared_server(shape: str) -> GaneshaServer:
 
 
 def stop_all_servers() -> None:
+    global _sanlock_dir
+    if _sanlock_dir is not None:  # first: leaving its lockspaces needs the servers
+        _stop_sanlock(_sanlock_dir)
+        _sanlock_dir = None
     with _lock:
         while _servers:
             _servers.popitem()[1].destroy()

@@ -11,6 +11,7 @@ names (`sr`, `gc`, `vdi-<uuid>`), shortened by hash when too long.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import threading
@@ -72,15 +73,18 @@ class LeaseStore:
 
 
 class _Hold:
-    __slots__ = ("shared", "count", "lver")
+    __slots__ = ("shared", "count", "lver", "area")
 
-    def __init__(self, shared: bool, lver: int) -> None:
-        self.shared, self.count, self.lver = shared, 1, lver
+    def __init__(self, shared: bool, lver: int, area: Area) -> None:
+        # the area is kept so that giving the lease back needs no file-system call (storage may be away then)
+        self.shared, self.count, self.lver, self.area = shared, 1, lver, area
 
 
 #: this process's holds, per (lockspace, resource)
 _holds: Dict[Tuple[str, str], _Hold] = {}
 _holds_lock = threading.Lock()
+#: leases whose release failed (storage away): still held by this process in the daemon, given back later
+_unreleased: Dict[Tuple[str, str], Area] = {}
 _POLL_MIN, _POLL_MAX = 0.02, 0.25
 
 
@@ -105,6 +109,9 @@ class SrPool:
             client.add_lockspace(self.lockspace, self.host_id(), area)
 
     def leave(self) -> None:
+        """SR.detach: leave the lockspace. The daemon kills any process still holding one of its leases, so this
+        process first gives back what it could not give back before."""
+        self.retry_releases()
         client.rem_lockspace(self.lockspace, self.host_id(), self.store.lockspace_area(self.lockspace))
 
     def joined(self) -> bool:
@@ -137,6 +144,7 @@ class SrPool:
                     raise RuntimeError(f"cannot upgrade a shared hold of {resource} to exclusive")
                 hold.count += 1
                 return True
+        self.retry_releases()
         area = self.store.resource_area(key[1], self.lockspace)
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _POLL_MIN
@@ -145,6 +153,8 @@ class SrPool:
                 client.acquire(self.lockspace, key[1], area, shared=shared, owner_name=self.identity[:47])
                 break
             except SanlockError as e:
+                if e.rv == -errno.EEXIST:
+                    break  # this process still holds it: an earlier release failed (storage away)
                 if not e.busy:
                     raise
             if deadline is not None and time.monotonic() + pause > deadline:
@@ -153,7 +163,7 @@ class SrPool:
             pause = min(_POLL_MAX, pause * 1.5)
         lver = 0 if shared else client.lease_version(self.lockspace, key[1], area)
         with _holds_lock:
-            _holds[key] = _Hold(shared, lver)
+            _holds[key] = _Hold(shared, lver, area)
         return True
 
     def give(self, resource: str) -> None:
@@ -164,8 +174,20 @@ class SrPool:
             if hold.count > 0:
                 return
             del _holds[key]
-        with contextlib.suppress(SanlockError, OSError):  # the SR was destroyed under it: gone with the process
-            client.release(self.lockspace, key[1], self.store.resource_area(key[1], self.lockspace))
+        try:
+            client.release(self.lockspace, key[1], hold.area)
+        except (SanlockError, OSError):
+            with _holds_lock:
+                _unreleased[key] = hold.area  # storage away: try again before the next take and before leaving
+
+    def retry_releases(self) -> None:
+        with _holds_lock:
+            pending = [(k, a) for k, a in _unreleased.items() if k[0] == self.lockspace and k not in _holds]
+        for key, area in pending:
+            with contextlib.suppress(SanlockError, OSError):
+                client.release(self.lockspace, key[1], area)
+                with _holds_lock:
+                    _unreleased.pop(key, None)
 
     def generation(self, resource: str) -> Optional[int]:
         """The version of `resource` this process holds exclusively (its fencing token), None when not held so."""
