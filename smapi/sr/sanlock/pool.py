@@ -161,9 +161,8 @@ class SrPool:
                 return False
             time.sleep(pause)
             pause = min(_POLL_MAX, pause * 1.5)
-        lver = 0 if shared else client.lease_version(self.lockspace, key[1], area)
         with _holds_lock:
-            _holds[key] = _Hold(shared, lver, area)
+            _holds[key] = _Hold(shared, 0, area)  # the version is read when first asked for (one read fewer)
         return True
 
     def give(self, resource: str) -> None:
@@ -191,9 +190,18 @@ class SrPool:
 
     def generation(self, resource: str) -> Optional[int]:
         """The version of `resource` this process holds exclusively (its fencing token), None when not held so."""
+        key = (self.lockspace, sanlock_name(resource))
         with _holds_lock:
-            hold = _holds.get((self.lockspace, sanlock_name(resource)))
-            return None if hold is None or hold.shared else hold.lver
+            hold = _holds.get(key)
+            if hold is None or hold.shared:
+                return None
+            if hold.lver:
+                return hold.lver
+            area = hold.area
+        lver = client.lease_version(self.lockspace, key[1], area)  # held by us: nobody can change it meanwhile
+        with _holds_lock:
+            hold.lver = lver
+        return lver
 
     def holders(self, resource: str) -> List[int]:
         """Host ids holding `resource` now (read from storage)."""
