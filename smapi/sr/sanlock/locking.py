@@ -51,10 +51,10 @@ class PoolLock(FileLock):
         if taken:
             return True
         super().release()
+        if timeout == 0:
+            return False  # a try (the collector's): the caller skips what is busy
         if self.name.startswith("vdi-"):
             self._refuse_if_elsewhere()
-        if timeout == 0:
-            return False
         raise LockTimeout(f"sanlock lease {self.pool.lockspace}:{self.name}", timeout or 0)
 
     def release(self) -> None:
