@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.engine import Engine
-from smapi.sr.errors import mapped_errors
+from smapi.sr.errors import data_write_errors, mapped_errors
 from smapi.sr.locks import FileLock
 from smapi.sr.scratch import Scratch, begin
 from smapi.sr.vdi_servers import refuse_if_active
@@ -97,10 +97,12 @@ class ChainHandle(VdiHandle):
         return self.chain.read(offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
-        self.chain.write(offset, data)
+        with data_write_errors(f"writing VDI {self.vdi}"):
+            self.chain.write(offset, data)
 
     def flush(self) -> None:
-        self.chain.flush()
+        with data_write_errors(f"flushing VDI {self.vdi}"):
+            self.chain.flush()
 
     def close(self) -> None:
         try:
@@ -131,10 +133,12 @@ class RawHandle(VdiHandle):
 
     def write(self, offset: int, data: bytes) -> None:
         self._bounds(offset, len(data))
-        self.backing.pwrite(data, offset)
+        with data_write_errors(f"writing VDI {self.vdi}"):
+            self.backing.pwrite(data, offset)
 
     def flush(self) -> None:
-        self.backing.flush()
+        with data_write_errors(f"flushing VDI {self.vdi}"):
+            self.backing.flush()
 
     def close(self) -> None:
         try:

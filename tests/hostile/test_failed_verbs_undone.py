@@ -10,12 +10,14 @@ journal (the replay must not roll forward what the caller was told had failed).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
-from smapi.interface.errors import Internal_error, SmapiError
+from smapi.interface.errors import Backend_error, Internal_error, SmapiError
 from tests.hostile.test_disk_full import SR, MiB, Sr
 from tests.hostile.test_disk_full import small_fs as small_fs  # a fixture
 
@@ -144,3 +146,37 @@ def _content(sr: Sr, vdi: str) -> bytes:
         return handle.read(0, 4 * MiB)
     finally:
         handle.close()
+
+
+@pytest.mark.parametrize("fmt", ["raw", "vhd"])
+@pytest.mark.parametrize("vdi_format", ["vhd", "raw"])
+def test_failed_import_leaves_the_vdi_unchanged(sr, small_fs, tmp_path, fmt, vdi_format):
+    """`smapi vdi-import` lands through an upload scratch: a failure for lack of space, wherever it comes (the
+    scratch, making room for the copy, the acceptance), is a typed error with the VDI as before; none of the
+    input is visible and no later replay finishes it."""
+    from click.testing import CliRunner
+
+    from smapi.cli.main import cli
+
+    if fmt == "vhd" and shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img makes the VHD input")
+    vdi = _vdi(sr, "target", **({"type": "raw"} if vdi_format == "raw" else {}))
+    raw = tmp_path / "input.raw"
+    raw.write_bytes(os.urandom(4 * MiB))
+    source = raw
+    if fmt == "vhd":
+        source = tmp_path / "input.vhd"
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", str(raw),
+                        str(source)], check=True, capture_output=True, timeout=60)
+
+    def run() -> None:
+        result = CliRunner().invoke(cli, ["vdi-import", "-d", "file", "--sr", SR, "--format", fmt, "--no-progress",
+                                          vdi, str(source)])
+        if result.exit_code:
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+            assert "insufficient space" in result.output, result.output
+            raise Backend_error("SR_BACKEND_FAILURE_44", ["", result.output, ""])
+
+    failures, _ = sweep(sr, small_fs, run)
+    assert failures
+    assert _content(sr, vdi) == raw.read_bytes()
