@@ -180,3 +180,35 @@ def test_failed_import_leaves_the_vdi_unchanged(sr, small_fs, tmp_path, fmt, vdi
     failures, _ = sweep(sr, small_fs, run)
     assert failures
     assert _content(sr, vdi) == raw.read_bytes()
+
+
+def test_failed_http_put_leaves_the_vdi_unchanged(sr, small_fs, tmp_path):
+    """A whole-disk PUT to an exposed VDI on a full SR: 507 and the VDI as before (read back through the same
+    exposure), no journal entry or scratch left; with room, the same PUT lands whole."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl sends the PUT")
+    from tests.transfer.conftest import Service, curl, status_of
+
+    vdi = _vdi(sr, "exposed")
+    before = _content(sr, vdi)
+    body = tmp_path / "body"
+    body.write_bytes(os.urandom(4 * MiB))
+    service = Service()
+    try:
+        ex = service.expose(vdi)
+        statuses = []
+        for room in ROOMS:
+            leave_room(small_fs, room)
+            status = status_of(curl("--digest", "-u", ex.user, "-T", str(body), ex.url))
+            statuses.append(status)
+            os.unlink(small_fs / "filler")
+            now = curl("--digest", "-u", ex.user, ex.url, check=True).stdout
+            if status == 200:
+                assert now == body.read_bytes()
+                break
+            assert status == 507, statuses
+            assert now == before, f"room {room}: a failed PUT changed the VDI"
+            assert journal(sr) == [] and not [p for p in sr.path.iterdir() if "upload-" in p.name]
+        assert statuses[0] == 507 and statuses[-1] == 200, statuses
+    finally:
+        service.close()
