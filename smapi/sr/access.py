@@ -13,6 +13,8 @@ see the data the server has flushed).
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any, Optional
 
 from smapi.interface.errors import Backend_error
@@ -139,6 +141,18 @@ class RawHandle(VdiHandle):
     def flush(self) -> None:
         with data_write_errors(f"flushing VDI {self.vdi}"):
             self.backing.flush()
+
+    def allocate(self, offset: int, length: int) -> bool:
+        """Allocate the file's blocks for a range, keeping its bytes (an upload making room before it is accepted,
+        `scratch.reserve`). Only for a regular file: False for anything else (a block device is provisioned in
+        full, and glibc's fallback for it would write zeros over data)."""
+        self._bounds(offset, length)
+        fd = getattr(self.backing, "fd", None)
+        if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        with data_write_errors(f"allocating VDI {self.vdi}"):
+            os.posix_fallocate(fd, offset, length)
+        return True
 
     def close(self) -> None:
         try:

@@ -322,11 +322,13 @@ def reserve(img: VhdImage, target: Any) -> int:
     """Write the target's own bytes back over every range `img` marks: the VDI reads the same afterwards, but
     every file-system block and image block that `apply` will write is allocated now. So a lack of space shows
     here, before the upload is accepted and before any of its bytes reached the VDI; `apply` then only
-    overwrites. (It costs a second write of the upload's bytes, on the copy path only: small uploads, raw and
-    reset-on-boot VDIs.) Returns the bytes written."""
+    overwrites. (On the copy path only -- small uploads, raw and reset-on-boot VDIs -- and a raw file is just
+    fallocated; elsewhere it costs a second write of the upload's bytes.) Returns the bytes reserved."""
     done = 0
+    allocate = getattr(target, "allocate", None)  # a raw file: fallocate, no second write
     for offset, length in marked_runs(img):
-        target.write(offset, target.read(offset, length))
+        if allocate is None or not allocate(offset, length):
+            target.write(offset, target.read(offset, length))
         done += length
     target.flush()
     return done
