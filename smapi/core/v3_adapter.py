@@ -117,6 +117,10 @@ class PluginOnStorage(_OnStorage, Plugin_skeleton):
 class SROnStorage(_OnStorage, SR_skeleton):
     def create(self, dbg: str, uuid: str, configuration: Dict[str, str], name: str,
                description: str) -> Dict[str, str]:
+        # What the driver would record at attach (a file SR: an absolute path), so the returned configuration --
+        # the toolstack's PBD -- works from any working directory.
+        canonical = getattr(self.driver, "canonical_config", None)
+        configuration = canonical(configuration) if canonical is not None else dict(configuration)
         self.s("SR.create", dbg, sr=uuid, device_config=configuration, physical_size=0)
         stored = {**configuration, "sr_uuid": uuid}
         if name or description:
