@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.interface.storage import EPOCH
-from smapi.sr import vdi_servers
+from smapi.sr import cbtlog, vdi_servers
 from smapi.sr.chains import (
     commit_split,
     copy_own_sectors,
@@ -60,6 +60,7 @@ def snapshot_like(engine: Engine, info_in: Dict[str, Any], kind: str) -> Dict[st
             new_volume = engine.volume_of(new, "vhd")
             entry = engine.journal.begin(kind, vdi=src, leaf_volume=rec.volume, base=base,
                                          base_volume=base_volume, new=new, new_volume=new_volume)
+            cbtlog.before_freeze(engine, rec, new if kind == "snapshot" else None)
             fault_point(f"{kind}.begin")
             with mapped_errors(f"VDI.{kind} of {src}"):
                 split_leaf(engine, rec.volume, base_volume, kind)
@@ -67,7 +68,7 @@ def snapshot_like(engine: Engine, info_in: Dict[str, Any], kind: str) -> Dict[st
             fault_point(f"{kind}.child")
             commit_split(doc, rec, base, base_volume)
             new_rec = VdiRecord(uuid=new, format="vhd", volume=new_volume, virtual_size=rec.virtual_size,
-                                parent=base, **fields)
+                                parent=base, cbt_enabled=rec.cbt_enabled and kind == "snapshot", **fields)
             doc.vdis[new] = new_rec
             engine.save(doc)
             fault_point(f"{kind}.committed")
@@ -119,6 +120,7 @@ def set_persistent(engine: Engine, vdi: str, persistent: bool) -> None:
         base_volume = engine.volume_of(base, "vhd")
         entry = engine.journal.begin("persist", vdi=vdi, leaf_volume=rec.volume, base=base,
                                      base_volume=base_volume)
+        cbtlog.before_freeze(engine, rec)
         with mapped_errors(f"making VDI {vdi} non-persistent"):
             split_leaf(engine, rec.volume, base_volume, "persist")
         commit_split(doc, rec, base, base_volume)
@@ -137,6 +139,7 @@ def epoch_begin(engine: Engine, vdi: str) -> None:
         # Resetting drops what the running consumer wrote under it: only before activation (a VM start).
         vdi_servers.refuse_if_active(engine, vdi, "resetting a non-persistent VDI")
         with mapped_errors(f"resetting non-persistent VDI {vdi}"):
+            cbtlog.before_freeze(engine, rec)  # the reset changes the blocks the leaf held back
             backing = engine.substrate.open_volume(rec.volume, writable=True)
             try:
                 vhd_reset(backing)
@@ -160,6 +163,9 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
         for rec in (r1, r2):
             if rec.format != "vhd":
                 raise Backend_error.classic("VDIType", f"VDI {rec.uuid} is raw; compose needs VHD VDIs")
+        if r2.cbt_enabled:
+            raise Backend_error.classic("VDIType", f"VDI {vdi2} has changed-block tracking on; compose would "
+                                                   f"change its content under its CBT log: disable_cbt first")
         # vdi2 ends up one image below B, which takes vdi1's place in its chain.
         _check_depth(doc, vdi1)
         base = new_uuid()
@@ -168,6 +174,7 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
         entry = engine.journal.begin("compose", vdi1=vdi1, vdi2=vdi2, leaf_volume=r1.volume, base=base,
                                      base_volume=base_volume, vdi2_volume=r2.volume,
                                      rebase_volume=rebase_volume, step="split")
+        cbtlog.before_freeze(engine, r1)
         fault_point("compose.begin")
         with mapped_errors(f"VDI.compose {vdi1} {vdi2}"):
             split_leaf(engine, r1.volume, base_volume, "compose")
