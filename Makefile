@@ -13,11 +13,11 @@ demo: bootstrap
 	$(PY) -m smapi.demo
 
 test: bootstrap
-	$(VENV)/bin/ruff check smapi tests bench examples
+	$(VENV)/bin/ruff check smapi xapi tests bench examples
 	PY=$(PY) TEST_WORKERS=$(TEST_WORKERS) bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 lint: bootstrap
-	$(VENV)/bin/ruff check smapi tests bench examples
+	$(VENV)/bin/ruff check smapi xapi tests bench examples
 
 docs: bootstrap
 	$(PY) -m smapi.interface.docgen docs/interface.md

@@ -111,17 +111,14 @@ class Sr:
     """A file SR driven through the storage API in this process."""
 
     def __init__(self, path: str) -> None:
-        from smapi.driver import load_driver
-        from smapi.interface.apis import get_api
-        from smapi.rpc.dispatcher import Dispatcher
+        from smapi.core.driver import load_driver
 
         self.driver = load_driver("smapi.drivers.file:FileDriver")
-        self.d = Dispatcher(get_api("storage"), self.driver.implementations("storage"))
         self.call("SR.create", sr=SR_UUID, device_config={"path": path}, physical_size=0)
         self.call("SR.attach", sr=SR_UUID, device_config={"path": path})
 
     def call(self, verb: str, **args: Any) -> Any:
-        return self.d.call(verb, {"dbg": "bench/upload", **args})
+        return self.driver.call("storage", verb, dbg="bench/upload", **args)
 
     def create(self, size: int) -> str:
         return self.call("VDI.create", sr=SR_UUID, vdi_info={"virtual_size": size})["vdi"]

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
-__version__ = "0.1.0"
+from smapi.common.version import __version__
 
 _LAZY = {
-    "Driver": "smapi.driver",
+    "Driver": "smapi.core.driver",
     "Query_skeleton": "smapi.interface.skeletons.storage",
     "SR_skeleton": "smapi.interface.skeletons.storage",
     "VDI_skeleton": "smapi.interface.skeletons.storage",

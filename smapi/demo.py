@@ -46,7 +46,7 @@ def _digest(data: bytes) -> str:
 
 class Demo:
     def __init__(self, sr_path: str, work: str) -> None:
-        from smapi.driver import load_driver
+        from smapi.core.driver import load_driver
 
         self.sr_path = sr_path
         self.work = work
@@ -155,9 +155,7 @@ def _tour(demo: Demo, xml: Any, jsn: Any, exe: Any, config: Dict[str, str], sr_p
 
 
 def main(argv: List[str]) -> int:
-    from smapi.client import connect
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.rpc.client import connect
     from smapi.rpc.jsonrpc import make_jsonrpc_server
     from smapi.rpc.plugin_dir import install_plugin
     from smapi.rpc.xmlrpc import make_xmlrpc_server
@@ -171,7 +169,7 @@ def main(argv: List[str]) -> int:
     servers = []
     try:
         demo = Demo(sr_path, work)
-        dispatcher = Dispatcher(get_api("storage"), demo.driver.implementations("storage"))
+        dispatcher = demo.driver.dispatcher("storage")
         for make, name in ((make_xmlrpc_server, "xmlrpc.sock"), (make_jsonrpc_server, "jsonrpc.sock")):
             server = make(dispatcher, unix_path=os.path.join(work, name))
             threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,172 +1,31 @@
-"""Drivers: a bundle of skeleton implementations, and how to find one by name.
+"""Compatibility: the driver registry moved to `smapi.core.driver`.
 
-A driver subclasses `Driver` and says, per API, which class implements each interface:
-
-    class MyDriver(Driver):
-        name = "mysr"
-        storage = {"Query": MyQuery, "SR": MySR, "VDI": MyVDI}
-
-Each implementation class is a skeleton subclass; it is constructed with the driver instance, so the SR and
-VDI implementations can share state through it. Drivers are found by name through the `smapi.drivers`
-entry-point group (a vendor's package registers its own), or by a `module:attribute` or `path/file.py:attribute`
-reference.
+Vendors' drivers written as `from smapi.driver import Driver` (or `load_driver`) keep working; smapi's own code
+imports `smapi.core.driver`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
-import sys
-from typing import Any, ClassVar, Dict, Iterator, Mapping, Optional, Type, Union
+from smapi.core.driver import (
+    ENTRY_POINT_GROUP,
+    Driver,
+    DriverNotFound,
+    ImplementationRef,
+    driver_entry_points,
+    driver_reference,
+    load_driver,
+    optional_attr,
+    resolve_driver_class,
+)
 
-from smapi.interface.errors import Unimplemented
-
-ENTRY_POINT_GROUP = "smapi.drivers"
-
-
-#: an implementation: the class itself, or "module:Class" so that its import waits until a call needs it
-ImplementationRef = Union[type, str]
-
-
-class Driver:
-    """Groups a driver's implementations, one per interface, for each API it serves.
-
-    Implementations may be given as "module:Class" strings: they are imported and constructed only when a call
-    reaches that interface, so a per-verb executable answering `Plugin.Query` does not load the SR engine.
-    """
-
-    #: the driver's name (the SR type)
-    name: ClassVar[str] = "driver"
-    #: interface name -> implementation, for the storage interface (Query, VDI, SR)
-    storage: ClassVar[Mapping[str, ImplementationRef]] = {}
-    #: the same for SMAPIv3 (Plugin, SR, Volume, Datapath)
-    v3: ClassVar[Mapping[str, ImplementationRef]] = {}
-    #: the same for the Transfer API
-    transfer: ClassVar[Mapping[str, ImplementationRef]] = {}
-
-    def __init__(self) -> None:
-        self._impls: Dict[str, _Implementations] = {}
-
-    def implementations(self, api: str) -> Mapping[str, Any]:
-        """The implementation objects serving `api`; each is created on first use, once per driver instance."""
-        if api not in self._impls:
-            self._impls[api] = _Implementations(self, self.implementation_classes(api))
-        return self._impls[api]
-
-    def implementation_classes(self, api: str) -> Mapping[str, ImplementationRef]:
-        """The implementations serving `api`. A driver with storage-interface implementations also serves SMAPIv3,
-        through `smapi.rpc.v3_adapter`, for every v3 interface it does not implement itself."""
-        classes: Dict[str, ImplementationRef] = dict(getattr(type(self), api, None) or {})
-        if api == "v3" and type(self).storage:
-            for iface in ("Plugin", "SR", "Volume", "Datapath"):
-                classes.setdefault(iface, f"smapi.rpc.v3_adapter:{iface}OnStorage")
-        if not classes:
-            raise Unimplemented(f"the {api} API (driver {self.name} does not serve it)")
-        return classes
-
-    def serves(self, api: str) -> bool:
-        try:
-            return bool(self.implementation_classes(api))
-        except Unimplemented:
-            return False
-
-
-class _Implementations(Mapping):
-    """Interface name -> implementation object, importing and constructing each on first access."""
-
-    def __init__(self, driver: Driver, refs: Mapping[str, ImplementationRef]) -> None:
-        self._driver = driver
-        self._refs = dict(refs)
-        self._made: Dict[str, Any] = {}
-
-    def __getitem__(self, iface: str) -> Any:
-        if iface not in self._made:
-            ref = self._refs[iface]
-            cls = _load_attribute(*ref.rsplit(":", 1)) if isinstance(ref, str) else ref
-            self._made[iface] = cls(self._driver)
-        return self._made[iface]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._refs)
-
-    def __len__(self) -> int:
-        return len(self._refs)
-
-
-class DriverNotFound(LookupError):
-    pass
-
-
-def _load_attribute(module_ref: str, attr: str) -> Any:
-    if module_ref.endswith(".py") or os.sep in module_ref:
-        path = os.path.abspath(module_ref)
-        if not os.path.isfile(path):
-            raise DriverNotFound(f"no driver file {path}")
-        mod_name = "smapi_driver_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        if spec is None or spec.loader is None:
-            raise DriverNotFound(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(module_ref)
-        except ImportError as e:
-            raise DriverNotFound(f"cannot import {module_ref}: {e}") from e
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise DriverNotFound(f"{module_ref} has no attribute {attr}") from None
-
-
-def resolve_driver_class(spec: str) -> Type[Driver]:
-    """Find a driver class from a name (entry point), `module:Class` or `file.py:Class`."""
-    if ":" in spec:
-        module_ref, attr = spec.rsplit(":", 1)
-        obj = _load_attribute(module_ref, attr)
-    else:
-        obj = _entry_point(spec)
-    if not (isinstance(obj, type) and issubclass(obj, Driver)):
-        raise DriverNotFound(f"{spec} is not a smapi.driver.Driver subclass")
-    return obj
-
-
-def load_driver(spec: str) -> Driver:
-    return resolve_driver_class(spec)()
-
-
-def _entry_point(name: str) -> Any:
-    for ep in driver_entry_points():
-        if ep.name == name:
-            return ep.load()
-    known = ", ".join(sorted(ep.name for ep in driver_entry_points())) or "none installed"
-    raise DriverNotFound(f"no driver named {name!r} (known: {known}; or give module:Class or file.py:Class)")
-
-
-def driver_entry_points() -> list:
-    from importlib import metadata
-
-    eps = metadata.entry_points()
-    if hasattr(eps, "select"):
-        return list(eps.select(group=ENTRY_POINT_GROUP))
-    return list(eps.get(ENTRY_POINT_GROUP, []))  # Python < 3.10
-
-
-def driver_reference(spec: str) -> str:
-    """A `module:Class` (or absolute `file.py:Class`) reference that loads without entry-point lookup.
-
-    Per-verb executables bake this in: scanning entry points costs tens of milliseconds per call, and xapi
-    forks one executable per call.
-    """
-    cls = resolve_driver_class(spec)
-    module = sys.modules.get(cls.__module__)
-    file = getattr(module, "__file__", None)
-    if cls.__module__.startswith("smapi_driver_") and file:
-        return f"{os.path.abspath(file)}:{cls.__qualname__}"
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def optional_attr(obj: Any, name: str) -> Optional[Any]:
-    return getattr(obj, name, None)
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Driver",
+    "DriverNotFound",
+    "ImplementationRef",
+    "driver_entry_points",
+    "driver_reference",
+    "load_driver",
+    "optional_attr",
+    "resolve_driver_class",
+]

@@ -50,14 +50,12 @@ def cli() -> None:
 def serve(driver: str, unix_path: Optional[str], port: Optional[int], host: str, allow_remote: bool, protocol: str,
           api: str) -> None:
     """Serve a driver over XML-RPC or JSON-RPC until interrupted."""
-    from smapi.driver import load_driver
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.core.driver import load_driver
 
     if not unix_path and port is None:
         raise click.UsageError("give --unix PATH or --port N")
     loaded = load_driver(driver)
-    dispatcher = Dispatcher(get_api(api), loaded.implementations(api))
+    dispatcher = loaded.dispatcher(api)
     if protocol == "xmlrpc":
         from smapi.rpc.xmlrpc import make_xmlrpc_server as make_server
     else:
@@ -74,15 +72,47 @@ def serve(driver: str, unix_path: Optional[str], port: Optional[int], host: str,
 
 @cli.command("plugin-install")
 @click.option("--driver", required=True, help=DRIVER_HELP)
+@click.option("--root", default=None, type=click.Path(file_okay=False),
+              help="xapi-storage-script's plugin root  [default: /usr/libexec/xapi-storage-script]")
+@click.option("--name", default=None, help="the volume plugin's name, which is the SR type (default: smapi-<driver>)")
 @click.option("--api", type=click.Choice(["v3", "storage", "transfer"]),
-              help="which interface the executables serve (default: v3 when the driver has it)")
-@click.argument("directory", type=click.Path(file_okay=False))
-def plugin_install(driver: str, api: Optional[str], directory: str) -> None:
-    """Write DIRECTORY with one executable per verb (Plugin.Query, SR.create, Volume.snapshot, ...)."""
-    from smapi.rpc.plugin_dir import install_plugin
+              help="with DIRECTORY: which interface the executables serve (default: v3 when the driver has it)")
+@click.argument("directory", type=click.Path(file_okay=False), required=False)
+def plugin_install(driver: str, root: Optional[str], name: Optional[str], api: Optional[str],
+                   directory: Optional[str]) -> None:
+    """Install a driver for xapi-storage-script: ROOT/volume/NAME/ and ROOT/datapath/smapi/.
 
-    names = install_plugin(driver, directory, api)
-    click.echo(f"wrote {len(names)} verb executables into {directory}")
+    With DIRECTORY instead, write one flat directory holding an executable per verb of one API (Plugin.Query,
+    SR.create, Volume.snapshot, ...), for other callers and for tests."""
+    if directory is not None:
+        if root is not None or name is not None:
+            raise click.UsageError("give either DIRECTORY or --root/--name, not both")
+        from smapi.rpc.plugin_dir import install_plugin
+
+        names = install_plugin(driver, directory, api)
+        click.echo(f"wrote {len(names)} verb executables into {directory}")
+        return
+    if api not in (None, "v3"):
+        raise click.UsageError("xapi-storage-script plugins serve the v3 API; use DIRECTORY for other APIs")
+    from smapi.rpc.storage_script import DEFAULT_ROOT, install_storage_script
+
+    done = install_storage_script(driver, root or DEFAULT_ROOT, name)
+    click.echo(f"volume plugin: {done.volume_dir}")
+    click.echo(f"datapath plugin: {done.datapath_dir}")
+
+
+@cli.command("classic-install")
+@click.argument("directory", type=click.Path(file_okay=False), required=False)
+@click.option("--only", "names", multiple=True, help="write only this executable (FileSR, NFSSR, LVMSR, ...)")
+def classic_install(directory: Optional[str], names: Any) -> None:
+    """Write the classic <Type>SR executables xapi runs (FileSR, NFSSR, LVMSR, LVMoISCSISR, ISCSISR).
+
+    DIRECTORY defaults to /opt/xensource/sm."""
+    from smapi.rpc.classic_install import DEFAULT_DIR, install_classic
+
+    where = directory or DEFAULT_DIR
+    written = install_classic(where, names)
+    click.echo(f"wrote {', '.join(written)} into {where}")
 
 
 @cli.command("sm-query")

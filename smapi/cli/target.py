@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
-
 
 class Target:
     def call(self, wire_name: str, **args: Any) -> Any:  # pragma: no cover - interface
@@ -20,20 +17,20 @@ class LocalTarget(Target):
     """A driver in this process, called through the same dispatcher as every transport."""
 
     def __init__(self, driver_spec: str, api: str = "storage"):
-        from smapi.driver import load_driver
+        from smapi.core.driver import load_driver
 
         self.driver = load_driver(driver_spec)
-        self.dispatcher = Dispatcher(get_api(api), self.driver.implementations(api))
+        self.api = api
 
     def call(self, wire_name: str, **args: Any) -> Any:
-        return self.dispatcher.call(wire_name, args)
+        return self.driver.call(self.api, wire_name, **args)
 
 
 class RemoteTarget(Target):
     """A server (XML-RPC, JSON-RPC or a plugin directory) reached through `smapi.client`."""
 
     def __init__(self, url: str, api: str = "storage"):
-        from smapi.client import connect
+        from smapi.rpc.client import connect
 
         self.client = connect(url, api=api)
 

@@ -50,6 +50,7 @@ def transfer() -> None:
 @click.option("--ip", help="listen on this address of the host (network_mode=manual); default loopback")
 @click.option("--mask", default="255.255.255.255", show_default=True, help="network_mask with --ip")
 @click.option("--gateway", help="network_gateway with --ip (default: the --ip itself)")
+@click.option("--listen-all", is_flag=True, help="allow --ip 0.0.0.0 or :: (every interface of the host)")
 @click.option("--port", help="network_port (0: any free port)")
 @click.option("--read-only/--read-write", default=None, help="read_only")
 @click.option("--ssl/--no-ssl", default=None, help="use_ssl (self-signed certificate in the record)")
@@ -58,9 +59,10 @@ def transfer() -> None:
 @url_option
 @json_option
 def expose(mode: str, vdi: str, network: str, ip: Optional[str], mask: str, gateway: Optional[str],
-           port: Optional[str], read_only: Optional[bool], ssl: Optional[bool], timeout_minutes: Optional[str],
-           get_log: Optional[bool], url: Optional[str], as_json: bool) -> None:
+           listen_all: bool, port: Optional[str], read_only: Optional[bool], ssl: Optional[bool],
+           timeout_minutes: Optional[str], get_log: Optional[bool], url: Optional[str], as_json: bool) -> None:
     """Expose VDI; prints the record handle (with --json, the whole record)."""
+    refuse_wildcard(ip, listen_all, "--ip")
     manual = {"network_mode": "manual", "network_ip": ip, "network_mask": mask,
               "network_gateway": gateway or ip} if ip else {}
     handle = _call(url, "expose", transfer_mode=mode, vdi_uuid=vdi, network_uuid=network, network_port=port,
@@ -144,12 +146,13 @@ def import_instructions(vdi: str, url: Optional[str]) -> None:
 @click.option("--port", type=int, required=True, help="TCP port (0: any free port, printed)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--allow-remote", is_flag=True, help="allow an address other than loopback")
+@click.option("--listen-all", is_flag=True, help="allow --host 0.0.0.0 or :: (every interface; with --allow-remote)")
 @click.option("--user", default="root", show_default=True, help="HTTP auth user name")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False),
               help="file holding the HTTP auth password (default: a random one, printed)")
 @click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM)")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM)")
-def serve_host(port: int, host: str, allow_remote: bool, user: str, password_file: Optional[str],
+def serve_host(port: int, host: str, allow_remote: bool, listen_all: bool, user: str, password_file: Optional[str],
                cert: Optional[str], key: Optional[str]) -> None:
     """Serve /export_raw_vdi and /import_raw_vdi (vdi=, format=raw|vhd|tar, base=) until interrupted."""
     import secrets
@@ -162,6 +165,7 @@ def serve_host(port: int, host: str, allow_remote: bool, user: str, password_fil
 
     if host not in ("127.0.0.1", "::1", "localhost") and not allow_remote:
         raise click.UsageError(f"{host} is not loopback: add --allow-remote to listen there")
+    refuse_wildcard(host, listen_all, "--host")
     if bool(cert) != bool(key):
         raise click.UsageError("--cert and --key go together")
     if password_file:
@@ -176,6 +180,19 @@ def serve_host(port: int, host: str, allow_remote: bool, user: str, password_fil
                             ssl_context=server_context(cert, key) if cert and key else None)
     click.echo(f"serving /export_raw_vdi and /import_raw_vdi on {host}:{server.port}", err=True)
     serve_until_stopped(server)
+
+
+def refuse_wildcard(address: Optional[str], listen_all: bool, option: str) -> None:
+    """0.0.0.0 and :: mean every interface of the host, storage networks and public ones alike: only on request."""
+    import ipaddress
+
+    try:
+        unspecified = address is not None and ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return  # not an address: the service says what is wrong with it
+    if unspecified and not listen_all:
+        raise click.UsageError(f"{option} {address} listens on every interface of this host; name one of its "
+                               f"addresses, or add --listen-all if that is really meant")
 
 
 COMMANDS = (transfer,)

@@ -23,20 +23,22 @@ from __future__ import annotations
 import os
 import time
 from contextlib import suppress
+from contextvars import ContextVar
 from typing import Optional, Sequence
 
 DEFAULT_FILE = "/var/log/smapi/smapi.log"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEP = 5
 
-#: the trace id of the call this process is serving, so that command lines name it too
-_current_dbg: Optional[str] = None
+#: the trace id of the call being served, so that command lines name it too; a context variable, because the
+#: RPC servers serve concurrent calls in threads (each thread sees its own)
+_current_dbg: ContextVar[Optional[str]] = ContextVar("smapi_current_dbg", default=None)
 
 
 def set_current_dbg(dbg: Optional[str]) -> Optional[str]:
-    """Make `dbg` the trace id of lines written from now on; returns the previous one (to restore)."""
-    global _current_dbg
-    previous, _current_dbg = _current_dbg, dbg
+    """Make `dbg` the trace id of lines written from now on (in this thread); returns the previous one."""
+    previous = _current_dbg.get()
+    _current_dbg.set(dbg)
     return previous
 
 
@@ -50,12 +52,12 @@ def log_command(argv: Sequence[str], seconds: float, outcome: str) -> None:
     `interrupted` or `started pid=N` (a daemon; see smapi.common.commands)."""
     name = os.path.basename(str(argv[0])) if argv else "?"
     args = " ".join(quote(str(a)) if _needs_quote(str(a)) else str(a) for a in argv[1:])
-    _emit(f"cmd {name} dbg={quote(_current_dbg)} {seconds * 1000:.1f}ms {outcome} args: {args}"[:4000])
+    _emit(f"cmd {name} dbg={quote(_current_dbg.get())} {seconds * 1000:.1f}ms {outcome} args: {args}"[:4000])
 
 
 def note(text: str) -> None:
     """A free-form line (recoveries, repairs): things an administrator reading the log should know."""
-    _emit(f"note dbg={quote(_current_dbg)} {text}"[:4000])
+    _emit(f"note dbg={quote(_current_dbg.get())} {text}"[:4000])
 
 
 def quote(value: Optional[str]) -> str:

@@ -64,7 +64,8 @@ driver_info = Record(
 attach_result = Record(
     "classic_attach",
     (
-        Field("params", STRING, "The backend params (a device path or URI)", default=""),
+        Field("params", STRING, "A block device path, when there is one (xapi makes any params a BlockDevice)",
+              default=""),
         Field("params_nbd", STRING, "nbd:unix:<socket>:exportname=<vdi>", default=""),
         Field("o_direct", BOOL, "Open with O_DIRECT", default=True),
         Field("o_direct_reason", STRING, "Why o_direct has its value", default=""),

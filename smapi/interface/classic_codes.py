@@ -1,8 +1,12 @@
 """Numeric error codes of the classic storage manager (the XE_SR_ERRORCODES numbering).
 
 xapi turns a classic driver's fault N into `SR_BACKEND_FAILURE_N` (or a few special XenAPI errors: 16, 24,
-38, 39, 144), so drivers that want toolstack-compatible errors must use the same numbers. The descriptions
-are our own wording.
+38, 39, 144), so drivers that want toolstack-compatible errors must use the same numbers: every (name, code) here is
+upstream's (sm `libs/sm/core/XE_SR_ERRORCODES.xml`, checked by tests/interface/test_classic_codes.py; upstream
+spells 201 `EGAIN`). The descriptions are our own wording.
+
+A fault's string follows sm's `XenError`: the description, then ` [opterr=<detail>]` when there is a detail.
+xapi passes that string on as the reason of `SR_BACKEND_FAILURE_<code>`.
 """
 
 from typing import Dict, Tuple
@@ -42,10 +46,10 @@ CLASSIC_CODES: Dict[str, Tuple[int, str]] = {
     "VDILoad": (65, "The VDI could not be loaded"),
     "VDIType": (66, "The VDI type is invalid"),
     "ISCSIDevice": (67, "The iSCSI device failed to appear"),
-    "ISCSISetup": (68, "iSCSI initiator setup failed"),
-    "ISCSILogin": (69, "iSCSI login failed: check the target, CHAP user and secret"),
-    "ISCSILogout": (70, "iSCSI logout failed"),
-    "ISCSIInitiator": (71, "iSCSI initiator configuration failed"),
+    "ISCSILogin": (68, "iSCSI login failed: check the target, CHAP user and secret"),
+    "ISCSILogout": (69, "iSCSI logout failed"),
+    "ISCSIInitiator": (70, "iSCSI initiator configuration failed"),
+    "ISCSIDaemon": (71, "The iSCSI initiator daemon could not be started"),
     "NFSVersion": (72, "The requested NFS version is not supported by the server"),
     "NFSMount": (73, "The NFS export could not be mounted"),
     "NFSUnMount": (74, "The NFS export could not be unmounted"),
@@ -60,6 +64,7 @@ CLASSIC_CODES: Dict[str, Tuple[int, str]] = {
     "ISCSIDiscovery": (83, "iSCSI discovery failed"),
     "ISCSIIQN": (84, "The iSCSI target IQN is invalid or unknown"),
     "ISCSIDetach": (85, "iSCSI detach failed"),
+    "ISCSIQueryDaemon": (86, "The iSCSI initiator daemon could not be queried"),
     "ConfigLUNMissing": (87, "The LUN is missing from the configuration"),
     "NFSCreate": (88, "The NFS SR directory could not be created"),
     "ConfigDeviceMissing": (90, "The device is missing from the configuration"),
@@ -79,8 +84,9 @@ CLASSIC_CODES: Dict[str, Tuple[int, str]] = {
     "BadRequest": (143, "The request was malformed"),
     "VDIMissing": (144, "The VDI is missing"),
     "MetadataError": (181, "SR metadata could not be read or written"),
+    "ISCSIDelete": (182, "iSCSI delete failed"),
     "EIO": (200, "An I/O error occurred"),
-    "EAGAIN": (201, "The resource is temporarily unavailable; try again"),
+    "EGAIN": (201, "The resource is temporarily unavailable; try again"),
     "SMGeneral": (202, "General storage manager error"),
     "FistPoint": (203, "An injected failure point was hit"),
     "LeafGCSkip": (204, "Leaf coalesce skipped"),
@@ -92,3 +98,19 @@ CLASSIC_CODES: Dict[str, Tuple[int, str]] = {
     "CBTChangedBlocksError": (460, "The changed blocks could not be computed"),
     "GenericException": (1200, "Unexpected error"),
 }
+
+
+#: code -> description
+_DESCRIPTIONS: Dict[int, str] = {code: text for code, text in CLASSIC_CODES.values()}
+
+
+def fault_string(code: int, detail: str) -> str:
+    """sm's fault string for `code`: `description [opterr=detail]` (a detail already in that form is kept)."""
+    description = _DESCRIPTIONS.get(code)
+    if description is None:
+        return detail
+    if not detail or detail == description:
+        return description
+    if detail.startswith(description + " [opterr="):
+        return detail
+    return f"{description} [opterr={detail}]"

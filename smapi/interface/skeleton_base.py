@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 class Skeleton:
     """A driver's implementation of one interface.
 
-    `driver` is the object that groups a driver's implementations (see `smapi.driver.Driver`); it lets the
+    `driver` is the object that groups a driver's implementations (see `smapi.core.driver.Driver`); it lets the
     SR and VDI implementations share state. Skeletons work without one too, as in the generated bindings.
     """
 

@@ -76,6 +76,11 @@ attach_info = Record(
     "Configuration for blkback",
 )
 
+smapi_version = Variant(
+    "smapi_version", (Case("SMAPIv1"), Case("SMAPIv2"), Case("SMAPIv3")),
+    "Extension: which generation of the storage interface an implementation speaks",
+)
+
 query_result = Record(
     "query_result",
     (
@@ -88,6 +93,13 @@ query_result = Record(
         Field("required_api_version", STRING, "minimum required API version"),
         Field("features", ListOf(STRING), "features supported by this plugin"),
         Field("configuration", STRING_MAP, "key/description pairs describing required device_config parameters"),
+        # Beyond seed 001: today's xapi fails to unmarshal a query_result without these three.
+        Field("required_cluster_stack", ListOf(STRING), "Extension: cluster stacks the SR needs (none)",
+              default_factory=list),
+        Field("supported_image_formats", ListOf(STRING), "Extension: image formats VDIs can have (vhd, raw)",
+              default_factory=list),
+        Field("smapi_version", smapi_version, "Extension: the storage interface generation serving the SR",
+              default="SMAPIv2"),
     ),
     "properties of this implementation",
 )

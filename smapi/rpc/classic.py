@@ -17,8 +17,15 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence
 from xml.parsers.expat import ExpatError
 
 from smapi.interface.classic import COMMANDS, ClassicCommand, driver_info
-from smapi.interface.classic_codes import CLASSIC_CODES
-from smapi.interface.errors import Bad_request, Internal_error, Invalid_argument, SmapiError, Unimplemented
+from smapi.interface.classic_codes import CLASSIC_CODES, fault_string
+from smapi.interface.errors import (
+    Backend_error,
+    Bad_request,
+    Internal_error,
+    Invalid_argument,
+    SmapiError,
+    Unimplemented,
+)
 from smapi.interface.types import BOOL, TypeCheckError
 
 #: the datapath id classic calls use: xapi's SMAPIv1 path has one datapath per host and VDI
@@ -27,6 +34,15 @@ CLASSIC_DP = "classic"
 
 def fault_response(code: int, message: str) -> str:
     return xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True, allow_none=True)
+
+
+def error_fault(err: SmapiError) -> str:
+    """The fault sm's drivers answer: the numeric code, and `description [opterr=detail]` as the string."""
+    if isinstance(err, Backend_error):
+        detail = "; ".join(p for p in err.backend_params if p) or err.code
+    else:
+        detail = err.message()
+    return fault_response(err.classic_code, fault_string(err.classic_code, detail))
 
 
 def value_response(value: Any) -> str:
@@ -38,8 +54,10 @@ def parse_request(argv: Sequence[str]) -> Dict[str, Any]:
         raise Bad_request(f"expected exactly one argument (an XML-RPC methodCall), got {len(argv) - 1}")
     try:
         params, method = xmlrpc.client.loads(argv[1])
-    except (ExpatError, ValueError, TypeError) as e:
-        raise Bad_request(f"argument is not an XML-RPC methodCall: {e}") from None
+    except (ExpatError, ValueError, TypeError, LookupError, xmlrpc.client.Error) as e:
+        # xmlrpc.client reports structural mistakes in many ways (a <fault> raises Fault, an unknown tag
+        # ResponseError, a member without a value IndexError): all are a malformed request, fault 143.
+        raise Bad_request(f"argument is not an XML-RPC methodCall: {type(e).__name__}: {e}") from None
     if len(params) != 1 or not isinstance(params[0], dict):
         raise Bad_request("expected a single struct as the methodCall's only parameter")
     request = dict(params[0])
@@ -111,6 +129,11 @@ class ClassicAdapter:
         self._v("SR.create", sr=self.sr, device_config=self.req["device_config"], physical_size=size)
 
     def sr_delete(self) -> None:
+        # sm's drivers refuse to delete an SR that still holds VDIs (xapi destroys them first); the storage
+        # interface's SR.destroy would take them along.
+        remaining = self._v("SR.scan", sr=self.sr)
+        if remaining:
+            raise Backend_error.classic("SRNotEmpty", f"the SR still holds {len(remaining)} VDI(s)")
         self._v("SR.destroy", sr=self.sr)
 
     def sr_attach(self) -> None:
@@ -155,11 +178,15 @@ class ClassicAdapter:
 
     def vdi_attach(self, writable: bool) -> Dict[str, Any]:
         device = self._v("VDI.attach", dp=CLASSIC_DP, sr=self.sr, vdi=self.vdi, read_write=writable)
-        return {
-            "params": device["params"], "params_nbd": device.get("params_nbd", ""),
-            "o_direct": device.get("o_direct", True), "o_direct_reason": device.get("o_direct_reason", ""),
-            "xenstore_data": device.get("xenstore_data", {}),
+        # blktap2's shape: xapi builds XenDisk{params_nbd} from it, and treats any `params` as a block device
+        # path (BlockDevice{params}), so `params` is given only when it is one.
+        result = {
+            "params_nbd": device.get("params_nbd", ""), "o_direct": device.get("o_direct", True),
+            "o_direct_reason": device.get("o_direct_reason", ""), "xenstore_data": device.get("xenstore_data", {}),
         }
+        if str(device.get("params", "")).startswith("/dev/"):
+            result["params"] = device["params"]
+        return result
 
     def vdi_detach(self) -> None:
         self._v("VDI.detach", dp=CLASSIC_DP, sr=self.sr, vdi=self.vdi)
@@ -241,13 +268,11 @@ def driver_info_from_query(query: Dict[str, Any]) -> Dict[str, Any]:
 
 def handle(request: Dict[str, Any], driver_ref: str) -> Any:
     """Run one classic request; returns the result value or raises SmapiError."""
-    from smapi.driver import load_driver
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.core.driver import load_driver
 
     cmd = check_request(request)
     driver = load_driver(driver_ref)
-    dispatcher = Dispatcher(get_api("storage"), driver.implementations("storage"))
+    dispatcher = driver.dispatcher("storage")
     if cmd.name == "sr_get_driver_info":
         # Only the Query implementation is consulted: no SR is constructed, no session is needed.
         return driver_info_from_query(dispatcher.call("Query.query", {"dbg": "sr_get_driver_info"}))
@@ -264,10 +289,11 @@ def run(driver_ref: str, argv: Sequence[str], stdout: IO[str]) -> int:
         result = handle(request, driver_ref)
         out = value_response(result)
     except SmapiError as e:
-        out = fault_response(e.classic_code, e.message())
+        out = error_fault(e)
     except Exception as e:  # always answer with a fault, as SRCommand does
         err = Internal_error(f"{type(e).__name__}: {e}")
-        out = fault_response(CLASSIC_CODES["GenericException"][0], err.message())
+        out = fault_response(CLASSIC_CODES["GenericException"][0],
+                             fault_string(CLASSIC_CODES["GenericException"][0], err.message()))
     stdout.write(out)
     stdout.flush()
     return 0

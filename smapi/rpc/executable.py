@@ -104,7 +104,6 @@ def run(driver_ref: str, api_name: str, argv: Sequence[str], stdin: IO[str], std
         stderr: IO[str]) -> int:
     """Run one verb; returns the exit code."""
     from smapi.interface.apis import get_api  # noqa: PLC0415 - keeps the import list of this module short
-    from smapi.rpc.dispatcher import Dispatcher
 
     verb = os.path.basename(argv[0]) if argv else ""
     options = list(argv[1:])
@@ -120,10 +119,10 @@ def run(driver_ref: str, api_name: str, argv: Sequence[str], stdin: IO[str], std
             args = _read_json_args(stdin)
         else:
             args = _parse_positional(method, wire_name, options)
-        from smapi.driver import load_driver
+        from smapi.core.driver import load_driver
 
         driver = load_driver(driver_ref)
-        result = Dispatcher(api, driver.implementations(api_name)).call(wire_name, args)
+        result = driver.dispatcher(api_name).call(wire_name, args)
     except SmapiError as e:
         return _fail(e, json_mode, stdout, stderr)
     except SystemExit:

@@ -25,8 +25,14 @@ import jsonrpclib
 from jsonrpclib.config import Config
 from jsonrpclib.SimpleJSONRPCServer import SimpleJSONRPCRequestHandler, SimpleJSONRPCServer
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.errors import Internal_error, SmapiError
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.rpc.bounded import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_DEADLINE,
+    ConnectionCapMixin,
+    RequestDeadlineMixin,
+)
 from smapi.rpc.listen import (
     DEFAULT_MAX_REQUEST,
     DEFAULT_REQUEST_TIMEOUT,
@@ -41,6 +47,8 @@ log = logging.getLogger("smapi.jsonrpc")
 
 #: JSON-RPC "Invalid Request"; also what jsonrpclib sends for HTTP-level refusals (411, 413)
 INVALID_REQUEST = -32600
+#: JSON-RPC "Parse error": the body is not JSON (or not UTF-8, or nested too deeply to parse)
+PARSE_ERROR = -32700
 
 
 def json_config() -> Config:
@@ -54,7 +62,7 @@ def error_fault(err: SmapiError, config: Optional[Config] = None) -> jsonrpclib.
                             data=err.to_variant())
 
 
-class _Handler(QuietHandlerMixin, SimpleJSONRPCRequestHandler):
+class _Handler(RequestDeadlineMixin, QuietHandlerMixin, SimpleJSONRPCRequestHandler):
     log_name = "smapi.jsonrpc"
 
     server: JsonRpcServer
@@ -63,6 +71,21 @@ class _Handler(QuietHandlerMixin, SimpleJSONRPCRequestHandler):
         self.timeout = self.server.request_timeout  # StreamRequestHandler applies it to the socket
         self.max_request_size = self.server.max_request  # jsonrpclib answers 413 above this
         super().setup()
+
+    def decode_request_content(self, data: bytes) -> Optional[bytes]:
+        # jsonrpclib calls this once the whole body is read, and would answer HTTP 500 / -32603 for a body that is
+        # not UTF-8: a parse error is the client's, so it gets -32700 saying what is wrong.
+        self.request_received()
+        decoded = super().decode_request_content(data)
+        if decoded is None:
+            return None
+        try:
+            decoded.decode("utf-8")
+        except UnicodeDecodeError as e:
+            self._answer(200, PARSE_ERROR, f"parse error: the request body is not valid UTF-8 ({e.reason} at byte "
+                                           f"{e.start})")
+            return None
+        return decoded
 
     def _dispatch(self, method: str, params: Any) -> Any:
         # jsonrpclib calls this for every request; returning a Fault is its way of sending an error.
@@ -90,8 +113,11 @@ class _Handler(QuietHandlerMixin, SimpleJSONRPCRequestHandler):
         super().do_POST()
 
     def _refuse(self, status: int, message: str, headers: Optional[dict] = None) -> None:
+        self._answer(status, INVALID_REQUEST, message, headers)
+
+    def _answer(self, status: int, code: int, message: str, headers: Optional[dict] = None) -> None:
         config = self.server.json_config
-        body = jsonrpclib.Fault(INVALID_REQUEST, message, config=config).response().encode("utf-8")
+        body = jsonrpclib.Fault(code, message, config=config).response().encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", config.content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -116,7 +142,7 @@ class _Handler(QuietHandlerMixin, SimpleJSONRPCRequestHandler):
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_post
 
 
-class JsonRpcServer(AddressMixin, socketserver.ThreadingMixIn, SimpleJSONRPCServer):
+class JsonRpcServer(AddressMixin, ConnectionCapMixin, socketserver.ThreadingMixIn, SimpleJSONRPCServer):
     """A threaded jsonrpclib server answering JSON-RPC calls through a Dispatcher."""
 
     daemon_threads = True  # an in-flight call must not keep the process alive at exit
@@ -126,6 +152,8 @@ class JsonRpcServer(AddressMixin, socketserver.ThreadingMixIn, SimpleJSONRPCServ
         self.dispatcher = dispatcher
         self.max_request = max_request
         self.request_timeout = request_timeout
+        self.request_deadline = DEFAULT_REQUEST_DEADLINE
+        self.limit_connections(DEFAULT_MAX_CONNECTIONS)
         super().__init__(address, requestHandler=_Handler, logRequests=False, address_family=family,
                          config=json_config())
         if family == socket.AF_UNIX:
@@ -156,10 +184,16 @@ def make_jsonrpc_server(
     allow_remote: bool = False,
     max_request: int = DEFAULT_MAX_REQUEST,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE,
 ) -> JsonRpcServer:
     """A bound, listening JSON-RPC server; same arguments and life cycle as `make_xmlrpc_server`."""
     if unix_path is not None:
         remove_stale_socket(unix_path)
-        return JsonRpcServer(unix_path, socket.AF_UNIX, dispatcher, max_request, request_timeout)
-    family = tcp_family(host, allow_remote)
-    return JsonRpcServer((host, port), family, dispatcher, max_request, request_timeout)
+        server = JsonRpcServer(unix_path, socket.AF_UNIX, dispatcher, max_request, request_timeout)
+    else:
+        server = JsonRpcServer((host, port), tcp_family(host, allow_remote), dispatcher, max_request,
+                               request_timeout)
+    server.limit_connections(max_connections)
+    server.request_deadline = request_deadline
+    return server

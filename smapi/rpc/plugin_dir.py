@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
-import smapi
+from smapi.common import paths as common_paths
 from smapi.common.files import atomic_write
-from smapi.driver import driver_reference, resolve_driver_class
+from smapi.core.driver import driver_reference, resolve_driver_class
 from smapi.interface.apis import get_api
 
 LAUNCHER = "smapi-dispatch"
@@ -39,7 +38,7 @@ def default_api(driver_spec: str) -> str:
 
 
 def _search_path() -> List[str]:
-    package_root = str(Path(smapi.__file__).resolve().parent.parent)
+    package_root = common_paths.package_root()
     entries = [package_root] + [p for p in sys.path if p and os.path.isdir(p)]
     seen: List[str] = []
     for e in entries:
@@ -48,18 +47,34 @@ def _search_path() -> List[str]:
     return seen
 
 
+def launcher_header(python: Optional[str] = None) -> str:
+    """The first lines of every launcher: the interpreter line and the full module search path."""
+    return f"#!{python or sys.executable} -SE\nimport sys\nsys.path[:0] = {_search_path()!r}\n"
+
+
 def install_plugin(driver_spec: str, directory: str, api: Optional[str] = None,
-                   python: Optional[str] = None) -> List[str]:
-    """Create `directory` with the launcher and one link per verb; returns the verb file names."""
+                   python: Optional[str] = None, interfaces: Optional[Sequence[str]] = None) -> List[str]:
+    """Create `directory` with the launcher and one link per verb; returns the verb file names.
+
+    `interfaces` limits the verbs to those interfaces (xapi-storage-script's volume directory holds Plugin, SR
+    and Volume; see smapi.rpc.storage_script)."""
     api_name = api or default_api(driver_spec)
-    definition = get_api(api_name)
     ref = driver_reference(driver_spec)
+    text = _TEMPLATE.format(python=python or sys.executable, driver=ref, api=api_name, path=_search_path())
+    return write_verb_links(directory, text, api_name, interfaces)
+
+
+def write_verb_links(directory: str, launcher_text: str, api_name: str,
+                     interfaces: Optional[Sequence[str]] = None) -> List[str]:
+    """Write `launcher_text` as the launcher of `directory` and link every verb of `api_name` to it."""
+    definition = get_api(api_name)
     os.makedirs(directory, exist_ok=True)
     launcher = os.path.join(directory, LAUNCHER)
-    text = _TEMPLATE.format(python=python or sys.executable, driver=ref, api=api_name, path=_search_path())
-    atomic_write(launcher, text, mode=0o755)
+    atomic_write(launcher, launcher_text, mode=0o755)
     names = []
     for iface in definition.interfaces:
+        if interfaces is not None and iface.name not in interfaces:
+            continue
         for m in iface.methods:
             name = verb_file_name(iface.name, m.name)
             link = os.path.join(directory, name)

@@ -13,8 +13,14 @@ import socketserver
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Optional
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.errors import Bad_request, Internal_error, SmapiError
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.rpc.bounded import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_REQUEST_DEADLINE,
+    ConnectionCapMixin,
+    RequestDeadlineMixin,
+)
 from smapi.rpc.listen import (
     DEFAULT_MAX_REQUEST,
     DEFAULT_REQUEST_TIMEOUT,
@@ -62,7 +68,7 @@ def handle_request(dispatcher: Dispatcher, body: bytes) -> bytes:
         return encode_failure(Internal_error(f"{type(e).__name__}: {e}"))
 
 
-class _Handler(QuietHandlerMixin, BaseHTTPRequestHandler):
+class _Handler(RequestDeadlineMixin, QuietHandlerMixin, BaseHTTPRequestHandler):
     log_name = "smapi.xmlrpc"
 
     # HTTP/1.1 keeps connections alive for clients that reuse them (xmlrpc.client, xapi); every response
@@ -120,8 +126,9 @@ class _Handler(QuietHandlerMixin, BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         if len(body) < length:
-            self.close_connection = True  # the client went away mid-request
+            self.close_connection = True  # the client went away mid-request (or was too slow)
             return
+        self.request_received()
         self._send(200, handle_request(self.server.dispatcher, body))
 
     def _not_post(self) -> None:
@@ -131,7 +138,7 @@ class _Handler(QuietHandlerMixin, BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_post
 
 
-class XmlRpcServer(AddressMixin, socketserver.ThreadingMixIn, HTTPServer):
+class XmlRpcServer(AddressMixin, ConnectionCapMixin, socketserver.ThreadingMixIn, HTTPServer):
     """A threaded HTTP server answering XML-RPC calls through a Dispatcher."""
 
     daemon_threads = True  # an in-flight call must not keep the process alive at exit
@@ -142,6 +149,8 @@ class XmlRpcServer(AddressMixin, socketserver.ThreadingMixIn, HTTPServer):
         self.dispatcher = dispatcher
         self.max_request = max_request
         self.request_timeout = request_timeout
+        self.request_deadline = DEFAULT_REQUEST_DEADLINE
+        self.limit_connections(DEFAULT_MAX_CONNECTIONS)
         # SO_REUSEADDR would make bind() fail for AF_UNIX paths on some systems and means nothing there.
         self.allow_reuse_address = family != socket.AF_UNIX
         super().__init__(address, _Handler)
@@ -165,15 +174,23 @@ def make_xmlrpc_server(
     allow_remote: bool = False,
     max_request: int = DEFAULT_MAX_REQUEST,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE,
 ) -> XmlRpcServer:
     """A bound, listening XML-RPC server; call `serve_forever()` (e.g. in a thread), then `shutdown()` and
     `server_close()`.
 
     With `unix_path` it listens on that Unix socket; otherwise on TCP `host:port` (port 0 picks a free port,
-    see `.address`). A non-loopback `host` raises ValueError unless `allow_remote` is True.
+    see `.address`). A non-loopback `host` raises ValueError unless `allow_remote` is True. At most
+    `max_connections` are served at once, and each request must arrive within `request_deadline` seconds
+    (`smapi.rpc.bounded`).
     """
     if unix_path is not None:
         remove_stale_socket(unix_path)
-        return XmlRpcServer(unix_path, socket.AF_UNIX, dispatcher, max_request, request_timeout)
-    family = tcp_family(host, allow_remote)
-    return XmlRpcServer((host, port), family, dispatcher, max_request, request_timeout)
+        server = XmlRpcServer(unix_path, socket.AF_UNIX, dispatcher, max_request, request_timeout)
+    else:
+        server = XmlRpcServer((host, port), tcp_family(host, allow_remote), dispatcher, max_request,
+                              request_timeout)
+    server.limit_connections(max_connections)
+    server.request_deadline = request_deadline
+    return server

@@ -149,7 +149,7 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
         lock.acquire(exclusive=writable)
     try:
         with mapped_errors(f"opening VDI {vdi}"), engine.sr_lock().hold():
-            engine.recover()
+            engine.recover(reading=not writable)
             rec = engine.visible(engine.load(), vdi)
             if writable and rec.read_only:
                 raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only")

@@ -51,7 +51,7 @@ def schedule_gc(engine: Engine) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from smapi.driver import load_driver
+    from smapi.core.driver import load_driver
 
     args = sys.argv[1:] if argv is None else argv
     sr = args[0]

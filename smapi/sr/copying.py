@@ -12,18 +12,17 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.engine import Engine
+from smapi.sr.names import check_sr
 
 CHUNK = 2 * 1024 * 1024
 
 
 def copy(engine: Engine, vdi: str, url: str, dest: str) -> str:
-    from smapi.driver import load_driver
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.core.driver import load_driver
 
     with engine.locked(what="VDI.copy"):
         source_info = engine.info(engine.visible(engine.load(), vdi))
-    record = engine.run.attached(dest)
+    record = engine.run.attached(check_sr(dest, "dest"))
     if record is None:
         raise Backend_error("SR_BACKEND_FAILURE", [
             "", f"cannot copy VDI {vdi} to SR {dest} at {url!r}: that SR is not attached on this host, and "
@@ -32,10 +31,9 @@ def copy(engine: Engine, vdi: str, url: str, dest: str) -> str:
     driver = load_driver(record["driver"])
     if not hasattr(driver, "open_vdi"):
         raise Backend_error("SR_BACKEND_FAILURE", ["", f"the driver of SR {dest} offers no data access", ""])
-    dispatcher = Dispatcher(get_api("storage"), driver.implementations("storage"))
     wanted: Dict[str, Any] = {k: v for k, v in source_info.items() if k not in ("vdi", "physical_utilisation")}
     wanted["sm_config"] = {}
-    created = dispatcher.call("VDI.create", {"dbg": "VDI.copy", "sr": dest, "vdi_info": wanted})
+    created = driver.call("storage", "VDI.create", dbg="VDI.copy", sr=dest, vdi_info=wanted)
     new = created["vdi"]
     try:
         with engine.open_vdi(vdi) as src, driver.open_vdi(dest, new, writable=True) as dst:  # type: ignore
@@ -46,6 +44,6 @@ def copy(engine: Engine, vdi: str, url: str, dest: str) -> str:
                     dst.write(off, data)
             dst.flush()
     except BaseException:
-        dispatcher.call("VDI.destroy", {"dbg": "VDI.copy cleanup", "sr": dest, "vdi": new})
+        driver.call("storage", "VDI.destroy", dbg="VDI.copy cleanup", sr=dest, vdi=new)
         raise
     return new

@@ -16,17 +16,22 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from typing import Any, Dict, List, Optional, Tuple
+import stat
+from typing import Any, Collection, Dict, List, Optional, Tuple
 
 from smapi.common.calllog import note
 from smapi.common.files import fsync_dir, read_json, sweep_temp_files, write_json
+from smapi.interface.errors import Backend_error
 from smapi.sr.locks import FileLock
+from smapi.sr.names import check_component
 from smapi.sr.substrate import Substrate
 from smapi.vhd import Backing, DirectoryResolver, FileBacking, ParentResolver
 
 EXTENSIONS = {"vhd": ".vhd", "raw": ".raw"}
 JOURNAL_DIR = ".journal"
 LOCK_DIR = ".locks"
+#: space held back so that freeing space (VDI.destroy) still works on a full SR (see smapi.sr.reserve)
+RESERVE = ".reserve"
 
 
 #: documents are written by the one atomic write of smapi.common.files (the names stay importable from here)
@@ -40,8 +45,8 @@ class DirectorySubstrate(Substrate):
     # -- the SR as a whole ------------------------------------------------------------------------------------
     def _doc_path(self, key: str) -> str:
         if key.startswith("journal/"):
-            return os.path.join(self.path, JOURNAL_DIR, key[len("journal/"):] + ".json")
-        return os.path.join(self.path, key + ".json")
+            return os.path.join(self.path, JOURNAL_DIR, check_component("journal", key[len("journal/"):]) + ".json")
+        return os.path.join(self.path, check_component("document", key) + ".json")
 
     def exists(self) -> bool:
         return os.path.isfile(self._doc_path(self.SR_DOCUMENT))
@@ -50,13 +55,16 @@ class DirectorySubstrate(Substrate):
         os.makedirs(os.path.join(self.path, JOURNAL_DIR), exist_ok=True)
         os.makedirs(os.path.join(self.path, LOCK_DIR), exist_ok=True)
 
-    def wipe(self) -> None:
+    def wipe(self, volumes: Collection[str]) -> None:
         # The SR document goes first: from then on the directory is no SR, whatever else a crash leaves.
         self.remove_document(self.SR_DOCUMENT)
-        for name in self.list_volumes():
+        # Only what the SR owned: the directory may hold an admin's own images (never listed in the SR).
+        for name in volumes:
             self.remove_volume(name)
         shutil.rmtree(os.path.join(self.path, JOURNAL_DIR), ignore_errors=True)
         shutil.rmtree(os.path.join(self.path, LOCK_DIR), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.path, RESERVE))
         with contextlib.suppress(OSError):
             os.rmdir(self.path)  # only when nothing foreign is left in it
 
@@ -83,24 +91,50 @@ class DirectorySubstrate(Substrate):
         return uuid + EXTENSIONS[fmt]
 
     def _vol(self, name: str) -> str:
-        if "/" in name or name.startswith("."):
-            raise ValueError(f"bad volume name {name!r}")
-        return os.path.join(self.path, name)
+        return os.path.join(self.path, check_component("volume", name))
+
+    def _regular(self, name: str) -> str:
+        """The path of volume `name`, refused unless it is a regular file (never a symlink: on a shared SR a
+        peer could point one at this host's own files, and smapi runs as root)."""
+        path = self._vol(name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return path  # what opens it reports the absence in its own way
+        if not stat.S_ISREG(st.st_mode):
+            raise not_a_volume(name, path)
+        return path
 
     def create_volume(self, name: str, size: int = 0) -> Backing:
+        # O_CREAT | O_EXCL never follows a symlink: an existing link fails the create.
         backing = FileBacking(self._vol(name), writable=True, create=True)
         if size:
             backing.resize(size)
         return backing
 
     def open_volume(self, name: str, *, writable: bool = False) -> Backing:
-        return FileBacking(self._vol(name), writable=writable)
+        path = self._regular(name)
+        backing = FileBacking(path, writable=writable)
+        # The path may have been swapped for a link between the check and the open: what was opened must be the
+        # regular file that is there now.
+        opened, there = os.fstat(backing.fd), os.lstat(path)
+        if (opened.st_dev, opened.st_ino) != (there.st_dev, there.st_ino) or not stat.S_ISREG(there.st_mode):
+            backing.close()
+            raise not_a_volume(name, path)
+        return backing
 
     def volume_exists(self, name: str) -> bool:
-        return os.path.isfile(self._vol(name))
+        try:
+            return stat.S_ISREG(os.lstat(self._vol(name)).st_mode)
+        except FileNotFoundError:
+            return False
 
     def resize_volume(self, name: str, size: int) -> None:
-        os.truncate(self._vol(name), size)
+        fd = os.open(self._regular(name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
 
     def rename_volume(self, old: str, new: str) -> None:
         os.replace(self._vol(old), self._vol(new))
@@ -119,15 +153,15 @@ class DirectorySubstrate(Substrate):
 
     def volume_utilisation(self, name: str) -> int:
         try:
-            return os.stat(self._vol(name)).st_blocks * 512
+            return os.lstat(self._vol(name)).st_blocks * 512
         except FileNotFoundError:
             return 0
 
     def volume_url(self, name: str) -> str:
-        return "file://" + self._vol(name)
+        return "file://" + self._regular(name)
 
     def volume_path(self, name: str) -> str:
-        return self._vol(name)
+        return self._regular(name)
 
     def resolver(self) -> ParentResolver:
         return DirectoryResolver(self.path)
@@ -168,4 +202,10 @@ class DirectorySubstrate(Substrate):
 
     # -- locks --------------------------------------------------------------------------------------------------
     def lock(self, name: str) -> FileLock:
-        return FileLock(os.path.join(self.path, LOCK_DIR, name))
+        return FileLock(os.path.join(self.path, LOCK_DIR, check_component("lock", name)))
+
+
+def not_a_volume(name: str, path: str) -> Backend_error:
+    return Backend_error.classic(
+        "VDIUnavailable", f"volume {name} ({path}) is not a regular file (a symlink?); smapi never follows links "
+                          f"inside an SR: replace it with the image itself")

@@ -25,11 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
+from smapi.common.calllog import note
 from smapi.interface.errors import Backend_error, Vdi_does_not_exist
 from smapi.interface.storage import vdi_info as VDI_INFO
-from smapi.sr.errors import mapped_errors
+from smapi.sr.errors import is_no_space, mapped_errors
 from smapi.sr.journal import Journal, Replayer, replay_pending
 from smapi.sr.locks import FileLock, hold_all
+from smapi.sr.names import check_sr, check_vdi
 from smapi.sr.records import SrDocument, VdiRecord
 from smapi.sr.runstate import RunState
 from smapi.sr.substrate import Substrate
@@ -71,7 +73,7 @@ class Engine:
                  device_config: Optional[Dict[str, str]] = None) -> None:
         self.substrate = substrate
         self.verbs = verbs
-        self.sr = sr
+        self.sr = check_sr(sr)  # it names host-local files (run state, locks): refused before any is made
         self.driver_ref = driver_ref
         self.device_config = dict(device_config or substrate.describe())
         self.journal = Journal(substrate)
@@ -90,16 +92,18 @@ class Engine:
         return self.substrate.lock("gc")
 
     def vdi_lock(self, vdi: str) -> FileLock:
-        return self.substrate.lock("vdi-" + vdi)
+        # Taken before the VDI is looked up: a caller's name must not reach the lock file's path unchecked.
+        return self.substrate.lock("vdi-" + check_vdi(vdi))
 
     @contextmanager
-    def locked(self, *vdis: str, what: str = "operation") -> Iterator[None]:
-        """VDI locks (sorted) then the SR lock, with lock timeouts reported as typed errors."""
+    def locked(self, *vdis: str, what: str = "operation", reading: bool = False) -> Iterator[None]:
+        """VDI locks (sorted) then the SR lock, with lock timeouts reported as typed errors; `reading`: the verb
+        only reads (see `recover`)."""
         with mapped_errors(what), hold_all([self.vdi_lock(v) for v in vdis]), self.sr_lock().hold():
             # What the substrate cached about its volumes may predate the lock (a long-lived engine): read again.
             self.substrate.refresh()
             # A process that died half-way left its journal: repair before looking at the SR.
-            self.recover()
+            self.recover(reading=reading)
             yield
 
     # -- the SR document ---------------------------------------------------------------------------------------
@@ -115,7 +119,7 @@ class Engine:
     @staticmethod
     def visible(doc: SrDocument, vdi: str) -> VdiRecord:
         """A VDI callers may name: hidden base copies are internal and do not exist for them."""
-        rec = doc.vdis.get(vdi)
+        rec = doc.vdis.get(check_vdi(vdi))
         if rec is None or rec.hidden:
             raise Vdi_does_not_exist(vdi)
         return rec
@@ -152,9 +156,19 @@ class Engine:
         return self.substrate.volume_name(uuid, fmt)
 
     # -- verbs (implemented in the topic modules, handed over as EngineVerbs) ------------------------------------
-    def recover(self, *, include_coalesce: bool = False) -> List[str]:
-        """Replay the journal entries dead processes left (see `smapi.sr.journal`); returns those finished."""
-        return replay_pending(self, self.verbs.replayers, include_coalesce=include_coalesce)
+    def recover(self, *, include_coalesce: bool = False, reading: bool = False) -> List[str]:
+        """Replay the journal entries dead processes left (see `smapi.sr.journal`); returns those finished.
+
+        `reading`: for a verb that only reads the SR document and images, a replay that fails for lack of space is
+        noted and left for later instead of failing the verb: on a full SR, reads and scans must keep working (the
+        document is the commit point, so what it says is consistent)."""
+        try:
+            return replay_pending(self, self.verbs.replayers, include_coalesce=include_coalesce)
+        except (OSError, Backend_error) as e:
+            if not (reading and is_no_space(e)):
+                raise
+            note(f"SR {self.sr}: journal replay postponed, no space left: {e}")
+            return []
 
     def gc(self) -> Dict[str, int]:
         """Collect garbage and coalesce until there is nothing left (waits for a running collector)."""

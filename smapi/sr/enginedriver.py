@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict
 
-from smapi.driver import Driver
+from smapi.core.driver import Driver
 from smapi.interface.errors import Sr_not_attached
 
 if TYPE_CHECKING:
@@ -28,6 +28,11 @@ class EngineDriver(Driver):
     def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
         raise NotImplementedError
 
+    def canonical_config(self, device_config: Dict[str, str]) -> Dict[str, str]:
+        """The device_config recorded at attach, for every later verb on this host (which may run in another
+        working directory): a driver whose config holds a relative path makes it absolute here."""
+        return dict(device_config)
+
     @classmethod
     def reference(cls) -> str:
         return f"{cls.__module__}:{cls.__qualname__}"
@@ -35,9 +40,10 @@ class EngineDriver(Driver):
     def engine_for(self, sr: str) -> Engine:
         """The engine of an SR attached on this host; Sr_not_attached otherwise."""
         from smapi.sr.assembly import build_engine
+        from smapi.sr.names import check_sr
         from smapi.sr.runstate import RunState
 
-        record = RunState().attached(sr)
+        record = RunState().attached(check_sr(sr))
         if record is None:
             raise Sr_not_attached(sr)
         config = record["device_config"]

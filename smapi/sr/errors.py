@@ -15,6 +15,13 @@ def no_space(detail: str) -> Backend_error:
     return Backend_error.classic("SRNoSpace", detail)
 
 
+def is_no_space(err: BaseException) -> bool:
+    """An ENOSPC/EDQUOT OSError, or the SRNoSpace error made of one."""
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(err, Backend_error) and err.code == no_space("").code
+
+
 def chain_too_long(vdi: str, depth: int) -> Backend_error:
     return Backend_error.classic(
         "SnapshotChainTooLong",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Dict
 
 from smapi.interface.errors import Backend_error
@@ -11,14 +10,15 @@ from smapi.sr.engine import DERIVED_SM_CONFIG, Engine, new_uuid
 from smapi.sr.errors import mapped_errors, no_space
 from smapi.sr.faults import fault_point
 from smapi.sr.journal import REPLAYERS, JournalEntry
+from smapi.sr.names import check_text, check_texts, is_name
 from smapi.sr.records import USER_FIELDS, VdiRecord
+from smapi.sr.reserve import freeing_space
 from smapi.vhd import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE, info
 from smapi.vhd import resize as vhd_resize
 from smapi.vhd.create import create_sparse_on
 
 RAW_TYPES = ("raw", "aio")
 SECTOR = 512
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def requested_format(sm_config: Dict[str, str]) -> str:
@@ -32,9 +32,10 @@ def requested_format(sm_config: Dict[str, str]) -> str:
 
 
 def user_fields(info_in: Dict[str, Any]) -> Dict[str, Any]:
-    fields = {k: info_in[k] for k in USER_FIELDS if k in info_in}
+    fields = {k: check_text(f"vdi_info.{k}", info_in[k]) for k in USER_FIELDS if k in info_in}
     fields["sm_config"] = {k: v for k, v in dict(info_in.get("sm_config") or {}).items()
                            if k not in DERIVED_SM_CONFIG}
+    check_texts("vdi_info.sm_config", fields["sm_config"])
     return fields
 
 
@@ -66,7 +67,7 @@ def create(engine: Engine, info_in: Dict[str, Any]) -> Dict[str, Any]:
     wanted = info_in.get("vdi") or ""
     with engine.locked(what="VDI.create"):
         doc = engine.load()
-        uuid = wanted if wanted and _SAFE_ID.match(wanted) and wanted not in doc.vdis else new_uuid()
+        uuid = wanted if wanted and is_name(wanted) and wanted not in doc.vdis else new_uuid()
         if fmt == "raw" and size > engine.free_space(doc):
             # Raw images are provisioned in full (sm's rule), so they must fit; VHDs are thin.
             raise no_space(f"a raw VDI of {size} bytes needs that much free space; "
@@ -101,6 +102,12 @@ def _replay_create_or_destroy(engine: Engine, entry: JournalEntry, include_coale
 
 
 def destroy(engine: Engine, vdi: str) -> None:
+    # Destroying is how a full SR gets space back: it may use the SR's space reserve.
+    freeing_space(engine.substrate, lambda: _destroy(engine, vdi))
+    engine.after_change()
+
+
+def _destroy(engine: Engine, vdi: str) -> None:
     with engine.locked(vdi, what="VDI.destroy"):
         doc = engine.load()
         rec = engine.visible(doc, vdi)
@@ -109,7 +116,7 @@ def destroy(engine: Engine, vdi: str) -> None:
             raise Backend_error.classic(
                 "VDIInUse", f"VDI {vdi} is attached on this host ({busy}); detach it (VDI.detach) first")
         remove_record(engine, rec.uuid)
-    engine.after_change()
+        engine.vdi_lock(vdi).discard()  # held exclusively here; without this, lock files pile up forever
 
 
 def remove_record(engine: Engine, uuid: str) -> None:

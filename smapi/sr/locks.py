@@ -12,7 +12,7 @@ import fcntl
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Dict, Iterator, List, Optional, Tuple
 
 #: how long a blocking lock waits before the verb fails with a "busy" error
@@ -60,26 +60,44 @@ class FileLock:
                 raise RuntimeError(f"cannot upgrade shared lock {self.path} to exclusive")
             table[self.path] = (fd, excl, count + 1)
             return True
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            if not self._wait(fd, op, deadline):
+                os.close(fd)
+                if timeout == 0:
+                    return False
+                raise LockTimeout(self.path, timeout or 0)
+            if _still_linked(fd, self.path):
+                break
+            # The holder removed the file (`discard`) while we waited on it: lock the file now at the path.
+            os.close(fd)
+        table[self.path] = (fd, exclusive, 1)
+        return True
+
+    @staticmethod
+    def _wait(fd: int, op: int, deadline: Optional[float]) -> bool:
+        while True:
             try:
                 fcntl.flock(fd, op)
-                break
+                return True
             except OSError as e:
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(fd)
                     raise
             if deadline is not None and time.monotonic() >= deadline:
-                os.close(fd)
-                if timeout == 0:
-                    return False
-                raise LockTimeout(self.path, timeout or 0)
+                return False
             time.sleep(_POLL)
-        table[self.path] = (fd, exclusive, 1)
-        return True
+
+    def discard(self) -> None:
+        """Remove the lock file (what it guards is gone); only its exclusive holder may. A waiter that opened the
+        old file notices once it gets the lock and locks the file at the path instead."""
+        if not self.held_exclusively():
+            raise RuntimeError(f"discarding {self.path} needs the lock held exclusively")
+        with suppress(FileNotFoundError):
+            os.unlink(self.path)
 
     def release(self) -> None:
         table = _table()
@@ -97,6 +115,15 @@ class FileLock:
             yield
         finally:
             self.release()
+
+
+def _still_linked(fd: int, path: str) -> bool:
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 @contextmanager

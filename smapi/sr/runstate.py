@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional
 from smapi.common.files import read_json
 from smapi.common.files import write_json as write_json_atomically
 from smapi.sr.locks import FileLock
+from smapi.sr.names import check_component
 
 ENV = "SMAPI_RUN_DIR"
 DEFAULT_RUN_DIR = "/run/smapi"
@@ -29,9 +30,7 @@ def run_dir() -> str:
 
 
 def _safe(name: str) -> str:
-    if not name or "/" in name or name.startswith(".") or "\0" in name:
-        raise ValueError(f"unsafe name {name!r}")
-    return name
+    return check_component("name", name)
 
 
 class RunState:

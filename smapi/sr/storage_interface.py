@@ -12,13 +12,16 @@ from typing import Any, Dict, List
 
 from smapi.interface.errors import Backend_error, Does_not_exist
 from smapi.interface.skeletons.storage import SR_skeleton, VDI_skeleton
-from smapi.sr import attach, copying, lifecycle, snapshots, vdi_servers
+from smapi.sr import attach, copying, footers, lifecycle, reserve, snapshots, vdi_servers
 from smapi.sr.engine import Engine
 from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
+from smapi.sr.names import check_sr, check_text, check_texts
+from smapi.sr.owned import owned_volumes
 from smapi.sr.records import SrDocument, VdiRecord
 from smapi.sr.runstate import RunState
 from smapi.sr.substrate import Substrate
+from smapi.sr.sweep import sweep
 
 
 class _EngineImpl:
@@ -33,6 +36,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
         return RunState().attached_srs(self.driver.reference())
 
     def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
+        check_sr(sr)
         sub = self._substrate(device_config)
         with mapped_errors(f"SR.create {sr}"):
             if sub.exists():
@@ -42,6 +46,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
             if physical_size > 0:
                 doc.options["physical_size"] = str(physical_size)
             sub.store_document(Substrate.SR_DOCUMENT, doc.to_dict())
+            reserve.ensure(sub)
 
     def attach(self, dbg: str, sr: str, device_config: Dict[str, str]) -> None:
         sub = self._substrate(device_config)
@@ -55,10 +60,13 @@ class EngineSR(_EngineImpl, SR_skeleton):
             if found != sr:
                 raise Backend_error.classic("SRUnavailable", f"{sub.describe()} holds SR {found}, not {sr}")
             engine.recover(include_coalesce=True)
-            sub.sweep_temp_files()
+            sweep(engine.substrate, engine.load().vdis)
+            footers.repair_torn(engine)
+            reserve.ensure(engine.substrate)
             # A previous boot's datapath records, and servers a killed verb left behind, go before anyone uses them.
             vdi_servers.at_sr_attach(engine)
-        engine.run.record_attach(sr, self.driver.reference(), dict(device_config))
+        # As the substrate resolved it (an absolute path): later verbs may run in another working directory.
+        engine.run.record_attach(sr, self.driver.reference(), self.driver.canonical_config(device_config))
 
     def detach(self, dbg: str, sr: str) -> None:
         engine = self._engine(sr)
@@ -70,7 +78,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
         vdi_servers.release_all(engine)
         # Every VDI goes with the SR (the interface's "destroys"); a running collector is waited for first.
         with mapped_errors(f"SR.destroy {sr}"), engine.gc_lock().hold(), engine.sr_lock().hold():
-            engine.substrate.wipe()
+            engine.substrate.wipe(owned_volumes(engine))
         engine.run.forget_attach(sr)
 
     def reset(self, dbg: str, sr: str) -> None:
@@ -81,10 +89,10 @@ class EngineSR(_EngineImpl, SR_skeleton):
     def scan(self, dbg: str, sr: str) -> List[Dict[str, Any]]:
         engine = self._engine(sr)
         with mapped_errors(f"SR.scan {sr}"):
-            engine.recover(include_coalesce=True)
-            engine.substrate.sweep_temp_files()
-        with engine.locked(what="SR.scan"):
+            engine.recover(include_coalesce=True, reading=True)
+        with engine.locked(what="SR.scan", reading=True):
             doc = engine.load()
+            sweep(engine.substrate, doc.vdis)
             return [engine.info(r) for r in sorted(doc.visible(), key=lambda r: r.uuid)]
 
     def stat(self, dbg: str, sr: str) -> Dict[str, Any]:
@@ -117,6 +125,7 @@ class EngineSR(_EngineImpl, SR_skeleton):
         return self.driver.make_substrate(device_config)
 
     def _edit_sr(self, sr: str, field: str, value: str) -> None:
+        check_text(f"new_{field}", value)
         engine = self._engine(sr)
         with engine.locked(what=f"SR.set_{field}"):
             doc = engine.load()
@@ -139,7 +148,7 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
 
     def stat(self, dbg: str, sr: str, vdi: str) -> Dict[str, Any]:
         engine = self._engine(sr)
-        with engine.locked(what="VDI.stat"):
+        with engine.locked(what="VDI.stat", reading=True):
             return engine.info(engine.visible(engine.load(), vdi))
 
     def set_persistent(self, dbg: str, sr: str, vdi: str, persistent: bool) -> None:
@@ -193,6 +202,7 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
         self._set(sr, vdi, "name_description", new_name_description)
 
     def add_to_sm_config(self, dbg: str, sr: str, vdi: str, key: str, value: str) -> None:
+        check_texts("sm_config", {key: value})
         lifecycle.edit(self._engine(sr), vdi, lambda r: r.sm_config.__setitem__(key, value),
                        "VDI.add_to_sm_config")
 
@@ -213,6 +223,8 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
         return lifecycle.resize(self._engine(sr), vdi, new_size)
 
     def _set(self, sr: str, vdi: str, field: str, value: Any) -> None:
+        check_text(field if field == "content_id" else f"new_{field}", value)
+
         def change(rec: VdiRecord) -> None:
             setattr(rec, field, value)
 

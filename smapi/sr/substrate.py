@@ -8,7 +8,7 @@ and, later, on an LVM volume group (LVM and iSCSI SRs).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional, Tuple
 
 from smapi.sr.locks import FileLock
 from smapi.vhd import Backing, ParentResolver
@@ -32,8 +32,9 @@ class Substrate:
         """Prepare empty storage for a new SR (directories, volume group...)."""
         raise NotImplementedError
 
-    def wipe(self) -> None:
-        """Remove every volume, document and lock of the SR (SR.destroy)."""
+    def wipe(self, volumes: Collection[str]) -> None:
+        """Remove the SR (SR.destroy): its documents, its locks and `volumes`, the volumes its SR document and
+        journal own; nothing else that happens to share the storage."""
         raise NotImplementedError
 
     def space(self) -> Tuple[int, int]:

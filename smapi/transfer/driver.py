@@ -6,7 +6,7 @@ reached through the driver that attached it (`smapi.transfer.locate`).
 
 from __future__ import annotations
 
-from smapi.driver import Driver
+from smapi.core.driver import Driver
 
 
 class TransferDriver(Driver):

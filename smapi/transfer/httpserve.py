@@ -23,6 +23,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional, Tuple
 
+from smapi.rpc.bounded import RequestDeadlineMixin
+
 log = logging.getLogger("smapi.transfer.http")
 
 REQUEST_IDLE_TIMEOUT = 120.0  # seconds a connection may sit idle between (or inside) requests
@@ -100,7 +102,7 @@ class TransferServer(ThreadingHTTPServer):
         log.warning("connection from %s failed", client_address, exc_info=True)
 
 
-class BaseTransferHandler(BaseHTTPRequestHandler):
+class BaseTransferHandler(RequestDeadlineMixin, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "smapi-transfer/1.0"
     server: TransferServer
@@ -135,6 +137,13 @@ class BaseTransferHandler(BaseHTTPRequestHandler):
         self.server.activity.touch()
         super().handle_one_request()
         self.server.activity.touch()
+
+    def parse_request(self) -> bool:
+        # The request line and headers must arrive within the deadline (a client trickling them one byte at a time
+        # would otherwise hold a thread forever); a body may take as long as the idle timeout allows per read.
+        ok = super().parse_request()
+        self.request_received()
+        return ok
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         log.info("%s %s", self.address_string(), format % args)

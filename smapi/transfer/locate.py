@@ -32,16 +32,13 @@ class LocatedVdi:
 
 
 def _driver(ref: str) -> Any:
-    from smapi.driver import load_driver
+    from smapi.core.driver import load_driver
 
     return load_driver(ref)
 
 
 def _storage_call(driver: Any, verb: str, **args: Any) -> Any:
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
-
-    return Dispatcher(get_api("storage"), driver.implementations("storage")).call(verb, {"dbg": "transfer", **args})
+    return driver.call("storage", verb, dbg="transfer", **args)
 
 
 def attached_srs() -> List[tuple]:

@@ -36,7 +36,6 @@ def failure_message(description: List[str]) -> str:
 def handle(call: str) -> str:
     from smapi.interface.apis import get_api
     from smapi.interface.errors import Invalid_argument, SmapiError
-    from smapi.rpc.dispatcher import Dispatcher
     from smapi.transfer.driver import TransferDriver
 
     try:
@@ -50,9 +49,8 @@ def handle(call: str) -> str:
         return failure_message(["UNKNOWN_XENAPI_PLUGIN_FUNCTION", method])
     args = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
     args = {str(k): v for k, v in args.items()}
-    dispatcher = Dispatcher(api, TransferDriver().implementations("transfer"))
     try:
-        return success_message(dispatcher.call(f"Transfer.{name}", [args]))
+        return success_message(TransferDriver().call("transfer", f"Transfer.{name}", **args))
     except Invalid_argument as e:
         # A missing or mistyped argument is the plugin's ArgumentError, as pluginlib.validate_exists raised.
         return failure_message(["XENAPI_PLUGIN_FAILURE", method, "ArgumentError", e.message()])

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Dict, Optional
 
 from smapi.common import commands
+from smapi.common.paths import package_root
 
 if TYPE_CHECKING:
     import subprocess
@@ -23,9 +24,7 @@ _children: Dict[int, subprocess.Popen] = {}
 
 
 def _package_root() -> str:
-    import smapi
-
-    return os.path.dirname(os.path.dirname(os.path.abspath(smapi.__file__)))
+    return package_root()
 
 
 def spawn(handle: str, log_path: str) -> int:

@@ -12,9 +12,7 @@ import os
 import random
 from typing import Any, Dict, Optional
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 
 MiB = 1 << 20
 
@@ -24,9 +22,9 @@ def run_worker(driver_spec: str, sr: str, env: Dict[str, str], seed: int, steps:
     """Run `steps` random operations; verbs go through per-verb executables when `exec_dir` is given."""
     os.environ.update(env)
     driver = load_driver(driver_spec)
-    dispatcher = Dispatcher(get_api("storage"), driver.implementations("storage"))
+    dispatcher = driver.dispatcher("storage")
     if exec_dir is not None:
-        from smapi.client import connect
+        from smapi.rpc.client import connect
 
         client = connect("exec://" + exec_dir)
 

@@ -40,9 +40,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from smapi.driver import Driver, load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.driver import Driver, load_driver
 from tests.sr.drivers import FACTORIES, SRUnderTest
 
 MiB = 1 << 20
@@ -127,7 +125,7 @@ class SRClient:
     def reload(self) -> None:
         """A fresh driver instance, as a new per-verb process would have: nothing cached in memory survives."""
         self.driver = load_driver(self.sut.driver_spec)
-        self.dispatcher = Dispatcher(get_api("storage"), self.driver.implementations("storage"))
+        self.dispatcher = self.driver.dispatcher("storage")
 
     # -- verbs ---------------------------------------------------------------------------------------------
     def call(self, verb: str, **args: Any) -> Any:

@@ -18,8 +18,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from smapi.client import connect
 from smapi.interface.errors import Backend_error, Vdi_does_not_exist
+from smapi.rpc.client import connect
 from smapi.rpc.plugin_dir import install_plugin
 from tests.conformance.conftest import Factory, MiB, SRClient, pattern, provisioned
 
@@ -58,7 +58,7 @@ def _prepare(sr: SRClient, op: str) -> Dict[str, str]:
 GC_SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[3])
-from smapi.driver import load_driver
+from smapi.core.driver import load_driver
 from tests.conformance.conftest import find_hook
 find_hook(load_driver(sys.argv[1]), "gc")(sys.argv[2])
 """

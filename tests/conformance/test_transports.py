@@ -10,8 +10,8 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from smapi.client import connect
 from smapi.interface.storage import EPOCH
+from smapi.rpc.client import connect
 from smapi.rpc.plugin_dir import install_plugin
 from tests.conformance.conftest import MiB, SRClient
 

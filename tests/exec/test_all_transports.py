@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from smapi.client import connect
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
+from smapi.core.driver import load_driver
 from smapi.interface.errors import SmapiError, Unimplemented, Vdi_does_not_exist
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.rpc.client import connect
 from smapi.rpc.jsonrpc import make_jsonrpc_server
 from smapi.rpc.plugin_dir import install_plugin
 from smapi.rpc.xmlrpc import make_xmlrpc_server
@@ -26,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def clients(tmp_path, example_state):
-    dispatcher = Dispatcher(get_api("storage"), load_driver(EXAMPLE_DRIVER).implementations("storage"))
+    dispatcher = load_driver(EXAMPLE_DRIVER).dispatcher("storage")
     servers = []
     for make, name in ((make_xmlrpc_server, "x.sock"), (make_jsonrpc_server, "j.sock")):
         server = make(dispatcher, unix_path=str(tmp_path / name))

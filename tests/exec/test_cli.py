@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from smapi.cli.common import parse_size
 from smapi.cli.main import cli
-from smapi.driver import DriverNotFound, load_driver
+from smapi.core.driver import DriverNotFound, load_driver
 from tests.conftest import EXAMPLE_DRIVER
 
 

@@ -113,7 +113,7 @@ def test_v3_verbs_served_on_top_of_the_storage_interface(plugin_dirs, sr_dir):
     rc, out, _ = call(v3, "Volume.snapshot", {"dbg": "t", "sr": sr, "key": vol["key"]})
     assert rc == 1 and out["params"] == ["Unimplemented", "VDI.snapshot"]
     rc, out, _ = call(v3, "Volume.stat", {"dbg": "t", "sr": sr, "key": "nope"})
-    assert rc == 1 and out["params"] == ["Vdi_does_not_exist", "nope"]
+    assert rc == 1 and out["params"] == ["Volume_does_not_exist", "nope"]  # the v3 IDL's name
     rc, out, _ = call(v3, "SR.attach", {"dbg": "t", "configuration": {"path": sr_dir}})
     assert rc == 1 and out["params"] == ["Missing_configuration_parameter", "sr_uuid"]
     rc, q, _ = call(v3, "Plugin.Query", {"dbg": "t"})

@@ -10,9 +10,9 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
-from smapi.client import connect
 from smapi.interface.errors import Unimplemented, Vdi_does_not_exist
 from smapi.rpc import classic, executable
+from smapi.rpc.client import connect
 from tests.conftest import EXAMPLE_DRIVER
 
 REPO = Path(__file__).resolve().parents[2]

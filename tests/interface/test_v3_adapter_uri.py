@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from smapi.core.v3_adapter import parse_volume_uri, volume_uri
 from smapi.interface.errors import Invalid_argument
-from smapi.rpc.v3_adapter import parse_volume_uri, volume_uri
 
 
 def test_round_trip_with_awkward_names():

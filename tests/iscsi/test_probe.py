@@ -8,9 +8,7 @@ import sys
 import xmlrpc.client
 from xml.dom import minidom
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 from tests.iscsi.conftest import GiB, IscsiClient, MiB, Targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,7 +57,7 @@ def test_v3_probe_entries_lead_from_a_portal_to_the_sr(targets: Targets) -> None
     sr = IscsiClient(targets.config(t, LUNid="1"))
     sr.create()
     driver = load_driver("iscsi")
-    v3 = Dispatcher(get_api("v3"), driver.implementations("v3"))
+    v3 = driver.dispatcher("v3")
 
     def probe(config: dict) -> list:
         return v3.call("SR.probe", {"dbg": "t", "configuration": config})

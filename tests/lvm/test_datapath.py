@@ -359,12 +359,9 @@ def test_the_opener_resolves_parents_inside_the_vg_only(loop: str) -> None:
 
 _VERB_IN_A_CHILD = """
 import sys
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 sr, vdi, verb = sys.argv[1:4]
-impls = load_driver("lvm").implementations("storage")
-Dispatcher(get_api("storage"), impls).call(verb, {"dbg": "t", "sr": sr, "dp": "dp1", "vdi": vdi})
+load_driver("lvm").call("storage", verb, dbg="t", sr=sr, dp="dp1", vdi=vdi)
 """
 
 

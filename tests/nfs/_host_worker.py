@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import sys
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 
 
 def main(sr: str, device_config: str, prefix: str, count: int) -> None:
     driver = load_driver("smapi.drivers.nfs:NfsDriver")
-    d = Dispatcher(get_api("storage"), driver.implementations("storage"))
+    d = driver.dispatcher("storage")
     d.call("SR.attach", {"dbg": prefix, "sr": sr, "device_config": json.loads(device_config)})
     made = []
     for i in range(count):

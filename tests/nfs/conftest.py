@@ -10,9 +10,7 @@ from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 from tests.nfs.factory import nfs_unavailable, shared_server, stop_all_servers
 from tests.nfs.ganesha import GaneshaServer
 
@@ -41,7 +39,7 @@ class Host:
         self.env = {**env, "SMAPI_RUN_DIR": self.run_dir}
         os.makedirs(self.run_dir, exist_ok=True)
         self.driver = load_driver("smapi.drivers.nfs:NfsDriver")
-        self.dispatcher = Dispatcher(get_api("storage"), self.driver.implementations("storage"))
+        self.dispatcher = self.driver.dispatcher("storage")
 
     @contextlib.contextmanager
     def here(self) -> Iterator[None]:

@@ -11,9 +11,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 from smapi.rpc.httpclient import HttpEndpoint
 from smapi.rpc.jsonrpc import make_jsonrpc_server
 from smapi.rpc.xmlrpc import make_xmlrpc_server
@@ -49,7 +48,7 @@ def dirsr_dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dispatc
     """The example driver, with its attached-SR state in this test's tmp dir."""
     monkeypatch.setenv("SMAPI_EXAMPLE_STATE", str(tmp_path / "state"))
     driver = load_driver(DIRSR)  # loads the file afresh, so it reads the variable set above
-    return Dispatcher(get_api("storage"), driver.implementations("storage"))
+    return driver.dispatcher("storage")
 
 
 @pytest.fixture

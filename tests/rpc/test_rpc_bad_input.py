@@ -8,8 +8,8 @@ from typing import Any, Optional, Tuple
 
 import pytest
 
-from smapi.client import connect
 from smapi.interface.errors import Bad_request, SmapiError
+from smapi.rpc.client import connect
 from smapi.rpc.listen import DEFAULT_MAX_REQUEST
 from smapi.rpc.xmlcodec import decode_response
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from smapi.client import connect, make_transport
 from smapi.interface.errors import (
     Backend_error,
     Internal_error,
@@ -19,6 +18,7 @@ from smapi.interface.errors import (
     Unknown_method,
     Vdi_does_not_exist,
 )
+from smapi.rpc.client import connect, make_transport
 from smapi.rpc.exec_client import ExecTransport
 from smapi.rpc.jsonrpc_client import JsonRpcTransport
 from smapi.rpc.xmlrpc_client import XmlRpcTransport

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Tuple
 
-from smapi.client import Client, connect
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.errors import SmapiError
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.rpc.client import Client, connect
 
 TIB = 2**40
 

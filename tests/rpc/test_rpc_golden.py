@@ -20,8 +20,6 @@ import pytest
 
 from smapi import Driver, Query_skeleton, SR_skeleton, VDI_skeleton
 from smapi.interface import errors as E
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("SMAPI_UPDATE_GOLDEN") == "1"
@@ -116,7 +114,7 @@ def json_request(method: str, params: Any, version2: bool = True) -> bytes:
 
 @pytest.fixture
 def servers(start_server):
-    dispatcher = Dispatcher(get_api("storage"), FixedDriver().implementations("storage"))
+    dispatcher = FixedDriver().dispatcher("storage")
     return {p: start_server(dispatcher, p, "tcp") for p in ("xmlrpc", "jsonrpc")}
 
 

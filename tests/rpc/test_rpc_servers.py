@@ -11,9 +11,7 @@ import time
 import pytest
 
 from smapi import Driver, Query_skeleton, SR_skeleton
-from smapi.client import connect
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.rpc.client import connect
 from smapi.rpc.jsonrpc import make_jsonrpc_server
 from smapi.rpc.xmlrpc import make_xmlrpc_server
 
@@ -121,7 +119,7 @@ def gate():
 @pytest.mark.parametrize("protocol", sorted(MAKERS))
 @pytest.mark.parametrize("kind", ["unix", "tcp"])
 def test_a_slow_call_does_not_block_others(start_server, gate, protocol, kind):
-    running = start_server(Dispatcher(get_api("storage"), SlowDriver().implementations("storage")), protocol, kind)
+    running = start_server(SlowDriver().dispatcher("storage"), protocol, kind)
     results = []
     slow = threading.Thread(target=lambda: results.append(connect(running.url, timeout=10).SR.ls(dbg="s")))
     slow.start()
@@ -136,6 +134,6 @@ def test_a_slow_call_does_not_block_others(start_server, gate, protocol, kind):
 
 @pytest.mark.parametrize("protocol", sorted(MAKERS))
 def test_client_timeout(start_server, gate, protocol):
-    running = start_server(Dispatcher(get_api("storage"), SlowDriver().implementations("storage")), protocol, "unix")
+    running = start_server(SlowDriver().dispatcher("storage"), protocol, "unix")
     with connect(running.url, timeout=0.3) as client, pytest.raises(TimeoutError):
         client.SR.ls(dbg="s")

@@ -6,11 +6,11 @@ import xmlrpc.client
 
 import pytest
 
+from smapi.core.dispatcher import Dispatcher
 from smapi.interface.apis import get_api
 from smapi.interface.errors import Bad_request, Internal_error, Unimplemented, Vdi_does_not_exist
 from smapi.interface.storage import vdi_info
 from smapi.interface.types import INT64, ListOf, Optional_
-from smapi.rpc.dispatcher import Dispatcher
 from smapi.rpc.xmlcodec import (
     NotRepresentable,
     decode_call,

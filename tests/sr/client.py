@@ -6,9 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 
 
 class DriverClient:
@@ -16,7 +14,7 @@ class DriverClient:
         self.device_config = dict(device_config)
         self.sr = sr or str(uuid.uuid4())
         self.driver = load_driver(driver)
-        self.dispatcher = Dispatcher(get_api("storage"), self.driver.implementations("storage"))
+        self.dispatcher = self.driver.dispatcher("storage")
         self._dbg = f"tests/{driver}"
 
     def call(self, verb: str, **args: Any) -> Any:

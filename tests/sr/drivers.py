@@ -16,7 +16,7 @@ from typing import Callable, Dict, List
 class SRUnderTest:
     """Everything a test needs to drive one SR type."""
 
-    #: `module:Class` reference accepted by `smapi.driver.load_driver`
+    #: `module:Class` reference accepted by `smapi.core.driver.load_driver`
     driver_spec: str
     #: device_config for SR.create / SR.attach / SR.probe
     device_config: Dict[str, str]

@@ -8,9 +8,7 @@ import os
 import random
 from typing import Any, Dict, List
 
-from smapi.driver import load_driver
-from smapi.interface.apis import get_api
-from smapi.rpc.dispatcher import Dispatcher
+from smapi.core.driver import load_driver
 from smapi.sr.directory import DirectorySubstrate
 from smapi.sr.records import SrDocument
 from smapi.vhd import check
@@ -38,7 +36,7 @@ class FileSR:
 
     def reload(self) -> None:
         self.driver = load_driver("smapi.drivers.file:FileDriver")
-        self.dispatcher = Dispatcher(get_api("storage"), self.driver.implementations("storage"))
+        self.dispatcher = self.driver.dispatcher("storage")
 
     def call(self, verb: str, **args: Any) -> Any:
         return self.dispatcher.call(verb, {"dbg": "tests/sr", **args})

@@ -110,7 +110,7 @@ def test_a_writer_in_another_process_blocks_activate_until_it_dies(fsr: FileSR) 
     vdi = fsr.create(4 * MiB)
     code = textwrap.dedent(f"""
         import sys, time
-        from smapi.driver import load_driver
+        from smapi.core.driver import load_driver
         driver = load_driver("smapi.drivers.file:FileDriver")
         h = driver.open_vdi({fsr.sr!r}, {vdi!r}, writable=True)
         print("open", flush=True)

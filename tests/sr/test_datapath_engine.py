@@ -322,8 +322,9 @@ def test_smapiv3_datapath_per_verb_executables(fsr: FileSR, env) -> None:
     backend = call("Datapath.attach", uri=uri, domain="7")
     assert isinstance(backend, dict)
     kinds = [impl[0] for impl in backend["implementations"]]
-    assert kinds == ["Nbd"], backend
-    nbd = backend["implementations"][0][1]["uri"]
+    assert kinds == ["XenDisk", "Nbd"], backend  # a guest domain needs a Xen backend (qdisk over the export)
+    nbd = backend["implementations"][1][1]["uri"]
+    assert backend["implementations"][0][1] == {"params": nbd, "extra": {}, "backend_type": "qdisk"}
     assert nbd.startswith("nbd:unix:") and nbd.endswith(f":exportname={vdi}")
     call("Datapath.activate", uri=uri, domain="7")
     # The server outlives the per-verb process that started it.

@@ -70,7 +70,7 @@ def test_commit_applies_exactly_the_bytes_written_and_discard_none(fsr: FileSR, 
 
 CHILD = r"""
 import os, sys
-from smapi.driver import load_driver
+from smapi.core.driver import load_driver
 from tests.sr.helpers import pattern
 MiB = 1 << 20
 mode, sr, vdi = sys.argv[1:4]
@@ -146,9 +146,7 @@ def test_scratches_on_lvm(tmp_path, monkeypatch, name: str, in_place: bool) -> N
     """The scratch is a volume of the SR's own substrate: on LVM an LV that grows as the upload writes. Landing
     in place is lvrenames: replace of the parentless leaf, relink (the leaf LV becomes the upload base), then
     replace of the differencing leaf (whole-disk uploads)."""
-    from smapi.driver import load_driver
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.core.driver import load_driver
     from tests.sr.drivers import FACTORIES
 
     if name not in FACTORIES:
@@ -159,7 +157,7 @@ def test_scratches_on_lvm(tmp_path, monkeypatch, name: str, in_place: bool) -> N
     sr = "5c7a7c4e-0000-4000-8000-00000000005c"
     try:
         driver = load_driver(sut.driver_spec)
-        d = Dispatcher(get_api("storage"), driver.implementations("storage"))
+        d = driver.dispatcher("storage")
 
         def call(verb: str, **args):
             return d.call(verb, {"dbg": "tests/sr", **args})
@@ -309,7 +307,7 @@ def test_small_uploads_raw_and_reset_on_boot_vdis_are_copied(fsr: FileSR) -> Non
 
 CRASH_CHILD = r"""
 import os, sys
-from smapi.driver import load_driver
+from smapi.core.driver import load_driver
 from tests.sr.helpers import pattern
 sr, vdi, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 driver = load_driver("smapi.drivers.file:FileDriver")
@@ -362,7 +360,7 @@ def test_a_crash_at_each_step_of_an_in_place_landing_is_finished_by_the_next_sca
 
 LVM_CRASH_CHILD = r"""
 import os, sys
-from smapi.driver import load_driver
+from smapi.core.driver import load_driver
 from tests.sr.helpers import pattern
 spec, sr, vdi, size, kind = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 h = load_driver(spec).open_vdi(sr, vdi, writable=True)
@@ -383,9 +381,7 @@ def test_a_crash_while_landing_in_place_on_lvm_is_finished_by_the_next_scan(tmp_
                                                                             mode: str, step: str) -> None:
     """On LVM a landing is lvrenames (a rename over an existing LV is lvremove + lvrename): killed between the
     steps, the next scan (another process, fresh LVM views) finishes it and leaves no upload LV."""
-    from smapi.driver import load_driver
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.core.driver import load_driver
     from smapi.sr import scratch
     from smapi.sr.faults import ENV, FAULT_EXIT_CODE
     from tests.sr.drivers import FACTORIES
@@ -400,7 +396,7 @@ def test_a_crash_while_landing_in_place_on_lvm_is_finished_by_the_next_scan(tmp_
     try:
         def call(verb: str, **args):
             driver = load_driver(sut.driver_spec)  # a fresh driver per verb, as a per-verb process has
-            return Dispatcher(get_api("storage"), driver.implementations("storage")).call(
+            return driver.dispatcher("storage").call(
                 verb, {"dbg": "tests/sr", **args})
 
         call("SR.create", sr=sr, device_config=sut.device_config, physical_size=0)

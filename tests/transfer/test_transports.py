@@ -20,16 +20,14 @@ PLUGIN = os.path.join(REPO, "bin", "transfer")
 
 @pytest.mark.parametrize("protocol", ["xmlrpc", "jsonrpc"])
 def test_rpc_servers(fsr, service, protocol):
-    from smapi.client import connect
-    from smapi.interface.apis import get_api
-    from smapi.rpc.dispatcher import Dispatcher
+    from smapi.rpc.client import connect
     from smapi.transfer.driver import TransferDriver
 
     if protocol == "xmlrpc":
         from smapi.rpc.xmlrpc import make_xmlrpc_server as make
     else:
         from smapi.rpc.jsonrpc import make_jsonrpc_server as make
-    server = make(Dispatcher(get_api("transfer"), TransferDriver().implementations("transfer")), port=0)
+    server = make(TransferDriver().dispatcher("transfer"), port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

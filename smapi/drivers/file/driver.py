@@ -32,6 +32,7 @@ class FileQuery(Query_skeleton):
             "driver": "file", "name": "File SR", "description": "VHD or raw VDIs as files in a local directory",
             "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
             "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "supported_image_formats": ["vhd", "raw"],
         }
 
     def diagnostics(self, dbg: str) -> str:
@@ -43,6 +44,14 @@ class FileQuery(Query_skeleton):
 class FileDriver(EngineDriver):
     name = "file"
     storage = {"Query": FileQuery, "SR": ENGINE_SR, "VDI": ENGINE_VDI}
+
+    def canonical_config(self, device_config: Dict[str, str]) -> Dict[str, str]:
+        import os
+
+        config = dict(device_config)
+        if config.get("path"):
+            config["path"] = os.path.abspath(config["path"])
+        return config
 
     def make_substrate(self, device_config: Dict[str, str]) -> Substrate:
         from smapi.sr.directory import DirectorySubstrate

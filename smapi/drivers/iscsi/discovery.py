@@ -58,7 +58,7 @@ def typed(failure: IscsiFailure, hint: str = "") -> Backend_error:
     message = str(failure) + (f"; {hint}" if hint else "")
     if failure.kind == "chap":
         message += " (check chapuser/chappassword, and incoming_chap* for mutual CHAP)"
-    return Backend_error.classic(_KIND_TO_ERROR.get(failure.kind, "ISCSISetup"), message)
+    return Backend_error.classic(_KIND_TO_ERROR.get(failure.kind, "ISCSILogin"), message)
 
 
 def targets(portal: Portal, chap: Chap) -> List[Tuple[str, List[str]]]:

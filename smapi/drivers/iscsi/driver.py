@@ -54,6 +54,7 @@ class IscsiQuery(Query_skeleton):
                            "SR.probe discovers targets and LUNs",
             "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
             "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "supported_image_formats": ["vhd", "raw"],
         }
 
     def diagnostics(self, dbg: str) -> str:

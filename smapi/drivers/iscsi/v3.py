@@ -1,15 +1,15 @@
 """SMAPIv3 SR.probe for the iSCSI driver: discovery answers as probe entries instead of the classic XML.
 
-Everything else of SMAPIv3 is the generic adapter over the storage interface (`smapi.rpc.v3_adapter`).
+Everything else of SMAPIv3 is the generic adapter over the storage interface (`smapi.core.v3_adapter`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from smapi.core.v3_adapter import SROnStorage
 from smapi.drivers.iscsi import discovery, probe
 from smapi.drivers.iscsi.config import parse_target
-from smapi.rpc.v3_adapter import SROnStorage
 
 
 class IscsiSROnStorage(SROnStorage):

@@ -28,6 +28,7 @@ class LvmQuery(Query_skeleton):
             "description": "VHD (default) or raw VDIs as logical volumes of a volume group on local block devices",
             "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
             "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "supported_image_formats": ["vhd", "raw"],
         }
 
     def diagnostics(self, dbg: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional, Tuple
 
 from smapi.drivers.lvm.access import SEGMENT_FIELDS, LvAccess, SegmentMapAccess, access_for
 from smapi.drivers.lvm.config import LvmConfig
@@ -26,8 +26,9 @@ from smapi.drivers.lvm.mgt import MGT_LV, MGT_SIZE, MgtStore
 from smapi.drivers.lvm.provision import raw_lv_size
 from smapi.drivers.lvm.segmap import zero_range
 from smapi.drivers.lvm.volume import RawVolume, VhdVolume
-from smapi.interface.errors import Backend_error
+from smapi.interface.errors import Backend_error, Invalid_argument
 from smapi.sr.locks import FileLock
+from smapi.sr.names import check_component
 from smapi.sr.runstate import run_dir
 from smapi.sr.substrate import Substrate
 from smapi.vhd import Backing, ParentNotFound, ParentResolver
@@ -80,7 +81,7 @@ class LvResolver(ParentResolver):
         # Only a plain LV name of this VG is followed: never a path, another VG's LV or the MGT volume.
         try:
             return self.substrate.open_volume(name, writable=writable)
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, ValueError, Invalid_argument):
             raise ParentNotFound(f"parent {name!r} is not an LV of {self.substrate.vg}") from None
 
 
@@ -178,7 +179,7 @@ class VolumeGroupSubstrate(Substrate):
 
     def _lv(self, name: str) -> str:
         if not name or not set(name) <= _LV_CHARS or name[0] == "-" or name in (".", "..", MGT_LV):
-            raise ValueError(f"bad volume name {name!r}")
+            raise Invalid_argument("volume", f"{name[:60]!r} is not a valid LV name")
         return f"{self._need_vg()}/{name}"
 
     def _vg_exists(self) -> bool:
@@ -250,7 +251,8 @@ class VolumeGroupSubstrate(Substrate):
             finally:
                 os.close(fd)
 
-    def wipe(self) -> None:
+    def wipe(self, volumes: Collection[str]) -> None:
+        # The volume group is the SR's own (created by SR.create): all of it goes, whatever `volumes` lists.
         vg = self._need_vg()
         # The SR document goes first: from then on the VG is no SR, whatever else a crash leaves.
         if self._vg_exists():
@@ -557,4 +559,4 @@ class VolumeGroupSubstrate(Substrate):
         return os.path.join(root, self._need_vg())
 
     def lock(self, name: str) -> FileLock:
-        return FileLock(os.path.join(self._lock_dir(), name))
+        return FileLock(os.path.join(self._lock_dir(), check_component("lock", name)))

@@ -43,6 +43,7 @@ class NfsQuery(Query_skeleton):
             "driver": "nfs", "name": "NFS SR", "description": "VHD or raw VDIs as files on an NFS export, shared by "
             "every host that attaches it", "vendor": "smapi", "copyright": "LGPL-2.1-or-later", "version": "0.1",
             "required_api_version": "2.0", "features": FEATURES, "configuration": CONFIGURATION,
+            "supported_image_formats": ["vhd", "raw"],
         }
 
     def diagnostics(self, dbg: str) -> str:

@@ -4,13 +4,23 @@ A transport turns bytes into `(method name, named arguments)`; the dispatcher fi
 definition, checks and normalises the arguments, calls the driver's implementation, checks the result, and
 returns it or raises a typed `SmapiError`. Anything else a driver raises becomes `Internal_error`, so callers
 always see a typed error and the server keeps serving.
+
+Every call writes one line to the call log (`smapi.common.calllog`): the verb, the caller's `dbg` trace id,
+the duration, and `ok` or the error's code. While the call runs, its `dbg` is the log's current one, so the
+lines of the external commands it runs name it too. A call made while serving another one (the SMAPIv3 adapter
+calling storage verbs, VDI.copy calling the destination driver) is part of the outer call: it writes no line of
+its own, so one call from a caller is one line.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Tuple
+import time
+from contextvars import ContextVar
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from smapi.common import calllog
 from smapi.interface.errors import (
+    Backend_error,
     Bad_request,
     Internal_error,
     Invalid_argument,
@@ -36,6 +46,25 @@ def named_args(params: Any) -> Dict[str, Any]:
         if len(params) == 1 and isinstance(params[0], dict):
             return params[0]
     raise Bad_request("expected one struct of named arguments as the only parameter")
+
+
+#: true while this thread (context) is serving a call: calls made meanwhile are part of it and are not logged
+_serving: ContextVar[bool] = ContextVar("smapi_serving", default=False)
+
+
+def outcome_of(error: SmapiError) -> str:
+    """The error code the call log gives for a failed call: the error's wire name, or a backend error's code."""
+    if isinstance(error, Backend_error) and error.code:
+        return error.code if error.code.isidentifier() else calllog.quote(error.code)
+    return error.wire_name
+
+
+def _dbg_of(params: Any) -> Optional[str]:
+    """The caller's trace id, if the arguments carry one (most verbs have a `dbg` argument)."""
+    if isinstance(params, (list, tuple)) and len(params) == 1:
+        params = params[0]
+    dbg = params.get("dbg") if isinstance(params, dict) else None
+    return None if dbg is None else str(dbg)
 
 
 class Dispatcher:
@@ -69,6 +98,35 @@ class Dispatcher:
         return out
 
     def call(self, method_name: str, params: Any) -> Any:
+        """Run one call: `params` are named arguments (see `named_args`); returns the checked result."""
+        if _serving.get():
+            return self._run(method_name, params)
+        token = _serving.set(True)
+        dbg = _dbg_of(params)
+        previous_dbg = calllog.set_current_dbg(dbg)
+        start = time.monotonic()
+        outcome = "ok"
+        try:
+            return self._run(method_name, params)
+        except SmapiError as e:
+            outcome = outcome_of(e)
+            raise
+        except BaseException as e:  # KeyboardInterrupt, SystemExit: still one line, naming what ended the call
+            outcome = type(e).__name__
+            raise
+        finally:
+            calllog.set_current_dbg(previous_dbg)
+            _serving.reset(token)
+            calllog.log_call(self._verb(method_name), dbg, time.monotonic() - start, outcome)
+
+    def _verb(self, method_name: Any) -> str:
+        """The verb as the log names it: its wire name, or what the caller sent (quoted) if it is none."""
+        found = self.api.lookup(method_name) if isinstance(method_name, str) else None
+        if found is None:
+            return calllog.quote(str(method_name)[:200])
+        return f"{found[0].name}.{found[1].name}"
+
+    def _run(self, method_name: str, params: Any) -> Any:
         iface, method = self.resolve(method_name)
         wire_name = f"{iface.name}.{method.name}"
         args = self.check_args(method, named_args(params), wire_name)

@@ -15,44 +15,82 @@ Mapping, and why:
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, Dict, List, Mapping, Tuple
-from urllib.parse import quote, unquote, urlsplit
 
-from smapi.interface.errors import Invalid_argument, Missing_configuration_parameter, Vdi_does_not_exist
+from smapi.interface.errors import (
+    Invalid_argument,
+    Missing_configuration_parameter,
+    Sr_not_attached,
+    Unimplemented,
+    Vdi_does_not_exist,
+    Volume_does_not_exist,
+)
 from smapi.interface.skeletons.v3 import Datapath_skeleton, Plugin_skeleton, SR_skeleton, Volume_skeleton
 
 URI_SCHEME = "smapi"
 
 
+# urllib.parse is imported where it is used: it costs a per-verb executable a few milliseconds (it pulls in
+# ipaddress), and only volume and datapath verbs need it.
+
+
 def volume_uri(sr: str, vdi: str) -> str:
+    from urllib.parse import quote
+
     return f"{URI_SCHEME}://{quote(sr, safe='')}/{quote(vdi, safe='')}"
 
 
 def parse_volume_uri(uri: str) -> Tuple[str, str]:
+    from urllib.parse import unquote, urlsplit
+
     parts = urlsplit(uri)
     if parts.scheme != URI_SCHEME or not parts.netloc or not parts.path.strip("/"):
         raise Invalid_argument("uri", f"expected {URI_SCHEME}://<sr>/<volume>, got {uri!r}")
     return unquote(parts.netloc), unquote(parts.path.strip("/"))
 
 
+#: xenopsd's backend domain for a VBD; every other domain is a guest, served only by a XenDisk implementation
+DOM0 = "0"
+
+
+def backend_implementations(device: Mapping[str, Any], domain: str) -> List[Any]:
+    """The ways to reach an attached disk, most preferred first.
+
+    A guest (any domain but dom0) can only use a Xen disk backend: xenopsd refuses a guest VBD without a
+    `XenDisk`. smapi serves every VDI over NBD, which QEMU's qdisk backend opens from its `params`. dom0 itself
+    uses the NBD export, or the raw file or device when the VDI is raw.
+    """
+    implementations: List[Any] = []
+    params_nbd = device.get("params_nbd") or ""
+    if params_nbd and domain != DOM0:
+        implementations.append(["XenDisk", {"params": params_nbd, "extra": {}, "backend_type": "qdisk"}])
+    if params_nbd:
+        implementations.append(["Nbd", {"uri": params_nbd}])
+    params = device.get("params") or ""
+    if params.startswith("/dev/"):
+        implementations.append(["BlockDevice", {"path": params}])
+    elif params.startswith("/"):
+        implementations.append(["File", {"path": params}])
+    return implementations
+
+
 class _OnStorage:
-    """Calls the driver's storage-interface implementations through the dispatcher (so they are checked)."""
+    """Calls the driver's storage-interface verbs through its dispatcher (so they are checked both ways)."""
 
     def __init__(self, driver: Any) -> None:
         self.driver = driver
-        from smapi.interface.apis import get_api
-        from smapi.rpc.dispatcher import Dispatcher
-
-        self._storage = Dispatcher(get_api("storage"), driver.implementations("storage"))
 
     def s(self, wire_name: str, dbg: str, **args: Any) -> Any:
-        return self._storage.call(wire_name, {"dbg": dbg, **args})
+        return self.driver.call("storage", wire_name, dbg=dbg, **args)
 
     @staticmethod
     def to_volume(sr: str, info: Mapping[str, Any]) -> Dict[str, Any]:
         return {
             "key": info["vdi"], "uuid": info["vdi"], "name": info["name_label"],
-            "description": info["name_description"], "read_write": not info["read_only"], "sharable": False,
+            "description": info["name_description"],
+            # a snapshot is an immutable point in time: SMAPIv3 reports it read-only
+            "read_write": not (info["read_only"] or info.get("is_a_snapshot")), "sharable": False,
             "virtual_size": info["virtual_size"], "physical_utilisation": info["physical_utilisation"],
             "uri": [volume_uri(sr, info["vdi"])], "keys": dict(info["sm_config"]),
         }
@@ -93,14 +131,27 @@ class SROnStorage(_OnStorage, SR_skeleton):
         return stored
 
     def attach(self, dbg: str, configuration: Dict[str, str]) -> str:
-        sr = configuration.get("sr_uuid")
-        if not sr:
-            raise Missing_configuration_parameter("sr_uuid")
+        # A PBD made by SR.create carries sr_uuid; one written by hand may not: the storage then names its SR.
+        sr = configuration.get("sr_uuid") or self._probed_sr_uuid(dbg, configuration)
         self.s("SR.attach", dbg, sr=sr, device_config=configuration)
         return sr
 
+    def _probed_sr_uuid(self, dbg: str, configuration: Dict[str, str]) -> str:
+        try:
+            result = self.s("SR.probe", dbg, device_config=configuration, sm_config={})
+        except Unimplemented:
+            raise Missing_configuration_parameter("sr_uuid") from None  # a driver that cannot probe
+        found = set()
+        if isinstance(result, list) and result[0] == "Probe":
+            found = {p["sr"]["sr_uuid"] for p in result[1] if p.get("sr") and p["sr"].get("sr_uuid")}
+        if len(found) != 1:
+            raise Missing_configuration_parameter("sr_uuid")  # none, or several SRs: the caller must choose
+        return found.pop()
+
     def detach(self, dbg: str, sr: str) -> None:
-        self.s("SR.detach", dbg, sr=sr)
+        # SMAPIv3's SR.detach is idempotent: detaching a detached SR is done already.
+        with suppress(Sr_not_attached):
+            self.s("SR.detach", dbg, sr=sr)
 
     def destroy(self, dbg: str, sr: str) -> None:
         self.s("SR.destroy", dbg, sr=sr)
@@ -147,10 +198,22 @@ class SROnStorage(_OnStorage, SR_skeleton):
 
 
 class VolumeOnStorage(_OnStorage, Volume_skeleton):
+    def s(self, wire_name: str, dbg: str, **args: Any) -> Any:
+        try:
+            return super().s(wire_name, dbg, **args)
+        except Vdi_does_not_exist as e:
+            # SMAPIv3 names a missing volume Volume_does_not_exist (xapi-storage-script matches on it).
+            key = args.get("vdi") or (args.get("vdi_info") or {}).get("vdi") or e.params[0]
+            raise Volume_does_not_exist(key) from None
+
     def _stat(self, dbg: str, sr: str, key: str) -> Dict[str, Any]:
         return self.s("VDI.stat", dbg, sr=sr, vdi=key)
 
     def create(self, dbg: str, sr: str, name: str, description: str, size: int, sharable: bool) -> Dict[str, Any]:
+        if sharable:
+            # Refused rather than dropped: smapi serves a volume read-write from one host at a time.
+            raise Unimplemented("Volume.create with sharable=true (volumes are used read-write by one host at a "
+                                "time; create it with sharable=false)")
         info = self.s("VDI.create", dbg, sr=sr, vdi_info={"name_label": name, "name_description": description,
                                                           "virtual_size": size})
         return self.to_volume(sr, info)
@@ -203,16 +266,9 @@ class DatapathOnStorage(_OnStorage, Datapath_skeleton):
     def attach(self, dbg: str, uri: str, domain: str) -> Dict[str, Any]:
         sr, vdi = parse_volume_uri(uri)
         device = self.s("VDI.attach", dbg, dp=self._dp(domain), sr=sr, vdi=vdi, read_write=True)
-        implementations: List[Any] = []
-        if device.get("params_nbd"):
-            implementations.append(["Nbd", {"uri": device["params_nbd"]}])
-        params = device["params"]
-        if params.startswith("/dev/"):
-            implementations.append(["BlockDevice", {"path": params}])
-        elif params.startswith("/"):
-            implementations.append(["File", {"path": params}])
+        implementations = backend_implementations(device, domain)
         if not implementations:
-            raise Vdi_does_not_exist(f"{vdi} (the driver's attach gave no usable path: {params!r})")
+            raise Vdi_does_not_exist(f"{vdi} (the driver's attach gave no usable path: {device['params']!r})")
         return {"implementations": implementations}
 
     def activate(self, dbg: str, uri: str, domain: str) -> None:
@@ -232,4 +288,9 @@ class DatapathOnStorage(_OnStorage, Datapath_skeleton):
     def close(self, dbg: str, uri: str) -> None:
         sr, vdi = parse_volume_uri(uri)
         self.s("VDI.epoch_end", dbg, sr=sr, vdi=vdi)
+        if not self.s("VDI.stat", dbg, sr=sr, vdi=vdi).get("persistent", True):
+            # open(persistent=false) promised that writes vanish when the disk is closed: drop them now (the
+            # reset epoch_begin does), so a later persistent open cannot keep them.
+            self.s("VDI.epoch_begin", dbg, sr=sr, vdi=vdi)
+            self.s("VDI.set_persistent", dbg, sr=sr, vdi=vdi, persistent=True)
 

@@ -1,0 +1,1 @@
+"""SMAPIv3 Python bindings, by IDL version."""
