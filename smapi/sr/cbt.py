@@ -72,6 +72,26 @@ def disable(engine: Engine, vdi: str) -> None:
                 cbtlog.store(engine, log)
 
 
+def log_owner(engine: Engine, vdi: str) -> Optional[str]:
+    """The VDI whose CBT log a VDI belongs to (itself, or the VDI a snapshot was taken of)."""
+    with engine.locked(what="VDI.destroy"):
+        rec = engine.load().vdis.get(vdi)
+    if rec is None or not rec.cbt_enabled and not cbtlog.load(engine, vdi):
+        return None
+    return rec.snapshot_of if rec.is_a_snapshot else rec.uuid
+
+
+def forget_if_unused(engine: Engine, owner: Optional[str]) -> None:
+    """Remove the log of `owner` once neither it nor any tracked snapshot of it exists (after a destroy)."""
+    if not owner:
+        return
+    with engine.locked(what="VDI.destroy"):
+        doc = engine.load()
+        if owner in doc.vdis or any(r.snapshot_of == owner and r.cbt_enabled for r in doc.vdis.values()):
+            return
+        cbtlog.remove(engine, owner)
+
+
 def _find_log(engine: Engine, snapshot: VdiRecord, to: VdiRecord) -> Tuple[CbtLog, int]:
     # A snapshot's point is in the log of the VDI it is a snapshot of (the engine always records snapshot_of).
     for owner in dict.fromkeys((snapshot.snapshot_of, to.uuid, to.snapshot_of)):
@@ -190,22 +210,22 @@ def _replay_data_destroy(engine: Engine, entry: JournalEntry, include_coalesce: 
 
 
 # ------------------------------------------------------------------------------------------------ compare
-def compare(engine: Engine, vdi: str, vdi2: str) -> Dict[str, Any]:
-    """SMAPIv3's `blocklist` of the 64 KiB blocks that may differ between two VDIs: the layers below their
-    common ancestor are shared, so only the blocks the layers above it hold can differ. Unrelated (or raw)
-    VDIs: the blocks `vdi` holds at all (every block for a raw VDI)."""
-    with engine.locked(what="Volume.compare"):
+def compare(engine: Engine, vdi: str, vdi2: str) -> str:
+    """The base64 bitmap of the 64 KiB blocks that may differ between two VDIs: the layers below their common
+    ancestor are shared, so only the blocks the layers above it hold can differ. Unrelated VDIs (or `vdi2`
+    missing): the blocks `vdi` holds data in. Raw VDIs: every block (nothing tells which are in use)."""
+    with engine.locked(what="VDI.compare"):
         doc = engine.load()
         r1 = engine.visible(doc, vdi)
-        r2 = doc.vdis.get(vdi2)
-        layers = _differing_layers(doc, r1, r2)
+        layers = _differing_layers(doc, r1, doc.vdis.get(vdi2))
         out = bytearray()
         with mapped_errors(f"comparing VDIs {vdi} and {vdi2}"):
             if layers is None:
                 cbtlog.set_bits(out, 0, cbtlog.blocks_for(r1.virtual_size))
             for rec in layers or ():
                 cbtlog.union(out, cbtlog.volume_blocks(engine, rec))
-        return {"blocksize": GRANULARITY, "ranges": _ranges(out, cbtlog.blocks_for(r1.virtual_size))}
+        nblocks = cbtlog.blocks_for(r1.virtual_size)
+        return base64.b64encode(cbtlog.extent(out, 0, nblocks)).decode()
 
 
 def _differing_layers(doc: SrDocument, r1: VdiRecord, r2: Optional[VdiRecord]) -> Optional[List[VdiRecord]]:
@@ -218,15 +238,3 @@ def _differing_layers(doc: SrDocument, r1: VdiRecord, r2: Optional[VdiRecord]) -
     if not shared:
         chain2 = []
     return [doc.vdis[u] for u in dict.fromkeys(chain1 + chain2) if u not in shared and u in doc.vdis]
-
-
-def _ranges(bitmap: bytes, nblocks: int) -> List[List[int]]:
-    out: List[List[int]] = []
-    for i in cbtlog.block_indices(bitmap):
-        if i >= nblocks:
-            break
-        if out and out[-1][0] + out[-1][1] == i:
-            out[-1][1] += 1
-        else:
-            out.append([i, 1])
-    return out

@@ -37,7 +37,8 @@ from smapi.vhd import constants as C
 #: bytes per bit of every CBT bitmap (xapi's and sm's CBT_BLOCK_SIZE)
 GRANULARITY = 64 * 1024
 _SECTORS_PER_BIT = GRANULARITY // C.SECTOR
-_LOG_PREFIX = "cbt/"
+#: document key prefix; a directory substrate keeps the logs in `<SR>/.cbt/`, removed with the SR
+LOG_PREFIX = "cbt/"
 
 
 def blocks_for(size: int) -> int:
@@ -71,7 +72,13 @@ def block_indices(bitmap: bytes) -> List[int]:
 
 def extent(bitmap: bytes, first: int, end: int) -> bytes:
     """Bits [first, end) of `bitmap` as a new bitmap starting at bit 0 (missing bits are clear)."""
-    out = bytearray(-(-(end - first) // 8))
+    nbytes = -(-max(0, end - first) // 8)
+    if first % 8 == 0:  # whole bytes (every call but an unaligned v3 extent): no per-bit loop
+        out = bytearray(bitmap[first // 8:first // 8 + nbytes].ljust(nbytes, b"\0"))
+        if (end - first) % 8 and out:
+            out[-1] &= (0xFF << (8 - (end - first) % 8)) & 0xFF
+        return bytes(out)
+    out = bytearray(nbytes)
     for i in range(first, end):
         if i >> 3 < len(bitmap) and bitmap[i >> 3] & (0x80 >> (i & 7)):
             j = i - first
@@ -119,7 +126,7 @@ class CbtLog:
 
 
 def log_key(vdi: str) -> str:
-    return _LOG_PREFIX + vdi
+    return LOG_PREFIX + vdi
 
 
 def load(engine: Engine, vdi: str) -> Optional[CbtLog]:

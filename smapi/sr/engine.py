@@ -136,6 +136,7 @@ class Engine:
             is_a_snapshot=rec.is_a_snapshot, snapshot_time=rec.snapshot_time, snapshot_of=rec.snapshot_of,
             read_only=rec.read_only, virtual_size=rec.virtual_size,
             physical_utilisation=self.substrate.volume_utilisation(rec.volume), persistent=rec.persistent,
+            cbt_enabled=rec.cbt_enabled,
             sm_config=sm_config,
         )
 
