@@ -127,7 +127,8 @@ class _OnStorage:
             "read_write": not (info["read_only"] or info.get("is_a_snapshot")), "sharable": False,
             "virtual_size": info["virtual_size"], "physical_utilisation": info["physical_utilisation"],
             "uri": [volume_uri(sr, info["vdi"])], "keys": dict(info["sm_config"]),
-            "cbt_enabled": bool(info.get("cbt_enabled", False)),
+            # the engine's drivers say it in sm_config (seed 001's vdi_info has no cbt_enabled member)
+            "cbt_enabled": bool(info.get("cbt_enabled")) or info["sm_config"].get("cbt_enabled") == "true",
         }
 
 

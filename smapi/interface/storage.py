@@ -58,8 +58,6 @@ vdi_info = Record(
         Field("persistent", BOOL,
               "If true then disk modifications are preserved over VM reboot and shutdown", default=True),
         Field("sm_config", STRING_MAP, "Backend-specific parameters", default_factory=dict),
-        Field("cbt_enabled", BOOL, "True when changed block tracking is on (today's storage_interface.ml)",
-              default=False),
     ),
     "All per-VDI properties",
 )

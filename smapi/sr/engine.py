@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 #: classic sm_config names for the image type
 VDI_TYPES = {"vhd": "vhd", "raw": "aio"}
 #: sm_config keys the engine computes; callers' values for them are not stored
-DERIVED_SM_CONFIG = ("vdi_type", "vhd-parent")
+DERIVED_SM_CONFIG = ("vdi_type", "vhd-parent", "cbt_enabled")
 
 
 def new_uuid() -> str:
@@ -130,13 +130,15 @@ class Engine:
         # The parent (a hidden base copy) is not named: callers cannot use it, and a snapshot would change the
         # source's record for nothing.
         sm_config["vdi_type"] = VDI_TYPES[rec.format]
+        if rec.cbt_enabled:
+            # seed 001's vdi_info has no cbt_enabled member (today's has): sm_config carries it
+            sm_config["cbt_enabled"] = "true"
         return VDI_INFO.make(
             vdi=rec.uuid, content_id=rec.content_id, name_label=rec.name_label,
             name_description=rec.name_description, ty=rec.ty, metadata_of_pool=rec.metadata_of_pool,
             is_a_snapshot=rec.is_a_snapshot, snapshot_time=rec.snapshot_time, snapshot_of=rec.snapshot_of,
             read_only=rec.read_only, virtual_size=rec.virtual_size,
             physical_utilisation=self.substrate.volume_utilisation(rec.volume), persistent=rec.persistent,
-            cbt_enabled=rec.cbt_enabled,
             sm_config=sm_config,
         )
 
