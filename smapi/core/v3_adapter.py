@@ -290,14 +290,21 @@ class VolumeOnStorage(_OnStorage, Volume_skeleton):
 
     # -- changed-block tracking: the storage interface's verbs; bitmaps have one bit per 64 KiB block, the
     # first block in the most significant bit of the first byte (as sm and xapi encode them)
+    def _cbt(self, v3_verb: str, wire_name: str, dbg: str, **args: Any) -> Any:
+        try:
+            return self.s(wire_name, dbg, **args)
+        except Unimplemented:
+            # a driver without the storage verb: the caller asked for the SMAPIv3 one
+            raise Unimplemented(f"Volume.{v3_verb}") from None
+
     def enable_cbt(self, dbg: str, sr: str, key: str) -> None:
-        self.s("VDI.enable_cbt", dbg, sr=sr, vdi=key)
+        self._cbt("enable_cbt", "VDI.enable_cbt", dbg, sr=sr, vdi=key)
 
     def disable_cbt(self, dbg: str, sr: str, key: str) -> None:
-        self.s("VDI.disable_cbt", dbg, sr=sr, vdi=key)
+        self._cbt("disable_cbt", "VDI.disable_cbt", dbg, sr=sr, vdi=key)
 
     def data_destroy(self, dbg: str, sr: str, key: str) -> None:
-        self.s("VDI.data_destroy", dbg, sr=sr, vdi=key)
+        self._cbt("data_destroy", "VDI.data_destroy", dbg, sr=sr, vdi=key)
 
     def list_changed_blocks(self, dbg: str, sr: str, key: str, key2: str, offset: int,
                             length: int) -> Dict[str, Any]:
@@ -305,7 +312,8 @@ class VolumeOnStorage(_OnStorage, Volume_skeleton):
 
         if offset < 0:
             raise Invalid_argument("offset", f"{offset} is negative")
-        bitmap = base64.b64decode(self.s("VDI.list_changed_blocks", dbg, sr=sr, vdi_from=key, vdi_tp=key2))
+        bitmap = base64.b64decode(self._cbt("list_changed_blocks", "VDI.list_changed_blocks", dbg, sr=sr,
+                                            vdi_from=key, vdi_tp=key2))
         nbits = len(bitmap) * 8
         # The extent widened to whole blocks; a negative length means "to the end" (xapi-storage-script's -1).
         first = min(offset // CBT_GRANULARITY, nbits)
@@ -315,7 +323,7 @@ class VolumeOnStorage(_OnStorage, Volume_skeleton):
     def compare(self, dbg: str, sr: str, key: str, key2: str) -> Dict[str, Any]:
         import base64
 
-        bitmap = base64.b64decode(self.s("VDI.compare", dbg, sr=sr, vdi=key, vdi2=key2))
+        bitmap = base64.b64decode(self._cbt("compare", "VDI.compare", dbg, sr=sr, vdi=key, vdi2=key2))
         return {"blocksize": CBT_GRANULARITY, "ranges": bit_ranges(bitmap)}
 
 
