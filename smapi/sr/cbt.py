@@ -105,11 +105,11 @@ def _find_log(engine: Engine, snapshot: VdiRecord, to: VdiRecord) -> Tuple[CbtLo
 def changed_bitmap(engine: Engine, vdi_from: str, vdi_to: str) -> Tuple[bytes, int]:
     """(bitmap of the 64 KiB blocks changed from snapshot `vdi_from` to `vdi_to`, size of `vdi_to` in bytes).
     `vdi_to` is a later snapshot of the same VDI or that VDI itself (its current content)."""
-    if vdi_from == vdi_to:
-        raise _changed_blocks_error(f"source and target are the same VDI ({vdi_from})")
     with engine.locked(vdi_to, what="VDI.list_changed_blocks"):
         doc = engine.load()
         rec_from, rec_to = engine.visible(doc, vdi_from), engine.visible(doc, vdi_to)
+        if vdi_from == vdi_to:
+            raise _changed_blocks_error(f"source and target are the same VDI ({vdi_from})")
         log, first = _find_log(engine, rec_from, rec_to)
         if vdi_to == log.vdi:
             if not rec_to.cbt_enabled:
