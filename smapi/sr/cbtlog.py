@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from smapi.sr.engine import Engine
 from smapi.sr.records import VdiRecord
@@ -37,6 +37,8 @@ from smapi.vhd import constants as C
 #: bytes per bit of every CBT bitmap (xapi's and sm's CBT_BLOCK_SIZE)
 GRANULARITY = 64 * 1024
 _SECTORS_PER_BIT = GRANULARITY // C.SECTOR
+#: a bitmap, read-only or being built
+Bits = Union[bytes, bytearray]
 #: document key prefix; a directory substrate keeps the logs in `<SR>/.cbt/`, removed with the SR
 LOG_PREFIX = "cbt/"
 
@@ -57,7 +59,7 @@ def set_bits(bitmap: bytearray, first: int, end: int) -> None:
         bitmap[i >> 3] |= 0x80 >> (i & 7)
 
 
-def union(into: bytearray, other: bytes) -> None:
+def union(into: bytearray, other: Bits) -> None:
     if len(into) < len(other):
         into.extend(bytes(len(other) - len(into)))
     for i, b in enumerate(other):
@@ -65,12 +67,12 @@ def union(into: bytearray, other: bytes) -> None:
             into[i] |= b
 
 
-def block_indices(bitmap: bytes) -> List[int]:
+def block_indices(bitmap: Bits) -> List[int]:
     """The set bits of a bitmap (for tests and logs)."""
     return [i * 8 + j for i, b in enumerate(bitmap) if b for j in range(8) if b & (0x80 >> j)]
 
 
-def extent(bitmap: bytes, first: int, end: int) -> bytes:
+def extent(bitmap: Bits, first: int, end: int) -> bytes:
     """Bits [first, end) of `bitmap` as a new bitmap starting at bit 0 (missing bits are clear)."""
     nbytes = -(-max(0, end - first) // 8)
     if first % 8 == 0:  # whole bytes (every call but an unaligned v3 extent): no per-bit loop
@@ -86,7 +88,7 @@ def extent(bitmap: bytes, first: int, end: int) -> bytes:
     return bytes(out)
 
 
-def _encode(bitmap: bytes) -> str:
+def _encode(bitmap: Bits) -> str:
     return base64.b64encode(zlib.compress(bytes(bitmap))).decode()
 
 
@@ -163,7 +165,7 @@ def image_blocks(img: VhdImage) -> bytearray:
     return out
 
 
-def _mark_bitmap(out: bytearray, sector_bitmap: bytes, start: int, end: int) -> None:
+def _mark_bitmap(out: bytearray, sector_bitmap: Bits, start: int, end: int) -> None:
     """Mark the 64 KiB blocks of [start, end) that have a set sector bit (sector 0 = MSB of byte 0)."""
     nsectors = -(-(end - start) // C.SECTOR)
     if start % GRANULARITY == 0:
