@@ -3,14 +3,15 @@
 Why no datapath hook: the sector bitmaps of a differencing VHD say exactly which sectors were written into that
 layer since it was created. A VDI's leaf layer is created by the split that freezes the previous leaf (snapshot,
 clone, reset-on-boot, compose), so at any moment the blocks written since the last freeze are the leaf's own
-blocks. The engine records them in the log whenever a freeze or a reset is about to take them out of the leaf.
+blocks. The engine records them in the log whenever a freeze is about to take them out of the leaf. (A reset of a
+non-persistent leaf brings back the content of its last split, whose changes are already recorded.)
 
 One metadata document `cbt/<vdi>` per tracked VDI (written atomically by the substrate, like the journal):
 
     points   one per snapshot, in order: {"snapshot": uuid, "size": bytes, "blocks": bitmap}; `blocks` are the
              64 KiB blocks written between the previous point and this snapshot. A point named null is a break:
              tracking was off between its neighbours, so no interval may span it.
-    pending  blocks written since the last point that already left the leaf (frozen by a clone, or reset).
+    pending  blocks written since the last point that already left the leaf (frozen by a clone, for example).
 
 Changes between snapshots A and B = union of the points after A up to B; between A and the VDI now = those,
 `pending` and the leaf's own blocks. Crash safety: a freeze writes the log before the SR document commit (the
@@ -194,7 +195,7 @@ def volume_blocks(engine: Engine, rec: VdiRecord) -> bytearray:
 
 # ------------------------------------------------------------------------------ hooks of the engine's verbs
 def before_freeze(engine: Engine, rec: VdiRecord, snapshot: Optional[str] = None) -> None:
-    """Record the leaf's own blocks before a split freezes them into a base copy (or a reset drops them).
+    """Record the leaf's own blocks before a split freezes them into a base copy.
 
     The caller holds the SR lock and the VDI (servers paused), and calls this before the SR document commit.
     With `snapshot`, the recorded blocks and the pending ones become that snapshot's point."""

@@ -139,7 +139,6 @@ def epoch_begin(engine: Engine, vdi: str) -> None:
         # Resetting drops what the running consumer wrote under it: only before activation (a VM start).
         vdi_servers.refuse_if_active(engine, vdi, "resetting a non-persistent VDI")
         with mapped_errors(f"resetting non-persistent VDI {vdi}"):
-            cbtlog.before_freeze(engine, rec)  # the reset changes the blocks the leaf held back
             backing = engine.substrate.open_volume(rec.volume, writable=True)
             try:
                 vhd_reset(backing)

@@ -47,6 +47,9 @@ class Model:
     #: blocks touched by each write, in order
     touched_log: List[Set[int]] = field(default_factory=list)
     destroyed: Set[str] = field(default_factory=set)
+    #: what a reset-on-boot brings back: the content at the last split of the leaf
+    reset_to: bytes = b""
+    persistent: bool = True
 
     def touched_between(self, i: int, j: int) -> Set[int]:
         out: Set[int] = set()
@@ -79,6 +82,23 @@ class Harness:
     def snapshot(self) -> None:
         snap = self.sr.snapshot(self.vdi)
         self.model.snapshots.append((snap, bytes(self.model.content), len(self.model.touched_log)))
+        self.model.reset_to = bytes(self.model.content)
+
+    def clone(self) -> None:
+        self.sr.clone(self.vdi)
+        self.model.reset_to = bytes(self.model.content)
+
+    def set_persistent(self, persistent: bool) -> None:
+        self.sr.v("VDI.set_persistent", vdi=self.vdi, persistent=persistent)
+        if not persistent and self.model.persistent:
+            self.model.reset_to = bytes(self.model.content)  # a split: the content it resets to from now on
+        self.model.persistent = persistent
+
+    def reboot(self) -> None:
+        """epoch_begin: a non-persistent VDI drops what was written since its last split."""
+        self.sr.v("VDI.epoch_begin", vdi=self.vdi)
+        if not self.model.persistent:
+            self.model.content[:len(self.model.reset_to)] = self.model.reset_to
 
     def resize(self, extra: int) -> None:
         new = self.sr.v("VDI.resize", vdi=self.vdi, new_size=len(self.model.content) + extra)
@@ -124,6 +144,8 @@ ops = st.one_of(
     st.tuples(st.just("gc")),
     st.tuples(st.just("resize"), st.integers(1, 200_000)),
     st.tuples(st.just("drop"), st.floats(0, 1), st.booleans()),
+    st.tuples(st.just("persistent"), st.booleans()),
+    st.tuples(st.just("reboot")),
 )
 
 
@@ -139,7 +161,11 @@ def test_changed_blocks_follow_the_model(env, tmp_path, steps) -> None:
         elif kind == "snapshot":
             h.snapshot()
         elif kind == "clone":
-            h.sr.clone(h.vdi)
+            h.clone()
+        elif kind == "persistent":
+            h.set_persistent(step[1])
+        elif kind == "reboot":
+            h.reboot()
         elif kind == "gc":
             h.sr.driver.gc(h.sr.sr)
         elif kind == "resize":
