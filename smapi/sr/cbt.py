@@ -183,6 +183,14 @@ def data_destroy(engine: Engine, vdi: str) -> None:
     engine.after_change()
 
 
+def refuse_without_data(engine: Engine, vdi: str, what: str) -> None:
+    """A snapshot whose data was destroyed would read as zeros: refuse to serve or copy it (VDIType)."""
+    rec = engine.load().vdis.get(vdi)
+    if rec is not None and rec.ty == CBT_METADATA and rec.is_a_snapshot and rec.parent is None:
+        raise Backend_error.classic("VDIType", f"{what}: the data of VDI {vdi} was destroyed (data_destroy); it "
+                                               f"keeps only changed-block tracking metadata")
+
+
 def _finish(engine: Engine, entry: JournalEntry) -> None:
     """Swap the empty image in and commit; idempotent (the caller holds the SR lock)."""
     d = entry.data

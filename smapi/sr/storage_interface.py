@@ -138,10 +138,14 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
         return lifecycle.create(self._engine(sr), vdi_info)
 
     def snapshot(self, dbg: str, sr: str, vdi_info: Dict[str, Any]) -> Dict[str, Any]:
-        return snapshots.snapshot_like(self._engine(sr), vdi_info, "snapshot")
+        engine = self._engine(sr)
+        cbt.refuse_without_data(engine, str(vdi_info.get("vdi", "")), "VDI.snapshot")
+        return snapshots.snapshot_like(engine, vdi_info, "snapshot")
 
     def clone(self, dbg: str, sr: str, vdi_info: Dict[str, Any]) -> Dict[str, Any]:
-        return snapshots.snapshot_like(self._engine(sr), vdi_info, "clone")
+        engine = self._engine(sr)
+        cbt.refuse_without_data(engine, str(vdi_info.get("vdi", "")), "VDI.clone")
+        return snapshots.snapshot_like(engine, vdi_info, "clone")
 
     def destroy(self, dbg: str, sr: str, vdi: str) -> None:
         engine = self._engine(sr)
@@ -166,7 +170,9 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
             engine.visible(engine.load(), vdi)  # nothing to do at the end of an epoch but to exist
 
     def attach(self, dbg: str, dp: str, sr: str, vdi: str, read_write: bool) -> Dict[str, Any]:
-        return attach.attach(self._engine(sr), dp, vdi, read_write)
+        engine = self._engine(sr)
+        cbt.refuse_without_data(engine, vdi, "VDI.attach")
+        return attach.attach(engine, dp, vdi, read_write)
 
     def activate(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
         attach.activate(self._engine(sr), dp, vdi)

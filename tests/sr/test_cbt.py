@@ -234,6 +234,11 @@ def test_refusals(fsr: FileSR) -> None:
     s2 = fsr.snapshot(vdi)
     with pytest.raises(Backend_error, match="off between"):
         cbt.list_changed_blocks(engine, s1, s2)
+    cbt.data_destroy(engine, s1)
+    for verb, args in (("VDI.attach", {"dp": "d", "vdi": s1, "read_write": False}),
+                       ("VDI.clone", {"vdi_info": fsr.stat(s1)})):
+        with pytest.raises(Backend_error, match="data_destroy"):
+            fsr.v(verb, **args)
 
 
 def test_compare(fsr: FileSR) -> None:
