@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.interface.storage import EPOCH
-from smapi.sr import vdi_servers
+from smapi.sr import cbtlog, vdi_servers
 from smapi.sr.chains import (
     commit_split,
     copy_own_sectors,
@@ -61,6 +61,7 @@ def snapshot_like(engine: Engine, info_in: Dict[str, Any], kind: str) -> Dict[st
             new_volume = engine.volume_of(new, "vhd")
             entry = engine.journal.begin(kind, vdi=src, leaf_volume=rec.volume, base=base,
                                          base_volume=base_volume, new=new, new_volume=new_volume)
+            cbtlog.before_freeze(engine, rec, new if kind == "snapshot" else None)
             fault_point(f"{kind}.begin")
             with undone_on_failure(engine, entry):
                 with mapped_errors(f"VDI.{kind} of {src}"):
@@ -69,7 +70,7 @@ def snapshot_like(engine: Engine, info_in: Dict[str, Any], kind: str) -> Dict[st
                 fault_point(f"{kind}.child")
                 commit_split(doc, rec, base, base_volume)
                 new_rec = VdiRecord(uuid=new, format="vhd", volume=new_volume, virtual_size=rec.virtual_size,
-                                    parent=base, **fields)
+                                    parent=base, cbt_enabled=rec.cbt_enabled and kind == "snapshot", **fields)
                 doc.vdis[new] = new_rec
                 engine.save(doc)
             fault_point(f"{kind}.committed")
@@ -122,6 +123,7 @@ def set_persistent(engine: Engine, vdi: str, persistent: bool) -> None:
         base_volume = engine.volume_of(base, "vhd")
         entry = engine.journal.begin("persist", vdi=vdi, leaf_volume=rec.volume, base=base,
                                      base_volume=base_volume)
+        cbtlog.before_freeze(engine, rec)
         with undone_on_failure(engine, entry):
             with mapped_errors(f"making VDI {vdi} non-persistent"):
                 split_leaf(engine, rec.volume, base_volume, "persist")
@@ -164,6 +166,9 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
         for rec in (r1, r2):
             if rec.format != "vhd":
                 raise Backend_error.classic("VDIType", f"VDI {rec.uuid} is raw; compose needs VHD VDIs")
+        if r2.cbt_enabled:
+            raise Backend_error.classic("VDIType", f"VDI {vdi2} has changed-block tracking on; compose would "
+                                                   f"change its content under its CBT log: disable_cbt first")
         # vdi2 ends up one image below B, which takes vdi1's place in its chain.
         _check_depth(doc, vdi1)
         base = new_uuid()
@@ -174,6 +179,7 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
             vdi2_volume=r2.volume, rebase_volume=rebase_volume, step="split",
             vdi2_parent_volume=doc.vdis[r2.parent].volume if r2.parent else None,
             vdi2_aside=engine.volume_of(new_uuid(), "vhd") if rebase_volume else None)
+        cbtlog.before_freeze(engine, r1)
         fault_point("compose.begin")
         with undone_on_failure(engine, entry):  # a failed compose leaves both VDIs as they were
             with mapped_errors(f"VDI.compose {vdi1} {vdi2}"):
