@@ -8,8 +8,8 @@ fields the storage owns (virtual_size, physical_utilisation, read_only, sm_confi
 and the description belong to xapi and its users once a record exists: they are set at introduction only.
 
 `XapiDatabase.for_request` answers `None` when the call carries no session (`OpaqueRef:NULL`, or none, as for
-`sr_get_driver_info` and every caller that is not xapi): nothing is written and the XenAPI client is not even
-imported (cold start).
+`sr_get_driver_info` and every caller that is not xapi) or when no xapi listens on this host (its socket is
+absent): nothing is written and the XenAPI client is not even imported (cold start).
 """
 
 from __future__ import annotations
@@ -52,9 +52,12 @@ class XapiDatabase:
         session_ref = request.get("session_ref")
         if not _is_ref(session_ref) or not request.get("sr_uuid"):
             return None
+        socket_path = os.environ.get("SMAPI_XAPI_SOCKET", DEFAULT_XAPI_SOCKET)
+        if not os.path.exists(socket_path):
+            # No xapi on this host (a test harness, another toolstack): there is no database to keep.
+            return None
         import XenAPI  # type: ignore[import-untyped]  # only a call from xapi pays for it
 
-        socket_path = os.environ.get("SMAPI_XAPI_SOCKET", DEFAULT_XAPI_SOCKET)
         session = XenAPI.Session(unix_url(socket_path), transport=XenAPI.UDSTransport())
         # sm's SRCommand does the same: the driver acts inside the caller's session, it never logs in.
         session._session = session_ref
