@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from smapi import datapath as dpio
 from smapi.cli.main import cli
 from smapi.core import data_ops
-from smapi.core.v3_adapter import DatapathOnStorage, VolumeOnStorage
+from smapi.core.v3_adapter import DatapathOnStorage, SROnStorage, VolumeOnStorage
 from smapi.core.v3_data import DataOnStorage
 from smapi.core.v3_features import FEATURE_VERBS, implemented, truthful
 from smapi.interface.skeletons.v3 import Volume_skeleton
@@ -217,7 +217,7 @@ def test_a_copy_whose_worker_dies_is_failed_and_cancel_stops_one(host, tmp_path)
     vol = new_volume(host, 8 * MiB)
     slow = str(tmp_path / "slow.sock")
     # every write to this remote takes 0.2 s: the copy is still running when we act on it
-    proc = subprocess.Popen(["nbdkit", "-f", "-U", slow, "--filter=delay", "memory", "8M", "wdelay=0.2"],
+    proc = subprocess.Popen(["nbdkit", "-f", "-U", slow, "--filter=delay", "memory", "8M", "wdelay=200ms"],
                             stderr=subprocess.DEVNULL)
     try:
         while not os.path.exists(slow):
@@ -269,7 +269,7 @@ def test_features_name_only_verbs_that_are_implemented(host) -> None:
     xss = host["xss"]
     volume_features = xss.volume(PLUGIN, "Plugin.Query", dbg="t")["features"]
     assert "VDI_COMPOSE" in volume_features  # implemented now, and exercised above
-    served = {"Volume": VolumeOnStorage, "Datapath": DatapathOnStorage, "Data": DataOnStorage}
+    served = {"SR": SROnStorage, "Volume": VolumeOnStorage, "Datapath": DatapathOnStorage, "Data": DataOnStorage}
     for feature in volume_features + xss.datapaths["smapi"]["features"]:
         if feature in FEATURE_VERBS:
             iface, verb = FEATURE_VERBS[feature]
