@@ -13,10 +13,8 @@ Unimplemented with that reason, and the datapath plugin does not advertise VDI_M
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
-import uuid
 from typing import Any, Dict, List
 
 from smapi.core import data_ops
@@ -46,6 +44,9 @@ def _driver_reference(driver: Any) -> str:
 
 class DataOnStorage(_OnStorage, Data_skeleton):
     def copy(self, dbg: str, uri: str, domain: str, remote: str, blocklist: Dict[str, Any]) -> List[str]:
+        import subprocess  # only a copy starts a process (cold start of the other verbs)
+        import uuid
+
         from smapi.common.paths import package_root
         from smapi.core.nbd_copy import byte_ranges, parse_nbd_uri
         from smapi.core.v3_local import acquire, release

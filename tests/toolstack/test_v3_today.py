@@ -287,3 +287,36 @@ def test_truthful_drops_a_feature_whose_verb_is_the_skeletons() -> None:
     lookup = {"Volume": NoCompose}.get
     assert truthful(["SR_ATTACH", "VDI_CLONE", "VDI_COMPOSE", "VDI_MIRROR"], lookup) == ["SR_ATTACH", "VDI_CLONE"]
     assert truthful(["VDI_COMPOSE"], {"Volume": VolumeOnStorage}.get) == ["VDI_COMPOSE"]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_data_copy_reaches_a_tcp_nbd_uri(host) -> None:
+    xss = host["xss"]
+    port = _free_port()
+    proc = subprocess.Popen(["nbdkit", "-f", "-i", "127.0.0.1", "-p", str(port), "memory", "4M"],
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline and proc.poll() is None, "nbdkit did not listen"
+            time.sleep(0.05)
+        vol = new_volume(host)
+        with Active(host, vol["key"]) as disk:
+            disk.io("write -P 0x5e 0 4M")
+        op = xss.datapath("smapi", "Data.copy", dbg="t", uri=uri_of(host, vol["key"]), domain="0",
+                          remote=f"nbd://127.0.0.1:{port}/", blocklist={"blocksize": 64 * 1024, "ranges": [[0, 64]]})
+        assert wait_complete(xss, op) == {"failed": False, "complete": True, "progress": 1.0}
+        out = qemu_io(f"nbd://127.0.0.1:{port}/", "read -P 0x5e 0 4M")
+        assert out.returncode == 0 and "verification failed" not in out.stdout, out.stdout
+        xss.datapath("smapi", "Data.destroy", dbg="t", operation=op)
+    finally:
+        proc.terminate()
+        proc.wait(10)
