@@ -54,7 +54,7 @@ def host(tmp_path) -> Iterator[Dict[str, Any]]:
 
 def sm_exec(host: Dict[str, Any], command: str, args: Any = (), session: bool = True, **keys: Any) -> Any:
     struct = {"host_ref": "OpaqueRef:h", "session_ref": host["session"] if session else "OpaqueRef:NULL",
-              "command": command, "args": list(args), "device_config": host["dc"], "sr_uuid": SR,
+              "command": command, "args": list(args), "device_config": host["dc"], "sr_uuid": host.get("sr_uuid", SR),
               "sr_ref": host["sr_ref"], **keys}
     p = subprocess.run([host["exe"], xmlrpc.client.dumps((struct,), command)], capture_output=True, text=True,
                        timeout=60, env=host["env"], cwd="/")
@@ -63,8 +63,8 @@ def sm_exec(host: Dict[str, Any], command: str, args: Any = (), session: bool = 
 
 
 def storage(host: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    p = subprocess.run([sys.executable, "-c", STORAGE_SCAN, SR], capture_output=True, text=True, timeout=60,
-                       env=host["env"], check=True)
+    p = subprocess.run([sys.executable, "-c", STORAGE_SCAN, host.get("sr_uuid", SR)], capture_output=True,
+                       text=True, timeout=60, env=host["env"], check=True)
     return {info["vdi"]: info for info in json.loads(p.stdout)}
 
 
