@@ -90,3 +90,18 @@ def progress(record: Dict[str, Any]) -> Optional[float]:
     total = record.get("total") or 0
     return 1.0 if total == 0 and record["complete"] and not record["failed"] else (
         min(1.0, record.get("done", 0) / total) if total else 0.0)
+
+
+def release_datapath(record: Dict[str, Any]) -> Optional[str]:
+    """Release the private datapath a copy read its volume through, with the driver of the volume's SR (the
+    process doing it may have been started for another driver). Returns what went wrong, if anything."""
+    from smapi.core.driver import load_driver
+    from smapi.core.v3_local import release
+
+    driver = load_driver(record["driver"])
+    try:
+        release(lambda verb, **args: driver.call("storage", verb, dbg=f"Data.copy/{record['id']}", **args),
+                record["dp"], record["sr"], record["vdi"])
+    except Exception as e:  # reported in the record: the copy's own outcome still stands
+        return f"releasing the datapath {record['dp']}: {type(e).__name__}: {e}"
+    return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 from smapi.core import data_ops
 
@@ -38,19 +38,6 @@ class _Copy:
         return self.stop_requested or self._cancel
 
 
-def _release(record: Dict[str, Any]) -> Optional[str]:
-    from smapi.core.driver import load_driver
-    from smapi.core.v3_local import release
-
-    driver = load_driver(record["driver"])
-    try:
-        release(lambda verb, **args: driver.call("storage", verb, dbg=f"Data.copy/{record['id']}", **args),
-                record["dp"], record["sr"], record["vdi"])
-    except Exception as e:  # reported in the record: the copy's own outcome still stands
-        return f"releasing the datapath {record['dp']}: {type(e).__name__}: {e}"
-    return None
-
-
 def run(op_id: str) -> int:
     from smapi.core.nbd_copy import connect, copy_ranges
 
@@ -67,7 +54,7 @@ def run(op_id: str) -> int:
     except Exception as e:  # any failure ends the operation as failed, with the reason for Data.stat
         done = None
         error = f"{type(e).__name__}: {e}"
-    release_error = _release(record)
+    release_error = data_ops.release_datapath(record)
     with data_ops.updating(op_id) as final:
         if done is not None:
             final["done"] = done

@@ -93,14 +93,11 @@ class DataOnStorage(_OnStorage, Data_skeleton):
         record = data_ops.read(op_id)
         if not data_ops.abandoned(record):
             return record
-        from smapi.core.v3_local import release
-
         with data_ops.updating(op_id) as r:
             if data_ops.abandoned(r):
-                try:
-                    release(lambda verb, **args: self.s(verb, dbg, **args), r["dp"], r["sr"], r["vdi"])
-                finally:
-                    r.update(complete=True, failed=True, error=r.get("error") or "the copy process died")
+                release_error = data_ops.release_datapath(r)
+                r.update(complete=True, failed=True, error="; ".join(
+                    filter(None, [r.get("error") or "the copy process died", release_error])))
             return dict(r)
 
     def cancel(self, dbg: str, operation: Any) -> None:
