@@ -83,6 +83,7 @@ class Driver:
         if api == "v3" and type(self).storage:
             for iface in ("Plugin", "SR", "Volume", "Datapath"):
                 classes.setdefault(iface, f"smapi.core.v3_adapter:{iface}OnStorage")
+            classes.setdefault("Data", "smapi.core.v3_data:DataOnStorage")
         if not classes:
             raise Unimplemented(f"the {api} API (driver {self.name} does not serve it)")
         return classes

@@ -137,6 +137,10 @@ class PluginOnStorage(_OnStorage, Plugin_skeleton):
         q = self.s("Query.query", dbg)
         # SMAPIv3 calls deletion VDI_DESTROY; xapi-storage-script renames it back to VDI_DELETE.
         features = ["VDI_DESTROY" if f == "VDI_DELETE" else f for f in q["features"]]
+        # Only what the v3 implementations really serve (a storage feature may have no v3 verb behind it).
+        from smapi.core.v3_features import class_lookup, truthful
+
+        features = truthful(features, class_lookup(self.driver.implementations("v3")))
         return {
             "plugin": q["driver"], "name": q["name"], "description": q["description"], "vendor": q["vendor"],
             "copyright": q["copyright"], "version": q["version"], "required_api_version": "5.0",
@@ -330,6 +334,16 @@ class VolumeOnStorage(_OnStorage, Volume_skeleton):
         bitmap = base64.b64decode(self._cbt("compare", "VDI.compare", dbg, sr=sr, vdi=key, vdi2=key2))
         return {"blocksize": CBT_GRANULARITY, "ranges": bit_ranges(bitmap)}
 
+    def compose(self, dbg: str, sr: str, key: str, key2: str) -> None:
+        # v3: the child [key]'s updates go onto the parent [key2], modifying the child. The storage verb says
+        # the same with vdi1 = parent, vdi2 = child.
+        self.s("VDI.compose", dbg, sr=sr, vdi1=key2, vdi2=key)
+
+    def revert(self, dbg: str, sr: str, snapshot: str, key: str) -> None:
+        from smapi.core.v3_local import revert
+
+        revert(lambda verb, **args: self.s(verb, dbg, **args), sr, snapshot, key)
+
 
 class DatapathOnStorage(_OnStorage, Datapath_skeleton):
     @staticmethod
@@ -355,8 +369,17 @@ class DatapathOnStorage(_OnStorage, Datapath_skeleton):
 
     activate_readonly = activate
 
+    def import_activate(self, dbg: str, uri: str, domain: str) -> str:
+        from smapi.core.v3_import import import_activate
+
+        sr, vdi = parse_volume_uri(uri)
+        return import_activate(lambda verb, **args: self.s(verb, dbg, **args), self._dp(domain), sr, vdi)
+
     def deactivate(self, dbg: str, uri: str, domain: str) -> None:
         sr, vdi = parse_volume_uri(uri)
+        from smapi.core.v3_import import stop as stop_import
+
+        stop_import(sr, vdi)  # the import_activate relay, if any, ends with the activation
         self.s("VDI.deactivate", dbg, dp=self._dp(domain), sr=sr, vdi=vdi)
 
     def detach(self, dbg: str, uri: str, domain: str) -> None:
