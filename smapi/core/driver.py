@@ -29,8 +29,6 @@ from smapi.interface.apis import get_api
 from smapi.interface.errors import Unimplemented
 
 ENTRY_POINT_GROUP = "smapi.drivers"
-#: where the generated skeletons live (their methods only raise Unimplemented)
-SKELETON_MODULES = "smapi.interface.skeletons."
 
 
 #: an implementation: the class itself, or "module:Class" so that its import waits until a call needs it
@@ -90,6 +88,7 @@ class Driver:
         if api == "v3" and type(self).storage:
             for iface in ("Plugin", "SR", "Volume", "Datapath"):
                 classes.setdefault(iface, f"smapi.core.v3_adapter:{iface}OnStorage")
+            classes.setdefault("Data", "smapi.core.v3_data:DataOnStorage")
         if not classes:
             raise Unimplemented(f"the {api} API (driver {self.name} does not serve it)")
         return classes
@@ -109,7 +108,10 @@ class Driver:
 
     def implemented_verbs(self, api: str) -> List[str]:
         """The wire names ("SR.attach") of the verbs of `api` this driver implements: its implementation class
-        defines the method itself or inherits it from anything but the generated skeleton."""
+        defines the method itself or inherits it from anything but the generated skeleton, and not as a verb that
+        only explains its refusal (`smapi.core.v3_features.refused`)."""
+        from smapi.core.v3_features import implemented
+
         found: List[str] = []
         if not self.serves(api):
             return found
@@ -119,7 +121,7 @@ class Driver:
             if ref is None:
                 continue
             cls = _load_attribute(*ref.rsplit(":", 1)) if isinstance(ref, str) else ref
-            found += [f"{iface.name}.{m.name}" for m in iface.methods if _implements(cls, m.name)]
+            found += [f"{iface.name}.{m.name}" for m in iface.methods if implemented(cls, m.name)]
         return found
 
     def serves(self, api: str) -> bool:
@@ -138,14 +140,6 @@ class Driver:
     def gc(self, sr: str) -> Any:
         """Garbage-collect SR `sr` now (attached on this host); returns what was done."""
         raise Unimplemented(f"garbage collection in driver {self.name}")
-
-
-def _implements(cls: type, method: str) -> bool:
-    """`cls` has `method`, and not only as the generated skeleton's stub that raises Unimplemented."""
-    for klass in cls.__mro__:
-        if method in vars(klass):
-            return not klass.__module__.startswith(SKELETON_MODULES)
-    return False
 
 
 class _Implementations(Mapping):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 NBDMAGIC = 0x4E42444D41474943
 IHAVEOPT = 0x49484156454F5054
@@ -50,10 +50,14 @@ class ExportInfo:
 
 
 class NbdClient:
-    """One connection to a Unix-socket NBD server; use as a context manager (sends DISC on exit)."""
+    """One connection to an NBD server (Unix socket or TCP); use as a context manager (sends DISC on exit)."""
 
-    def __init__(self, socket_path: str, export: str = "", *, timeout: float = 30.0) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, socket_path: Union[str, Tuple[str, int]], export: str = "", *,
+                 timeout: float = 30.0) -> None:
+        # A (host, port) pair is a TCP server (a remote `nbd://` disk); a string is a Unix socket path.
+        family = socket.AF_INET6 if isinstance(socket_path, tuple) and ":" in socket_path[0] else (
+            socket.AF_INET if isinstance(socket_path, tuple) else socket.AF_UNIX)
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         self._handle = 0
         try:

@@ -34,6 +34,7 @@ STORAGE_FEATURES: Dict[str, Tuple[str, ...]] = {
     "VDI_COMPOSE": ("VDI.compose",),
     "VDI_RESET_ON_BOOT/2": ("VDI.epoch_begin", "VDI.epoch_end"),
     "VDI_GENERATE_CONFIG": ("VDI.attach", "VDI.detach"),
+    "VDI_CONFIG_CBT": ("VDI.enable_cbt", "VDI.disable_cbt", "VDI.data_destroy", "VDI.list_changed_blocks"),
 }
 
 #: SMAPIv3 volume plugins: feature -> the Plugin/SR/Volume verbs (scripts) it needs; xapi-storage-script derives

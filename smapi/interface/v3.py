@@ -1,4 +1,4 @@
-"""SMAPIv3 (xapi-storage): the Plugin, SR, Volume and Datapath interfaces of volume and datapath plugins.
+"""SMAPIv3 (xapi-storage): the Plugin, SR, Volume, Datapath and Data interfaces of volume and datapath plugins.
 
 Served as per-verb executables (`SR.create --json`, one JSON line of named arguments on stdin), the way
 xapi-storage-script calls plugins; also over XML-RPC / JSON-RPC when asked.
@@ -11,6 +11,7 @@ from smapi.interface.model import Api, Interface, Method, Param
 from smapi.interface.plugin import Plugin, debug_info
 from smapi.interface.types import (
     BOOL,
+    FLOAT,
     INT64,
     STRING,
     STRING_MAP,
@@ -211,6 +212,12 @@ Volume = Interface(
                (_dbg, _sr, _key, Param("key2", key, "The later volume"), Param("offset", INT64, "Start (bytes)"),
                 Param("length", INT64, "Length (bytes)")),
                Param("changed_blocks", changed_blocks, "The changed blocks")),
+        Method("compose", "[compose dbg sr key key2] layers the updates of the child volume [key] onto the parent "
+               "volume [key2], modifying [key] only (VDI_COMPOSE feature)",
+               (_dbg, _sr, _key, Param("key2", key, "The parent volume"))),
+        Method("revert", "[revert dbg sr snapshot key] makes volume [key] hold the contents of the read-only "
+               "[snapshot]; the volume keeps its identity",
+               (_dbg, _sr, Param("snapshot", key, "The snapshot whose contents the volume takes"), _key)),
     ),
 )
 
@@ -225,10 +232,54 @@ Datapath = Interface(
         Method("activate", "[activate dbg uri domain] allows I/O to start", (_dbg, _uri, _domain)),
         Method("activate_readonly", "[activate_readonly dbg uri domain] allows read-only I/O (ATTACH_READONLY)",
                (_dbg, _uri, _domain)),
+        Method("import_activate", "[import_activate dbg uri domain] returns the path of a Unix socket; a file "
+               "descriptor passed to it (SCM_RIGHTS) becomes the server end of an NBD connection to the active "
+               "volume, for inbound import mirroring (VDI_MIRROR_IN feature)", (_dbg, _uri, _domain),
+               Param("sock_path", STRING, "A path to a Unix domain socket")),
         Method("deactivate", "[deactivate dbg uri domain] stops I/O and flushes", (_dbg, _uri, _domain)),
         Method("detach", "[detach dbg uri domain] releases what attach made; should never fail",
                (_dbg, _uri, _domain)),
         Method("close", "[close dbg uri] ends the use of the volume", (_dbg, _uri)),
+    ),
+)
+
+operation = Variant(
+    "operation",
+    (
+        Case("CopyV1", STRING, "An ongoing copy, by key"),
+        Case("MirrorV1", STRING, "An ongoing mirror, by key"),
+    ),
+    "A long-running Data operation",
+)
+
+status = Record(
+    "status",
+    (
+        Field("failed", BOOL, "True if the operation failed"),
+        Field("complete", BOOL, "True once the operation has ended, successfully or not"),
+        Field("progress", Optional_(FLOAT), "For a copy: the fraction done, 0 to 1"),
+    ),
+    "The state of a Data operation",
+)
+
+_operation = Param("operation", operation, "The operation")
+_remote = Param("remote", STRING, "A URI of the remote disk, e.g. nbd://host/export or nbd+unix:///export?socket=S")
+
+Data = Interface(
+    "Data",
+    "Long-running data operations on volumes: copies to and mirrors onto remote disks",
+    (
+        Method("copy", "[copy dbg uri domain remote blocklist] copies [blocklist] of the local volume to [remote] "
+               "in the background", (_dbg, _uri, _domain, _remote, Param("blocklist", blocklist, "What to copy")),
+               _operation),
+        Method("mirror", "[mirror dbg uri domain remote] starts mirroring the writes to the active volume onto "
+               "[remote]", (_dbg, _uri, _domain, _remote), _operation),
+        Method("stat", "[stat dbg operation] says how an operation is going", (_dbg, _operation),
+               Param("status", status, "The operation's state")),
+        Method("cancel", "[cancel dbg operation] stops an operation", (_dbg, _operation)),
+        Method("destroy", "[destroy dbg operation] forgets an ended (or cancelled) operation", (_dbg, _operation)),
+        Method("ls", "[ls dbg] lists the operations this host knows", (_dbg,),
+               Param("operations", ListOf(operation), "The operations")),
     ),
 )
 
@@ -240,7 +291,7 @@ V3 = Api(
         "`Interface.verb`, `--json` with one line of named arguments on stdin."
     ),
     version="5.0",
-    interfaces=(Plugin, SR, Volume, Datapath),
+    interfaces=(Plugin, SR, Volume, Datapath, Data),
     errors=V3_ERRORS + FRAMEWORK_ERRORS,
     source="shared/seeds/004 (Plugin); shared/reference/smapi-wire-formats.md section 3.2",
 )

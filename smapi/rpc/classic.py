@@ -27,6 +27,7 @@ from smapi.interface.errors import (
     Unimplemented,
 )
 from smapi.interface.types import BOOL, TypeCheckError
+from smapi.rpc.xapi_db import XapiDatabase
 
 #: the datapath id classic calls use: xapi's SMAPIv1 path has one datapath per host and VDI
 CLASSIC_DP = "classic"
@@ -106,6 +107,8 @@ class ClassicAdapter:
         self.call = call
         self.req = request
         self.dbg = request.get("subtask_of") or f"classic:{request['command']}"
+        #: xapi's database, when the call comes from xapi with a session (None otherwise: nothing to keep)
+        self.db = XapiDatabase.for_request(request)
 
     # -- helpers -------------------------------------------------------------------------------------------
     @property
@@ -124,6 +127,16 @@ class ClassicAdapter:
     def _vdi_ref(info: Dict[str, Any]) -> Dict[str, str]:
         return {"uuid": info["vdi"], "location": info["vdi"]}
 
+    def _synchronise(self) -> None:
+        """Bring xapi's records of the whole SR in line with the storage (after verbs that reshape it)."""
+        if self.db is not None:
+            self.db.synchronise(self._v("SR.scan", sr=self.sr))
+
+    def _introduce(self, info: Dict[str, Any]) -> Dict[str, str]:
+        if self.db is not None:
+            self.db.introduce(info)
+        return self._vdi_ref(info)
+
     # -- commands ------------------------------------------------------------------------------------------
     def sr_create(self, size: int) -> None:
         self._v("SR.create", sr=self.sr, device_config=self.req["device_config"], physical_size=size)
@@ -134,6 +147,12 @@ class ClassicAdapter:
         remaining = self._v("SR.scan", sr=self.sr)
         if remaining:
             raise Backend_error.classic("SRNotEmpty", f"the SR still holds {len(remaining)} VDI(s)")
+        if self.db is not None:
+            managed = self.db.managed_vdis()
+            if managed:
+                raise Backend_error.classic(
+                    "SRNotEmpty", f"xapi still has {len(managed)} managed VDI record(s) on the SR: "
+                    f"{', '.join(managed)}")
         self._v("SR.destroy", sr=self.sr)
 
     def sr_attach(self) -> None:
@@ -143,7 +162,9 @@ class ClassicAdapter:
         self._v("SR.detach", sr=self.sr)
 
     def sr_scan(self) -> None:
-        self._v("SR.scan", sr=self.sr)
+        infos = self._v("SR.scan", sr=self.sr)
+        if self.db is not None:
+            self.db.synchronise(infos)
 
     def sr_update(self) -> None:
         self._v("SR.stat", sr=self.sr)
@@ -168,13 +189,17 @@ class ClassicAdapter:
         }
         if snapshot_time:
             info["snapshot_time"] = snapshot_time
-        return self._vdi_ref(self._v("VDI.create", sr=self.sr, vdi_info=info))
+        return self._introduce(self._v("VDI.create", sr=self.sr, vdi_info=info))
 
     def vdi_delete(self) -> None:
         self._v("VDI.destroy", sr=self.sr, vdi=self.vdi)
+        if self.db is not None:
+            self.db.forget(self.vdi)
 
     def vdi_update(self) -> None:
-        self._v("VDI.stat", sr=self.sr, vdi=self.vdi)
+        info = self._v("VDI.stat", sr=self.sr, vdi=self.vdi)
+        if self.db is not None:
+            self.db.introduce(info)
 
     def vdi_attach(self, writable: bool) -> Dict[str, Any]:
         device = self._v("VDI.attach", dp=CLASSIC_DP, sr=self.sr, vdi=self.vdi, read_write=writable)
@@ -205,7 +230,10 @@ class ClassicAdapter:
 
     def _copy_verb(self, verb: str) -> Dict[str, str]:
         info = self._v("VDI.stat", sr=self.sr, vdi=self.vdi)
-        return self._vdi_ref(self._v(verb, sr=self.sr, vdi_info=info))
+        made = self._v(verb, sr=self.sr, vdi_info=info)
+        # A snapshot or clone may reshape the VHD tree (the source's parent changes): re-read the whole SR.
+        self._synchronise()
+        return self._vdi_ref(made)
 
     def vdi_snapshot(self) -> Dict[str, str]:
         return self._copy_verb("VDI.snapshot")
@@ -215,12 +243,33 @@ class ClassicAdapter:
 
     def vdi_resize(self, new_size: int) -> Dict[str, str]:
         self._v("VDI.resize", sr=self.sr, vdi=self.vdi, new_size=new_size)
+        if self.db is not None:
+            self.db.introduce(self._v("VDI.stat", sr=self.sr, vdi=self.vdi))
         return {"uuid": self.req["vdi_uuid"], "location": self.vdi}
 
     vdi_resize_online = vdi_resize
 
     def vdi_compose(self, vdi1: str) -> None:
+        # xapi passes vdi1 as an OpaqueRef (sm's SRCommand resolves it through XenAPI); other callers a uuid.
+        if self.db is not None and vdi1.startswith("OpaqueRef:"):
+            vdi1 = self.db.location_of_ref(vdi1)
         self._v("VDI.compose", sr=self.sr, vdi1=vdi1, vdi2=self.vdi)
+        self._synchronise()
+
+    def vdi_enable_cbt(self) -> None:
+        self._v("VDI.enable_cbt", sr=self.sr, vdi=self.vdi)
+
+    def vdi_disable_cbt(self) -> None:
+        self._v("VDI.disable_cbt", sr=self.sr, vdi=self.vdi)
+
+    def vdi_data_destroy(self) -> None:
+        self._v("VDI.data_destroy", sr=self.sr, vdi=self.vdi)
+
+    def vdi_list_changed_blocks(self, vdi_to: str) -> str:
+        # sm's drivers resolve args[0], an OpaqueRef, through XenAPI; without a session it must be a uuid.
+        if vdi_to.startswith("OpaqueRef:"):
+            raise Invalid_argument("args[0] (vdi_to)", f"{vdi_to} is a XenAPI reference; pass the VDI's uuid")
+        return self._v("VDI.list_changed_blocks", sr=self.sr, vdi_from=self.vdi, vdi_tp=vdi_to)
 
     def vdi_generate_config(self) -> str:
         call = {

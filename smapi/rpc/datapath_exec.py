@@ -19,8 +19,10 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence
 
 #: xapi-storage-script accepts these (main.ml `supported_api_versions`); the newest is preferred
 REQUIRED_API_VERSION = "5.0"
-#: Datapath.open(persistent=false) drops the writes at close, so xapi can leave non-persistence to us
-DATAPATH_FEATURES = ["NONPERSISTENT"]
+#: Datapath.open(persistent=false) drops the writes at close, so xapi can leave non-persistence to us;
+#: Datapath.import_activate serves inbound mirrors (VDI_MIRROR_IN). Data.mirror is not implemented, so
+#: VDI_MIRROR is not advertised (tests/toolstack/test_v3_today.py checks each against the implementation).
+DATAPATH_FEATURES = ["NONPERSISTENT", "VDI_MIRROR_IN"]
 
 
 def datapath_query() -> Dict[str, Any]:

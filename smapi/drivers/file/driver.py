@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 FEATURES = ("SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",
             "VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "VDI_ACTIVATE", "VDI_DEACTIVATE",
             "VDI_CLONE", "VDI_SNAPSHOT", "VDI_RESIZE", "VDI_UPDATE", "VDI_COMPOSE", "VDI_RESET_ON_BOOT/2",
-            "VDI_GENERATE_CONFIG")
+            "VDI_GENERATE_CONFIG", "VDI_CONFIG_CBT")
 CONFIGURATION = {
     "path": "Directory holding the SR (created by SR.create if missing)",
     "gc": "When garbage collection runs after destroy/snapshot: background (default), sync or off",
@@ -39,9 +39,11 @@ class FileQuery(Query_skeleton):
         }
 
     def diagnostics(self, dbg: str) -> str:
+        from smapi.datapath.native import diagnostics_line
         from smapi.sr.runstate import RunState
 
-        return f"file SRs attached on this host: {RunState().attached_srs(FileDriver.reference())}"
+        return f"file SRs attached on this host: {RunState().attached_srs(FileDriver.reference())}; " \
+               + diagnostics_line()
 
 
 class FileDriver(EngineDriver):

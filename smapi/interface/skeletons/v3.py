@@ -325,6 +325,28 @@ class Volume_skeleton(Skeleton):
         """
         raise Unimplemented("Volume.list_changed_blocks")
 
+    def compose(self, dbg: str, sr: str, key: str, key2: str) -> None:
+        """[compose dbg sr key key2] layers the updates of the child volume [key] onto the parent volume
+        [key2], modifying [key] only (VDI_COMPOSE feature)
+
+        dbg: Debug context from the caller
+        sr: The SR reference
+        key: The volume key
+        key2: The parent volume
+        """
+        raise Unimplemented("Volume.compose")
+
+    def revert(self, dbg: str, sr: str, snapshot: str, key: str) -> None:
+        """[revert dbg sr snapshot key] makes volume [key] hold the contents of the read-only [snapshot]; the
+        volume keeps its identity
+
+        dbg: Debug context from the caller
+        sr: The SR reference
+        snapshot: The snapshot whose contents the volume takes
+        key: The volume key
+        """
+        raise Unimplemented("Volume.revert")
+
 
 class Datapath_skeleton(Skeleton):
     """Making volumes usable by a consumer: open, attach, activate, deactivate, detach, close; all
@@ -369,6 +391,18 @@ class Datapath_skeleton(Skeleton):
         """
         raise Unimplemented("Datapath.activate_readonly")
 
+    def import_activate(self, dbg: str, uri: str, domain: str) -> str:
+        """[import_activate dbg uri domain] returns the path of a Unix socket; a file descriptor passed to it
+        (SCM_RIGHTS) becomes the server end of an NBD connection to the active volume, for inbound import
+        mirroring (VDI_MIRROR_IN feature)
+
+        dbg: Debug context from the caller
+        uri: A volume URI
+        domain: The domain (VM) that will use the disk
+        returns sock_path (string): A path to a Unix domain socket
+        """
+        raise Unimplemented("Datapath.import_activate")
+
     def deactivate(self, dbg: str, uri: str, domain: str) -> None:
         """[deactivate dbg uri domain] stops I/O and flushes
 
@@ -396,4 +430,67 @@ class Datapath_skeleton(Skeleton):
         raise Unimplemented("Datapath.close")
 
 
-__all__ = ["Plugin_skeleton", "SR_skeleton", "Volume_skeleton", "Datapath_skeleton"]
+class Data_skeleton(Skeleton):
+    """Long-running data operations on volumes: copies to and mirrors onto remote disks"""
+
+    interface_name = "Data"
+
+    def copy(self, dbg: str, uri: str, domain: str, remote: str, blocklist: Any) -> Any:
+        """[copy dbg uri domain remote blocklist] copies [blocklist] of the local volume to [remote] in the
+        background
+
+        dbg: Debug context from the caller
+        uri: A volume URI
+        domain: The domain (VM) that will use the disk
+        remote: A URI of the remote disk, e.g. nbd://host/export or nbd+unix:///export?socket=S
+        blocklist: What to copy
+        returns operation (operation): The operation
+        """
+        raise Unimplemented("Data.copy")
+
+    def mirror(self, dbg: str, uri: str, domain: str, remote: str) -> Any:
+        """[mirror dbg uri domain remote] starts mirroring the writes to the active volume onto [remote]
+
+        dbg: Debug context from the caller
+        uri: A volume URI
+        domain: The domain (VM) that will use the disk
+        remote: A URI of the remote disk, e.g. nbd://host/export or nbd+unix:///export?socket=S
+        returns operation (operation): The operation
+        """
+        raise Unimplemented("Data.mirror")
+
+    def stat(self, dbg: str, operation: Any) -> Any:
+        """[stat dbg operation] says how an operation is going
+
+        dbg: Debug context from the caller
+        operation: The operation
+        returns status (status): The operation's state
+        """
+        raise Unimplemented("Data.stat")
+
+    def cancel(self, dbg: str, operation: Any) -> None:
+        """[cancel dbg operation] stops an operation
+
+        dbg: Debug context from the caller
+        operation: The operation
+        """
+        raise Unimplemented("Data.cancel")
+
+    def destroy(self, dbg: str, operation: Any) -> None:
+        """[destroy dbg operation] forgets an ended (or cancelled) operation
+
+        dbg: Debug context from the caller
+        operation: The operation
+        """
+        raise Unimplemented("Data.destroy")
+
+    def ls(self, dbg: str) -> List[Any]:
+        """[ls dbg] lists the operations this host knows
+
+        dbg: Debug context from the caller
+        returns operations (operation list): The operations
+        """
+        raise Unimplemented("Data.ls")
+
+
+__all__ = ["Plugin_skeleton", "SR_skeleton", "Volume_skeleton", "Datapath_skeleton", "Data_skeleton"]
