@@ -15,7 +15,7 @@ if "SMAPI_LOG_FILE" not in os.environ:
     os.environ["SMAPI_LOG_FILE"] = os.path.join(tempfile.mkdtemp(prefix="smapi-test-log-"), "smapi.log")
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_DRIVER = f"{REPO / 'examples' / 'dirsr.py'}:DirSR"
+EXAMPLE_DRIVER = "smapi.examples.dirsr:DirSR"
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import click
 
-from smapi.cli import data, sr, transfer, vdi
+from smapi.cli import data, sdk, sr, transfer, vdi
 from smapi.cli.common import DRIVER_HELP, emit, json_option, serve_until_stopped, target, target_options
 from smapi.cli.vdi import vdi_create
 from smapi.interface.errors import SmapiError
@@ -132,7 +132,7 @@ def sm_query(driver: Optional[str], url: Optional[str], as_json: bool) -> None:
     emit(result, as_json, human)
 
 
-for _command in (*sr.COMMANDS, *vdi.COMMANDS, *data.COMMANDS, *transfer.COMMANDS):
+for _command in (*sr.COMMANDS, *vdi.COMMANDS, *data.COMMANDS, *transfer.COMMANDS, *sdk.COMMANDS):
     cli.add_command(_command)
 
 
