@@ -21,8 +21,11 @@ import tempfile
 import uuid
 from typing import Any, Dict
 
-from smapi import Driver, Plugin_skeleton, Query_skeleton, SR_skeleton, VDI_skeleton
+# (a driver outside smapi may write `from smapi import Driver, ...`; inside the package, modules name their layer)
+from smapi.core.driver import Driver
 from smapi.interface.errors import Backend_error, Sr_not_attached, Vdi_does_not_exist
+from smapi.interface.skeletons.storage import Query_skeleton, SR_skeleton, VDI_skeleton
+from smapi.interface.skeletons.v3 import Plugin_skeleton
 from smapi.interface.storage import vdi_info
 
 FEATURES = ["SR_ATTACH", "SR_DETACH", "SR_CREATE", "SR_DELETE", "SR_SCAN", "VDI_CREATE", "VDI_DELETE"]

@@ -22,6 +22,9 @@ needs = getattr(pytest.mark, MARKER)
 VERB_FEATURES: Dict[str, str] = {
     "snapshot": "VDI_SNAPSHOT", "clone": "VDI_CLONE", "resize": "VDI_RESIZE", "compose": "VDI_COMPOSE",
     "attach": "VDI_ATTACH", "detach": "VDI_DETACH", "activate": "VDI_ACTIVATE", "deactivate": "VDI_DEACTIVATE",
+    # changed-block tracking
+    "enable_cbt": "VDI_CONFIG_CBT", "disable_cbt": "VDI_CONFIG_CBT", "data_destroy": "VDI_CONFIG_CBT",
+    "list_changed_blocks": "VDI_CONFIG_CBT", "compare": "VDI_CONFIG_CBT",
 }
 
 _capabilities: Dict[str, FrozenSet[str]] = {}

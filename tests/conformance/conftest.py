@@ -9,6 +9,18 @@ daemons and devices are usable). `SMAPI_CONFORMANCE_DRIVERS=file,lvm` restricts 
 from __future__ import annotations
 
 from smapi.testing import plugin
+
+# the helpers conformance tests used to import from here, for test modules written against this conftest
+from smapi.testing.client import (  # noqa: F401
+    EPOCH,
+    MiB,
+    SRClient,
+    find_hook,
+    new_sr_uuid,
+    pattern,
+    provisioned,
+    sha,
+)
 from smapi.testing.plugin import (  # noqa: F401  (fixtures and hooks, found by pytest in this namespace)
     factory,
     pytest_configure,
@@ -17,6 +29,7 @@ from smapi.testing.plugin import (  # noqa: F401  (fixtures and hooks, found by 
     sr,
     sut,
 )
+from smapi.testing.sut import Factory  # noqa: F401
 from tests.sr.drivers import FACTORIES
 
 plugin.register(FACTORIES)
