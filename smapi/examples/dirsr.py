@@ -183,6 +183,12 @@ class RawHandle:
     def close(self) -> None:
         os.close(self._fd)
 
+    def __enter__(self) -> RawHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
 
 class DirSR(Driver):
     name = "dirsr"

@@ -39,6 +39,10 @@ class SRUnderTest:
     name: str = "file"
     _cleanups: List[Callable[[], None]] = field(default_factory=list, repr=False)
 
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Run `fn` when the test is done with this SR (cleanups run last-added first)."""
+        self._cleanups.append(fn)
+
     def cleanup(self) -> None:
         """Undo host-local side effects (loop devices, mounts, daemons); the SR's files go with the directory."""
         while self._cleanups:
