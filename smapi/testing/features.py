@@ -16,7 +16,12 @@ from smapi.core.driver import load_driver
 from smapi.testing.client import HOOKS, lookup_hook
 
 MARKER = "needs"
-needs = getattr(pytest.mark, MARKER)
+
+
+def needs(*what: str) -> pytest.MarkDecorator:
+    """The mark of a test needing `what` (made on use: the marker exists once the plugin has configured pytest)."""
+    return getattr(pytest.mark, MARKER)(*what)
+
 
 #: VDI verbs that a driver implements only when it declares the feature (the others every driver must serve)
 VERB_FEATURES: Dict[str, str] = {
