@@ -21,7 +21,7 @@ from smapi.interface.model import Method
 from smapi.testing.client import MiB, SRClient, new_sr_uuid, pattern
 from smapi.testing.features import needs, verb_needs
 
-VDI_METHODS: List[Method] = list(get_api("storage").lookup("VDI.create")[0].methods)
+VDI_METHODS: List[Method] = list(get_api("storage").interface("VDI").methods)
 
 
 def _verb_params(methods: List[Method], *always: str) -> List[Any]:
