@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 from typing import Optional, Sequence
 
@@ -27,6 +28,18 @@ def _require_test_tools() -> None:
                            "install them with pip install 'smapi[testing]'")
 
 
+def describe(driver_spec: str) -> str:
+    """One line on what the suite will hold the driver to: its declared features and the hooks it offers."""
+    from smapi.core.driver import load_driver
+    from smapi.testing.client import HOOKS, lookup_hook
+
+    driver = load_driver(driver_spec)
+    features = driver.call("storage", "Query.query", dbg="conformance:describe").get("features", [])
+    hooks = [h for h in HOOKS if lookup_hook(driver, h) is not None]
+    return (f"conformance: driver {driver.name} declares {' '.join(features) or 'no features'}; hooks: "
+            f"{', '.join(hooks) or 'none'}. Tests needing anything else are skipped with the reason.")
+
+
 def run(driver: str, config: Optional[str] = None, factory_ref: Optional[str] = None,
         pytest_args: Sequence[str] = ()) -> int:
     """Run the suite against `driver`; returns pytest's exit code (0: every test passed or was skipped)."""
@@ -37,6 +50,7 @@ def run(driver: str, config: Optional[str] = None, factory_ref: Optional[str] = 
         raise ValueError("give --config or --factory, not both (a factory makes its own device_config)")
     certify = json.dumps({"driver": driver, "config": config, "factory": factory_ref})
     factory_from_environment(certify)  # a bad driver, config or factory is reported now, not once per test
+    print(describe(driver), file=sys.stderr, flush=True)
     os.environ[CERTIFY_ENV] = certify
     if "SMAPI_LOG_FILE" not in os.environ:  # keep the suite's calls out of the host's /var/log/smapi
         os.environ["SMAPI_LOG_FILE"] = os.path.join(tempfile.mkdtemp(prefix="smapi-conformance-"), "smapi.log")
