@@ -2,6 +2,10 @@
 plugin serving a raw copy of the same data.
 
     python bench/datapath.py [--size 1G | --smoke] [--rounds 5] [--depths 1,10] [--dir DIR]
+    python bench/datapath.py --fio [--size 256M] [--depths 1,10,30] [--runtime 2] [--cache warm,cold]
+
+``--fio`` runs the fio ``nbd`` engine scenarios of bench/datapath_fio.py instead (random and sequential I/O at
+several queue depths, against nbdkit ``file`` on raw and qemu-nbd on an equal qcow2 chain).
 
 Scenarios, per chain depth: read the whole export (``nbdcopy URI null:``) and write the whole export
 (``nbdcopy src.raw URI``, allocating: a fresh empty leaf versus a fresh sparse raw file, recreated untimed before
@@ -278,10 +282,15 @@ def main(argv: List[str] | None = None) -> int:
     ap.add_argument("--only", default="read,write", help="comma-separated scenarios")
     ap.add_argument("--dir", default=None, help="scratch parent directory (default: same disk as the repo)")
     ap.add_argument("--flush", action="store_true", help="write scenarios: nbdcopy --flush (time durable writes)")
+    ap.add_argument("--fio", action="store_true", help="fio nbd-engine scenarios (bench/datapath_fio.py)")
+    ap.add_argument("--runtime", type=float, default=2.0, help="--fio: seconds per fio run (default 2)")
+    ap.add_argument("--cache", default="warm,cold", help="--fio: cache modes (default warm,cold)")
     args = ap.parse_args(argv)
     if not (NBDCOPY and NBDKIT):
         print("nbdkit / nbdcopy not installed (ci/apt-packages.txt)", file=sys.stderr)
         return 2
+    if args.fio:
+        return fio_main(args)
     size = parse_size("8M" if args.smoke and args.size == "1G" else args.size)
     size = max(BLOCK * 2, size // BLOCK * BLOCK)
     rounds = args.rounds or (1 if args.smoke else 5)
@@ -310,6 +319,30 @@ def main(argv: List[str] | None = None) -> int:
         cleanup_stale(os.path.join(w, "run"))
         shutil.rmtree(w, ignore_errors=True)
     return 0
+
+
+def fio_main(args: argparse.Namespace) -> int:
+    import datapath_fio
+
+    size = max(BLOCK * 2, parse_size("256M" if args.size == "1G" else args.size) // BLOCK * BLOCK)
+    depths = [int(d) for d in (args.depths or "1,10,30").split(",")]
+    w = tempfile.mkdtemp(prefix="dp-fio-", dir=args.dir or pick_work_dir(REPO))
+    env = environment(w)
+    env.update({"dataset": f"{size >> 20} MiB", "rounds": str(args.rounds or 1), "runtime": f"{args.runtime}s",
+                "fio": subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout.strip()})
+    print("# smapi datapath benchmark (fio nbd engine)")
+    print_env(env)
+    try:
+        raw = os.path.join(w, "data.raw")
+        gen_raw(raw, size, seed=1)
+        rc = datapath_fio.main(w, raw, size, depths, args.runtime, args.rounds or 1, args.cache.split(","))
+        print(f"\nloadavg after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return rc
+    finally:
+        from smapi.datapath.nbd import cleanup_stale
+
+        cleanup_stale(os.path.join(w, "run"))
+        shutil.rmtree(w, ignore_errors=True)
 
 
 if __name__ == "__main__":

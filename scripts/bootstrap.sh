@@ -36,7 +36,9 @@ fi
 
 # Reinstall only when the package metadata changed.
 stamp="$VENV/.smapi-installed"
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# setup.py and the C sources: the install step also compiles the native nbdkit plugin (smapi/datapath/native).
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
+        || [ -n "$(find smapi/datapath/native -name '*.[ch]' -newer "$stamp" 2>/dev/null)" ]; then
     echo "bootstrap: installing smapi and test tools into $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     "$VENV/bin/python" -m pip install -q -e '.[test]'

@@ -250,3 +250,11 @@ def test_reads_function_level_and_relative_imports(tmp_path: Path) -> None:
         ("smapi.sr.gc", "smapi.sr.engine", False), ("smapi.vhd", "smapi.sr.gc", False)}
     assert find_cycle(runtime_graph(found)) == ["smapi.sr.engine", "smapi.sr.recovery", "smapi.sr.engine"]
     assert [(e.importer, e.imported) for e in upward(found)] == [("smapi.vhd", "smapi.sr.gc")]
+
+
+def test_the_documented_layer_order_is_the_checked_one() -> None:
+    """docs/architecture.md's layer table (lowest first) names exactly the layers this test enforces, in order."""
+    doc = (ROOT.parent / "docs" / "architecture.md").read_text()
+    table = doc.split("## The layers", 1)[1].split("\n## ", 1)[0]
+    documented = [line.split("`")[1] for line in table.splitlines() if line.startswith("| `smapi.")]
+    assert documented == LAYERS

@@ -1,8 +1,9 @@
 """nbdkit servers for VDIs: start one per export on a Unix socket, find it again from any process, stop it.
 
-Each server runs nbdkit with the Python plugin of :mod:`smapi.datapath.nbd_plugin`, backgrounded by nbdkit itself
-in a new session, so it outlives the verb process that started it (per-verb executables exit after each call). Its
-pid and socket are recorded in a state file; ``stop`` works from that record alone, after checking
+Each server runs nbdkit with the native C plugin where it can (:mod:`smapi.datapath.native` decides, and the
+record says which and why), else with the Python plugin of :mod:`smapi.datapath.nbd_plugin`; backgrounded by
+nbdkit itself in a new session, so it outlives the verb process that started it (per-verb executables exit after
+each call). Its pid and socket are recorded in a state file; ``stop`` works from that record alone, after checking
 (``/proc/<pid>/cmdline``) that the pid still is that nbdkit.
 
     <run_dir>/nbd/<name>.json   {"export", "socket", "pid", "readonly", "image", "boot_id", "log", "owner"}
@@ -33,7 +34,7 @@ from urllib.parse import quote
 
 from smapi.common import commands
 
-from . import procs, runtime
+from . import native, procs, runtime
 from .model import DatapathError, ImageSpec
 from .nbdclient import NbdClient, NbdProtocolError
 
@@ -70,6 +71,8 @@ class NbdExport:
     log: str
     #: who started it (the SR engine: the SR's uuid); a server is only ever stopped or replaced by its owner
     owner: str = ""
+    #: which nbdkit plugin serves it and why (smapi.datapath.native.Engine.to_json())
+    engine: Optional[Dict[str, Any]] = None
 
     @property
     def uri(self) -> str:
@@ -90,12 +93,14 @@ class NbdExport:
 
     def to_json(self) -> Dict[str, Any]:
         return {"export": self.export, "socket": self.socket, "pid": self.pid, "readonly": self.readonly,
-                "image": self.image.to_json(), "boot_id": self.boot_id, "log": self.log, "owner": self.owner}
+                "image": self.image.to_json(), "boot_id": self.boot_id, "log": self.log, "owner": self.owner,
+                "engine": self.engine}
 
     @classmethod
     def from_json(cls, name: str, d: Dict[str, Any]) -> NbdExport:
         return cls(name, d["export"], d["socket"], int(d["pid"]), bool(d["readonly"]),
-                   ImageSpec.from_json(d["image"]), d["boot_id"], d["log"], str(d.get("owner", "")))
+                   ImageSpec.from_json(d["image"]), d["boot_id"], d["log"], str(d.get("owner", "")),
+                   d.get("engine"))
 
 
 class NbdServer:
@@ -211,14 +216,10 @@ class NbdServer:
         cmd = [self.nbdkit, "-U", sock, "-P", pidfile, "--log=stderr", "--exportname", export]
         if readonly:
             cmd.append("-r")
-        cmd += ["python", PLUGIN, f"image={image.path}", f"kind={image.kind}", f"mode={'ro' if readonly else 'rw'}",
-                f"export={export}", f"smapi_root={PACKAGE_ROOT}"]
-        if image.opener is not None:
-            # The driver's code opens the volume inside the server (see ImageSpec); its arguments travel as JSON.
-            cmd += [f"opener={image.opener}", f"opener_args={image.args}"]
-        elif image.kind == "vhd":
-            cmd.append(f"resolver_dir={image.resolver_dir}")
-        rec = NbdExport(name, export, sock, 0, readonly, image, runtime.boot_id(), log, owner)
+        engine = native.choose(image, self.nbdkit)
+        cmd += (native.plugin_args(engine, image, readonly=readonly, export=export) if engine.name == native.NATIVE
+                else _python_plugin_args(image, readonly=readonly, export=export))
+        rec = NbdExport(name, export, sock, 0, readonly, image, runtime.boot_id(), log, owner, engine.to_json())
         # Recorded before the spawn (pid 0: look in the pidfile) so a caller killed from here on leaves a trail.
         runtime.write_json(self._path(name, ".json"), rec.to_json())
         # The embedded interpreter is the system Python: keep the caller's virtualenv settings away from it.
@@ -312,6 +313,17 @@ def _run_nbdkit(cmd: List[str], logf: Any, env: Dict[str, str], export: str, log
         return commands.run(cmd, stdout=logf, stderr=logf, cwd="/", env=env, timeout=START_TIMEOUT, check=False)
     except commands.CommandError as e:  # not installed, or hanging before it backgrounds itself
         raise DatapathError(f"nbdkit for {export!r} failed to start: {e}: {_tail(log)}") from None
+
+
+def _python_plugin_args(image: ImageSpec, *, readonly: bool, export: str) -> List[str]:
+    args = ["python", PLUGIN, f"image={image.path}", f"kind={image.kind}", f"mode={'ro' if readonly else 'rw'}",
+            f"export={export}", f"smapi_root={PACKAGE_ROOT}"]
+    if image.opener is not None:
+        # The driver's code opens the volume inside the server (see ImageSpec); its arguments travel as JSON.
+        args += [f"opener={image.opener}", f"opener_args={image.args}"]
+    elif image.kind == "vhd":
+        args.append(f"resolver_dir={image.resolver_dir}")
+    return args
 
 
 def _read_pid(path: str) -> int:

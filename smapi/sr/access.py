@@ -152,7 +152,8 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
             engine.recover(reading=not writable)
             rec = engine.visible(engine.load(), vdi)
             if writable and rec.read_only:
-                raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only")
+                raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only; write into a clone of it "
+                                                              f"(VDI.clone)")
             if writable:
                 refuse_if_active(engine, vdi, "opening it for writing")
                 # Under the SR lock like activate's probe of it: a datapath and a writer never both start.

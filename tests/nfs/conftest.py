@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator, Optional
 import pytest
 
 from smapi.core.driver import load_driver
-from tests.nfs.factory import nfs_unavailable, shared_server, stop_all_servers
+from tests.nfs.factory import nfs_unavailable, session_sanlock_env, shared_server, stop_all_servers
 from tests.nfs.ganesha import GaneshaServer
 
 WHY = nfs_unavailable()
@@ -83,7 +83,7 @@ class Host:
 
 
 def host_env(server: GaneshaServer, **extra: str) -> Dict[str, str]:
-    return {"SMAPI_GC": "sync", "SMAPI_NFS_CLIENT": "fuse", **server.client_env(), **extra}
+    return {"SMAPI_GC": "sync", "SMAPI_NFS_CLIENT": "fuse", **server.client_env(), **session_sanlock_env(), **extra}
 
 
 def mounts_under(path: str) -> list:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import tempfile
 import threading
 import uuid
 from typing import TYPE_CHECKING, Callable, Dict, Optional
@@ -23,13 +24,39 @@ if TYPE_CHECKING:
 
 _servers: Dict[str, GaneshaServer] = {}
 _lock = threading.Lock()
+_sanlock_dir: Optional[str] = None
+#: short lease timings in tests (joining a lockspace ~3 s instead of ~20 s)
+TEST_IO_TIMEOUT = "1"
+
+
+def session_sanlock_env() -> Dict[str, str]:
+    """The sanlock daemon of this test process, started on first use and stopped at exit.
+
+    libsanlock talks to one daemon per process, so the test process is one host: SRs of in-process tests join
+    their lockspaces through this daemon; tests of several hosts run each host in its own process (tests/pool)."""
+    global _sanlock_dir
+    from smapi.sr.sanlock import daemon
+
+    with _lock:
+        if _sanlock_dir is None or not daemon.answering(_sanlock_dir):
+            _sanlock_dir = tempfile.mkdtemp(prefix="smapi-sanlock-")
+            daemon.start(_sanlock_dir, f"pytest-{os.getpid()}")
+            atexit.register(_stop_sanlock, _sanlock_dir)
+        return {"SANLOCK_RUN_DIR": _sanlock_dir, "SMAPI_SANLOCK_IO_TIMEOUT": TEST_IO_TIMEOUT}
+
+
+def _stop_sanlock(directory: str) -> None:
+    from smapi.sr.sanlock import daemon
+
+    daemon.stop(directory)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def nfs_unavailable() -> Optional[str]:
     """Why NFS SRs cannot be tested here (None: they can)."""
     if os.geteuid() != 0:
         return "needs root (network namespaces, FUSE mounts)"
-    for tool in ("ganesha.nfsd", "rpcbind", "fusermount3", "nsenter", "unshare", "showmount"):
+    for tool in ("ganesha.nfsd", "rpcbind", "fusermount3", "nsenter", "unshare", "showmount", "sanlock"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (ci/apt-packages.txt)"
     if not os.path.exists("/usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so") and not any(
@@ -56,6 +83,10 @@ def shared_server(shape: str) -> GaneshaServer:
 
 
 def stop_all_servers() -> None:
+    global _sanlock_dir
+    if _sanlock_dir is not None:  # first: leaving its lockspaces needs the servers
+        _stop_sanlock(_sanlock_dir)
+        _sanlock_dir = None
     with _lock:
         while _servers:
             _servers.popitem()[1].destroy()
@@ -98,7 +129,8 @@ def make_factory(shape: str, nfsversion: str, name: str) -> Callable[[str | os.P
         # A fresh directory on the export per SR under test: the serverpath its SRs live in.
         sub = f"t-{uuid.uuid4().hex[:12]}"
         os.makedirs(os.path.join(server.export_dir, sub))
-        env = {"SMAPI_RUN_DIR": run_dir, "SMAPI_GC": "sync", "SMAPI_NFS_CLIENT": "fuse", **server.client_env()}
+        env = {"SMAPI_RUN_DIR": run_dir, "SMAPI_GC": "sync", "SMAPI_NFS_CLIENT": "fuse", **server.client_env(),
+               **session_sanlock_env()}
         sut = SRUnderTest(
             driver_spec="smapi.drivers.nfs:NfsDriver",
             device_config=device_config(server, f"{server.serverpath}/{sub}", nfsversion),

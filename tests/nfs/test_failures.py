@@ -41,7 +41,9 @@ def test_server_stopped_mid_operation_then_restarted(private: GaneshaServer, tmp
     os.makedirs(os.path.join(private.export_dir, "srs"))
     dc: Dict[str, str] = {**device_config(private, f"{private.serverpath}/srs",
                                           "3" if private.version == "3" else "4.1"), "timeo": str(TIMEOUT)}
-    host = Host(tmp_path / "run", host_env(private))
+    # sanlock's default lease timing: at the tests' short io_timeout (1 s) the outage below would outlast the
+    # host's lease, and its daemon would rightly kill this process for holding VDI leases (docs/pool.md)
+    host = Host(tmp_path / "run", host_env(private, SMAPI_SANLOCK_IO_TIMEOUT="10"))
     sr = str(uuid.uuid4())
     try:
         host.call("SR.create", sr=sr, device_config=dc, physical_size=0)

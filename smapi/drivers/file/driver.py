@@ -36,9 +36,11 @@ class FileQuery(Query_skeleton):
         }
 
     def diagnostics(self, dbg: str) -> str:
+        from smapi.datapath.native import diagnostics_line
         from smapi.sr.runstate import RunState
 
-        return f"file SRs attached on this host: {RunState().attached_srs(FileDriver.reference())}"
+        return f"file SRs attached on this host: {RunState().attached_srs(FileDriver.reference())}; " \
+               + diagnostics_line()
 
 
 class FileDriver(EngineDriver):

@@ -22,8 +22,10 @@ CONFIGURATION: Dict[str, str] = {
                "timeo=<deciseconds>, retrans=<n>, soft and hard are honoured, others ignored)",
     "timeo": "Seconds an NFS request may take before the verb fails with an error (default 10; classic "
              "deciseconds in options=timeo=N also work)",
-    "SRmaster": "Accepted as the toolstack passes it; not needed: lease locks on the export let every host that "
-                "attaches the SR change its metadata safely",
+    "SRmaster": "Accepted as the toolstack passes it; not needed: sanlock leases on the export let every host that "
+                "attaches the SR change its metadata safely (docs/pool.md)",
+    "host_id": "This host's sanlock host id in the SR's lockspace, 1..2000, unique in the pool (default: allocated "
+               "at the first SR.attach and recorded in the SR)",
 }
 
 #: what each accepted nfsversion asks the client for, in order of preference

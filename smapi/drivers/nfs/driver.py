@@ -1,14 +1,16 @@
 """NfsDriver: a shared SR in `<serverpath>/<sr_uuid>/` on an NFS export, run by the unchanged SR engine.
 
 Each host mounts the serverpath at `<run>/nfs/<sr_uuid>` when it attaches the SR (kernel client or the FUSE
-userspace client, `mount.py`) and the engine works on the directory substrate there; the locks are lease
-directories on the export (`leases.py`), so several hosts may attach the SR and change it at the same time.
+userspace client, `mount.py`) and the engine works on the directory substrate there. Attaching joins the SR's
+sanlock lockspace (`smapi.sr.sanlock`), whose leases order every metadata change, collector and VDI across
+hosts, so several hosts may attach the SR and change it at the same time (docs/pool.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid as uuidlib
 from typing import Any, Dict, Iterator, List
 
@@ -20,6 +22,8 @@ from smapi.drivers.nfs.substrate import PUBLIC_KEYS, NfsSubstrate
 from smapi.interface.errors import Backend_error
 from smapi.interface.skeletons.storage import Query_skeleton
 from smapi.sr.runstate import RunState, run_dir
+from smapi.sr.sanlock.errors import sanlock_errors
+from smapi.sr.sanlock.pool import SrPool
 from smapi.sr.storage_interface import EngineDriver, EngineSR, EngineVDI
 from smapi.sr.substrate import Substrate
 
@@ -48,7 +52,9 @@ class NfsQuery(Query_skeleton):
 
     def diagnostics(self, dbg: str) -> str:
         srs = RunState().attached_srs(NfsDriver.reference())
-        return f"NFS SRs attached on this host: {srs}; client: {mounter().name}"
+        from smapi.datapath.native import diagnostics_line
+
+        return f"NFS SRs attached on this host: {srs}; client: {mounter().name}; {diagnostics_line()}"
 
 
 @contextlib.contextmanager
@@ -91,9 +97,15 @@ class NfsSR(EngineSR):
         fresh = not is_mounted(mnt)
         m = mounter()
         m.mount(target, public(device_config), mnt)
+        config = {**public(device_config), SR_KEY: sr}
+        pool = self._pool(config)
         try:
-            super().attach(dbg, sr, {**public(device_config), SR_KEY: sr})
+            with sanlock_errors(f"SR.attach {sr}: joining the SR's lockspace"):
+                pool.join()
+            super().attach(dbg, sr, config)
         except BaseException:
+            with contextlib.suppress(Exception):
+                pool.leave()
             if fresh:
                 with contextlib.suppress(Exception):
                     m.unmount(mnt)
@@ -101,12 +113,29 @@ class NfsSR(EngineSR):
 
     def detach(self, dbg: str, sr: str) -> None:
         try:
+            sub = self._engine(sr).substrate
+            assert isinstance(sub, NfsSubstrate)
             super().detach(dbg, sr)
+            with sanlock_errors(f"SR.detach {sr}: leaving the SR's lockspace"):
+                sub.pool().leave()
         finally:
             self._unmount(sr)
 
     def destroy(self, dbg: str, sr: str) -> None:
+        sub = self._engine(sr).substrate
+        assert isinstance(sub, NfsSubstrate)
+        with sanlock_errors(f"SR.destroy {sr}"):
+            others = sub.pool().other_live_hosts()
+        if others:
+            names = ", ".join(sub.pool().host_name(h) for h in others)
+            raise Backend_error.classic("SRInUse", f"SR {sr} is attached on other live hosts ({names}); detach it "
+                                                   "there first")
         super().destroy(dbg, sr)
+        with contextlib.suppress(Exception):
+            sub.pool().leave()
+        shutil.rmtree(sub.lease_dir(), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(sub.path)
         self._unmount(sr)
 
     def probe(self, dbg: str, device_config: Dict[str, str], sm_config: Dict[str, str]) -> Any:
@@ -116,6 +145,11 @@ class NfsSR(EngineSR):
             return ["Raw", exports_xml(target.server, discover(target, explicit))]
         with mounted_serverpath(target, device_config) as mnt:
             return super().probe(dbg, {**device_config, PATH_KEY: mnt}, sm_config)
+
+    def _pool(self, config: Dict[str, str]) -> SrPool:
+        sub = self.driver.make_substrate(config)
+        assert isinstance(sub, NfsSubstrate)
+        return sub.pool()
 
     @staticmethod
     def _unmount(sr: str) -> None:

@@ -1,18 +1,24 @@
 """The NFS substrate: the file SR's directory substrate on a mounted export, with locks that cross hosts.
 
 Volumes, documents and the journal are files under `<mountpoint>/<sr_uuid>/` exactly as on a file SR (so the
-engine's crash-consistency protocol is unchanged); only the locks differ (`leases.py`), and the SR describes
-itself by the device_config that reaches it from any host instead of a local path.
+engine's crash-consistency protocol is unchanged); only the locks differ: a host-local flock under a sanlock
+lease whose files are in `<sr>/.sanlock/` (smapi.sr.sanlock), and the SR document is fenced by the SR lease's
+version. The SR describes itself by the device_config that reaches it from any host instead of a local path.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
 from smapi.drivers.nfs.config import NfsTarget
-from smapi.drivers.nfs.leases import NfsLock, nfs_lock
-from smapi.sr.directory import LOCK_DIR, DirectorySubstrate
+from smapi.interface.errors import Backend_error
+from smapi.sr.directory import DirectorySubstrate
+from smapi.sr.locks import FileLock
+from smapi.sr.runstate import run_dir
+from smapi.sr.sanlock.filestore import DIR_NAME, FileLeaseStore
+from smapi.sr.sanlock.locking import PoolLock, pool_wide
+from smapi.sr.sanlock.pool import HOST_ID_KEY, Fenced, SrPool, host_uuid, stamp_generation
 from smapi.sr.substrate import Substrate
 
 #: device_config keys that say where the SR is (what probe returns and attach needs)
@@ -25,6 +31,8 @@ class NfsSubstrate(DirectorySubstrate):
         self.target = target
         self.device_config = {k: v for k, v in device_config.items() if k in PUBLIC_KEYS and v}
         self.sr_uuid = os.path.basename(self.path)
+        self._host_id = _host_id(device_config)
+        self._pool: Optional[SrPool] = None
 
     def describe(self) -> Dict[str, str]:
         return dict(self.device_config)
@@ -33,5 +41,33 @@ class NfsSubstrate(DirectorySubstrate):
         return [NfsSubstrate(found.path, self.target, self.device_config)  # type: ignore[attr-defined]
                 for found in super().probe()]
 
-    def lock(self, name: str) -> NfsLock:
-        return nfs_lock(self.sr_uuid, name, os.path.join(self.path, LOCK_DIR))
+    def pool(self) -> SrPool:
+        """This SR's sanlock leases (lockspace `smapi-<sr>`, files in `<sr>/.sanlock/`)."""
+        if self._pool is None:
+            self._pool = SrPool(self.sr_uuid, FileLeaseStore(self.lease_dir()), host_uuid(run_dir()), self._host_id)
+        return self._pool
+
+    def lease_dir(self) -> str:
+        return os.path.join(self.path, DIR_NAME)
+
+    def lock(self, name: str) -> FileLock:
+        local = os.path.join(run_dir(), "locks", "nfs", self.sr_uuid, name)
+        return PoolLock(local, self.pool(), name) if pool_wide(name) else FileLock(local)
+
+    def store_document(self, key: str, value: Dict[str, Any]) -> None:
+        if key == self.SR_DOCUMENT:
+            try:
+                value = stamp_generation(self.pool(), self.load_document(key), value)
+            except Fenced as e:
+                raise Backend_error.classic("SRUnavailable", str(e)) from e
+        super().store_document(key, value)
+
+
+def _host_id(device_config: Dict[str, str]) -> Optional[int]:
+    text = (device_config.get(HOST_ID_KEY) or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 2000:
+        raise Backend_error.classic("SRUnavailable", f"device_config host_id={text!r}: a number 1..2000 that no "
+                                                     "other host of the pool uses")
+    return int(text)

@@ -1,0 +1,242 @@
+/* nbdkit plugin "smapi-vhd": a VHD chain (or a raw file, kind=raw) served as one raw disk, PARALLEL thread model.
+ *
+ * Parameters (the order of parent= is the chain order, the leaf's parent first):
+ *   image=PATH    the leaf
+ *   parent=PATH   repeated, one per ancestor (resolved by smapi.datapath.native from the VHD locators)
+ *   kind=vhd|raw  default vhd
+ *   mode=rw|ro
+ *   direct=BOOL  open the chain's files with O_DIRECT (no server-side page cache; default false)
+ *   export=NAME   the export name; NAME@ro reaches the same disk read-only (smapi.datapath.nbd.READONLY_SUFFIX)
+ * One chain object is opened in get_ready and shared by every connection (multi-conn: a flush on any connection
+ * commits every completed write). */
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vhdchain.h"
+#include "vhdio.h"
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+#define READONLY_SUFFIX "@ro"
+#define ZERO_CHUNK (1u << 20)
+
+static const char *cfg_paths[VHD_MAX_CHAIN_DEPTH];
+static int cfg_n = 0, cfg_raw = 0, cfg_rw = 1, cfg_direct = 0;
+static const char *cfg_export = "";
+static struct vchain chain;
+static int raw_fd = -1;
+static uint64_t raw_size;
+static uint8_t *zeros;
+
+struct handle { int readonly; };
+
+static int smapi_config(const char *key, const char *value) {
+  if (strcmp(key, "image") == 0 || strcmp(key, "parent") == 0) {
+    if ((strcmp(key, "image") == 0) != (cfg_n == 0)) { nbdkit_error("image= must come first, once"); return -1; }
+    if (cfg_n == VHD_MAX_CHAIN_DEPTH) { nbdkit_error("chain deeper than %d", VHD_MAX_CHAIN_DEPTH); return -1; }
+    cfg_paths[cfg_n++] = value;
+  } else if (strcmp(key, "kind") == 0) {
+    if (strcmp(value, "raw") && strcmp(value, "vhd")) { nbdkit_error("kind must be vhd or raw"); return -1; }
+    cfg_raw = strcmp(value, "raw") == 0;
+  } else if (strcmp(key, "mode") == 0) {
+    if (strcmp(value, "rw") && strcmp(value, "ro")) { nbdkit_error("mode must be rw or ro"); return -1; }
+    cfg_rw = strcmp(value, "rw") == 0;
+  } else if (strcmp(key, "direct") == 0) {
+    cfg_direct = nbdkit_parse_bool(value);
+    if (cfg_direct == -1) return -1;
+  } else if (strcmp(key, "export") == 0) {
+    cfg_export = value;
+  } else {
+    nbdkit_error("unknown parameter '%s'", key);
+    return -1;
+  }
+  return 0;
+}
+
+static int smapi_config_complete(void) {
+  if (cfg_n == 0) { nbdkit_error("image=PATH is required"); return -1; }
+  if (cfg_raw && cfg_n > 1) { nbdkit_error("a raw image has no parents"); return -1; }
+  return 0;
+}
+
+static int smapi_get_ready(void) {
+  zeros = calloc(1, ZERO_CHUNK);
+  if (!zeros) { nbdkit_error("out of memory"); return -1; }
+  if (cfg_raw) {
+    struct stat st;
+    raw_fd = open(cfg_paths[0], (cfg_rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (raw_fd < 0 || fstat(raw_fd, &st) != 0) { nbdkit_error("%s: %m", cfg_paths[0]); return -1; }
+    raw_size = (uint64_t)st.st_size;
+    return 0;
+  }
+  char err[512];
+  if (vchain_open(&chain, cfg_paths, cfg_n, cfg_rw, cfg_direct, err, sizeof err) != 0) {
+    nbdkit_error("%s", err);
+    vchain_close(&chain);
+    return -1;
+  }
+  return 0;
+}
+
+static void smapi_cleanup(void) {
+  if (raw_fd >= 0) { close(raw_fd); raw_fd = -1; }
+  if (!cfg_raw && chain.n > 0) {
+    int r = vchain_close(&chain); /* commits what is pending (nbdkit exit, also on SIGTERM) */
+    if (r) nbdkit_error("final commit failed: %s", strerror(-r));
+  }
+  free(zeros);
+}
+
+static int smapi_list_exports(int readonly, int is_tls, struct nbdkit_exports *exports) {
+  char ro[1024];
+  if (strlen(cfg_export) + sizeof READONLY_SUFFIX > sizeof ro) return -1;
+  strcpy(ro, cfg_export);
+  strcat(ro, READONLY_SUFFIX);
+  if (nbdkit_add_export(exports, cfg_export, NULL) == -1) return -1;
+  return nbdkit_add_export(exports, ro, NULL);
+}
+
+static const char *smapi_default_export(int readonly, int is_tls) { return cfg_export; }
+
+static void *smapi_open(int readonly) {
+  /* A client asking for another VDI's name reached the wrong socket: refuse rather than serve this disk. */
+  const char *name = nbdkit_export_name();
+  size_t n = strlen(cfg_export);
+  struct handle *h = malloc(sizeof *h);
+  if (!h) { nbdkit_error("out of memory"); return NULL; }
+  if (name == NULL || *name == 0 || strcmp(name, cfg_export) == 0) {
+    h->readonly = readonly || !cfg_rw;
+  } else if (strncmp(name, cfg_export, n) == 0 && strcmp(name + n, READONLY_SUFFIX) == 0) {
+    h->readonly = 1;
+  } else {
+    free(h);
+    nbdkit_set_error(ENOENT);
+    nbdkit_error("no export named '%s'", name);
+    return NULL;
+  }
+  return h;
+}
+
+static void smapi_close(void *h) { free(h); }
+
+static int64_t smapi_get_size(void *h) { return (int64_t)(cfg_raw ? raw_size : chain.size); }
+static int smapi_can_write(void *h) { return !((struct handle *)h)->readonly; }
+static int smapi_can_flush(void *h) { return 1; }
+static int smapi_can_fua(void *h) { return NBDKIT_FUA_NATIVE; }
+static int smapi_can_multi_conn(void *h) { return 1; }
+static int smapi_can_zero(void *h) { return !((struct handle *)h)->readonly; }
+static int smapi_can_fast_zero(void *h) { return 1; }
+static int smapi_can_trim(void *h) { return !((struct handle *)h)->readonly; }
+static int smapi_can_extents(void *h) { return !cfg_raw; }
+
+static int fail_errno(int r, const char *what, uint64_t off) {
+  nbdkit_set_error(-r);
+  nbdkit_error("%s at %llu: %s", what, (unsigned long long)off, strerror(-r));
+  return -1;
+}
+
+static int do_flush(void) {
+  if (cfg_raw) return fdatasync(raw_fd) == 0 ? 0 : -errno;
+  return vchain_flush(&chain);
+}
+
+static int smapi_pread(void *h, void *buf, uint32_t count, uint64_t offset, uint32_t flags) {
+  int r = cfg_raw ? vhd_pread_full(raw_fd, buf, count, offset) : vchain_read(&chain, buf, count, offset);
+  return r ? fail_errno(r, "read", offset) : 0;
+}
+
+static int do_write(void *h, const void *buf, uint32_t count, uint64_t offset, uint32_t flags) {
+  if (((struct handle *)h)->readonly) return -EROFS;
+  int r = cfg_raw ? vhd_pwrite_full(raw_fd, buf, count, offset) : vchain_write(&chain, buf, count, offset);
+  if (!r && (flags & NBDKIT_FLAG_FUA)) r = do_flush();
+  return r;
+}
+
+static int smapi_pwrite(void *h, const void *buf, uint32_t count, uint64_t offset, uint32_t flags) {
+  int r = do_write(h, buf, count, offset, flags);
+  return r ? fail_errno(r, "write", offset) : 0;
+}
+
+static int smapi_flush(void *h, uint32_t flags) {
+  if (((struct handle *)h)->readonly) return 0;
+  int r = do_flush();
+  return r ? fail_errno(r, "flush", 0) : 0;
+}
+
+/* Zero: a range no image of the chain maps already reads as zeros; otherwise zeros are written (a VHD cannot
+ * punch sectors out of an allocated block). */
+static int smapi_zero(void *h, uint32_t count, uint64_t offset, uint32_t flags) {
+  if (((struct handle *)h)->readonly) return fail_errno(-EROFS, "zero", offset);
+  if (!cfg_raw && !vchain_allocated(&chain, offset, count)) {
+    int r = (flags & NBDKIT_FLAG_FUA) ? do_flush() : 0;
+    return r ? fail_errno(r, "zero", offset) : 0;
+  }
+  if (flags & NBDKIT_FLAG_FAST_ZERO) { nbdkit_set_error(ENOTSUP); return -1; }
+  while (count) {
+    uint32_t n = count < ZERO_CHUNK ? count : ZERO_CHUNK;
+    int r = do_write(h, zeros, n, offset, 0);
+    if (r) return fail_errno(r, "zero", offset);
+    count -= n; offset += n;
+  }
+  int r = (flags & NBDKIT_FLAG_FUA) ? do_flush() : 0;
+  return r ? fail_errno(r, "zero", offset) : 0;
+}
+
+/* Trim is advisory in NBD; VHD has no way to give back part of a block safely, so it is accepted and ignored. */
+static int smapi_trim(void *h, uint32_t count, uint64_t offset, uint32_t flags) {
+  int r = (flags & NBDKIT_FLAG_FUA) ? do_flush() : 0;
+  return r ? fail_errno(r, "trim", offset) : 0;
+}
+
+static int smapi_extents(void *h, uint32_t count, uint64_t offset, uint32_t flags, struct nbdkit_extents *ext) {
+  uint64_t bs = vchain_block_size(&chain), end = offset + count, pos = offset;
+  while (pos < end) {
+    uint64_t next = (pos / bs + 1) * bs;
+    if (next > end) next = end;
+    uint32_t type = vchain_allocated(&chain, pos, next - pos) ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+    if (nbdkit_add_extent(ext, pos, next - pos, type) == -1) return -1;
+    pos = next;
+    if (flags & NBDKIT_FLAG_REQ_ONE) break;
+  }
+  return 0;
+}
+
+static struct nbdkit_plugin plugin = {
+  .name = "smapivhd",
+  .version = "1",
+  .longname = "smapi VHD chain datapath",
+  .config = smapi_config,
+  .config_complete = smapi_config_complete,
+  .config_help = "image=PATH [parent=PATH]... [kind=vhd|raw] [mode=rw|ro] [direct=BOOL] [export=NAME]",
+  .magic_config_key = "image",
+  .get_ready = smapi_get_ready,
+  .cleanup = smapi_cleanup,
+  .list_exports = smapi_list_exports,
+  .default_export = smapi_default_export,
+  .open = smapi_open,
+  .close = smapi_close,
+  .get_size = smapi_get_size,
+  .can_write = smapi_can_write,
+  .can_flush = smapi_can_flush,
+  .can_fua = smapi_can_fua,
+  .can_multi_conn = smapi_can_multi_conn,
+  .can_zero = smapi_can_zero,
+  .can_fast_zero = smapi_can_fast_zero,
+  .can_trim = smapi_can_trim,
+  .can_extents = smapi_can_extents,
+  .pread = smapi_pread,
+  .pwrite = smapi_pwrite,
+  .flush = smapi_flush,
+  .zero = smapi_zero,
+  .trim = smapi_trim,
+  .extents = smapi_extents,
+  .errno_is_preserved = 0,
+};
+
+NBDKIT_REGISTER_PLUGIN(plugin)

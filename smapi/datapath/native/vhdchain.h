@@ -1,0 +1,71 @@
+/* A VHD chain (leaf first) served as one raw disk: concurrent reads and writes, crash-safe block allocation.
+ *
+ * Locking: `meta` guards the leaf's allocation state (end of data, footer position, dirty lists, in-flight
+ * allocations); it is never held across data I/O.  BAT entries and bitmap bytes are read without it (atomic loads)
+ * and published with release stores after the data they describe is written.  Only allocations of the same block
+ * wait for each other (`alloc_cv`); `flush_mu` orders commits.  Functions return 0 or a negative errno. */
+#ifndef SMAPI_VHDCHAIN_H
+#define SMAPI_VHDCHAIN_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vhdfmt.h"
+
+/* Per-block state flags of the leaf (struct vimg.state). */
+enum {
+  VIMG_BUSY = 1,       /* an allocation of this block is in flight */
+  VIMG_BAT_DIRTY = 2,  /* its BAT entry is not on disk yet */
+  VIMG_BM_DIRTY = 4,   /* its sector bitmap changed since it was written */
+  VIMG_LISTED = 8,     /* it is in the dirty list */
+  VIMG_BLOCK_BAD = 16, /* it overlaps metadata: writes to it fail with EIO */
+};
+
+struct vimg {
+  int fd;
+  int has_header; /* 0 for a fixed disk */
+  struct vhd_footer footer;
+  struct vhd_header header;
+  uint64_t size, file_size;
+  uint32_t entries, block_size, bitmap_bytes;
+  uint32_t *bat;      /* host order */
+  uint8_t **bitmaps;  /* per block, loaded on first use */
+  uint8_t *batmap;    /* NULL when absent or untrusted; bits mean "block full" and match the disk */
+  size_t batmap_len;
+  int batmap_dirty;
+  struct vhd_batmap_header bmh;
+  uint64_t bmh_offset;
+  /* leaf only */
+  uint64_t eod;       /* where the next block goes */
+  int64_t footer_pos; /* offset of a valid primary footer, -1 if none */
+  uint8_t *state;     /* per block: ST_* flags */
+  uint32_t *dirty;    /* blocks with ST_BAT_DIRTY or ST_BM_DIRTY */
+  size_t ndirty, capdirty;
+};
+
+struct vchain {
+  int n, writable;
+  uint64_t size;
+  struct vimg img[VHD_MAX_CHAIN_DEPTH];
+  pthread_mutex_t meta, flush_mu, rmw_mu;
+  pthread_cond_t alloc_cv;
+  int unsynced; /* a write since the last barrier (atomic) */
+};
+
+/* Record that block `blk` of the leaf has metadata to commit (flag: VIMG_BAT_DIRTY / VIMG_BM_DIRTY); `meta` held. */
+int vimg_note_dirty(struct vimg *im, uint64_t blk, uint8_t flag);
+
+/* paths[0] is the leaf, paths[n-1] the base.  On failure returns -1 with a message in err. */
+/* direct: open every file with O_DIRECT (no page cache on the server side). */
+int vchain_open(struct vchain *c, const char *const *paths, int n, int writable, int direct, char *err,
+                size_t errlen);
+int vchain_read(struct vchain *c, void *buf, uint64_t len, uint64_t off);
+int vchain_write(struct vchain *c, const void *buf, uint64_t len, uint64_t off);
+int vchain_flush(struct vchain *c);
+/* 1 if some image of the chain maps a block in [off, off+len) (block granularity), else 0. */
+int vchain_allocated(struct vchain *c, uint64_t off, uint64_t len);
+uint32_t vchain_block_size(const struct vchain *c);
+int vchain_close(struct vchain *c);
+
+#endif

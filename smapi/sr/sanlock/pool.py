@@ -1,0 +1,231 @@
+"""One shared SR's sanlock leases: its lockspace (host liveness), host ids, and resource leases by name.
+
+Where the leases live is a `LeaseStore` (files in the SR directory for NFS; a small LV at PV byte offsets for
+LVM/iSCSI). `SrPool` joins and leaves the lockspace for this host and takes and gives back resources for this
+process, counting nested and concurrent holds of one process (sanlock counts one hold per process).
+
+Names: the lockspace is `smapi-<sr uuid>` (sanlock names are at most 47 bytes); resources are the engine's lock
+names (`sr`, `gc`, `vdi-<uuid>`), shortened by hash when too long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import threading
+import time
+import uuid as uuidlib
+from typing import Dict, List, Optional, Tuple
+
+from smapi.sr.sanlock import client
+from smapi.sr.sanlock.client import Area, SanlockError
+
+HOST_ID_KEY = "host_id"
+HOST_UUID_ENV = "SMAPI_HOST_UUID"
+
+
+def sanlock_name(text: str, prefix: str = "") -> str:
+    name = prefix + text
+    if len(name.encode()) < 48:
+        return name
+    return prefix + hashlib.sha256(text.encode()).hexdigest()[: 47 - len(prefix)]
+
+
+def host_uuid(run_dir: str) -> str:
+    """This host's identity for host-id allocation: $SMAPI_HOST_UUID, else a uuid kept in the run directory."""
+    fixed = os.environ.get(HOST_UUID_ENV)
+    if fixed:
+        return fixed
+    path = os.path.join(run_dir, "host-uuid")
+    with contextlib.suppress(FileNotFoundError), open(path) as f:
+        return f.read().strip()
+    os.makedirs(run_dir, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}"
+    with open(tmp, "w") as f:
+        f.write(str(uuidlib.uuid4()))
+    with contextlib.suppress(FileExistsError):
+        os.link(tmp, path)  # the first writer wins; everybody then reads the same id
+    os.unlink(tmp)
+    with open(path) as f:
+        return f.read().strip()
+
+
+class LeaseStore:
+    """Where one SR's leases live, and the record of which host has which host id."""
+
+    def lockspace_area(self, lockspace: str) -> Area:
+        """The formatted lockspace (formatting it the first time, exactly once across hosts)."""
+        raise NotImplementedError
+
+    def resource_area(self, name: str, lockspace: str) -> Area:
+        """The formatted lease of resource `name` (formatting it the first time, exactly once across hosts)."""
+        raise NotImplementedError
+
+    def host_id(self, identity: str) -> int:
+        """The id (1..2000) recorded for host `identity`, allocating a free one the first time."""
+        raise NotImplementedError
+
+    def host_names(self) -> Dict[int, str]:
+        """Allocated ids and the hosts they belong to (for messages naming another host)."""
+        raise NotImplementedError
+
+
+class _Hold:
+    __slots__ = ("shared", "count", "lver", "area")
+
+    def __init__(self, shared: bool, lver: int, area: Area) -> None:
+        # the area is kept so that giving the lease back needs no file-system call (storage may be away then)
+        self.shared, self.count, self.lver, self.area = shared, 1, lver, area
+
+
+#: this process's holds, per (lockspace, resource)
+_holds: Dict[Tuple[str, str], _Hold] = {}
+_holds_lock = threading.Lock()
+#: leases whose release failed (storage away): still held by this process in the daemon, given back later
+_unreleased: Dict[Tuple[str, str], Area] = {}
+_POLL_MIN, _POLL_MAX = 0.02, 0.25
+
+
+class SrPool:
+    def __init__(self, sr: str, store: LeaseStore, identity: str, host_id: Optional[int] = None) -> None:
+        self.sr = sr
+        self.store = store
+        self.identity = identity
+        self.lockspace = sanlock_name(sr, "smapi-")
+        self._host_id = host_id
+
+    # -- this host in the lockspace ------------------------------------------------------------------------------
+    def host_id(self) -> int:
+        if self._host_id is None:
+            self._host_id = self.store.host_id(self.identity)
+        return self._host_id
+
+    def join(self) -> None:
+        """SR.attach: join the lockspace (blocks a few io_timeouts the first time; joined already is a no-op)."""
+        area = self.store.lockspace_area(self.lockspace)
+        if not client.joined(self.lockspace, self.host_id(), area):
+            client.add_lockspace(self.lockspace, self.host_id(), area)
+
+    def leave(self) -> None:
+        """SR.detach: leave the lockspace. The daemon kills any process still holding one of its leases, so this
+        process first gives back what it could not give back before."""
+        self.retry_releases()
+        client.rem_lockspace(self.lockspace, self.host_id(), self.store.lockspace_area(self.lockspace))
+
+    def joined(self) -> bool:
+        return client.joined(self.lockspace, self.host_id(), self.store.lockspace_area(self.lockspace))
+
+    def other_live_hosts(self) -> List[int]:
+        """Other hosts in the lockspace now. The daemon's view lags: a host that just left shows live until the
+        daemon rereads the lockspace (about 2 io_timeouts), so hosts seen live are looked at again until then."""
+        deadline = time.monotonic() + 3 * client.io_timeout()
+        while True:
+            others = [h for h in client.live_hosts(self.lockspace) if h != self.host_id()]
+            if not others or time.monotonic() > deadline:
+                return others
+            time.sleep(0.5)
+
+    def host_name(self, host_id: int) -> str:
+        who = self.store.host_names().get(host_id)
+        return f"host id {host_id}" + (f" ({who})" if who else "")
+
+    # -- resources held by this process --------------------------------------------------------------------------
+    def take(self, resource: str, *, shared: bool = False, timeout: Optional[float] = None) -> bool:
+        """Hold `resource` for this process (counted); waits while another host or process holds it.
+
+        False when still busy at the timeout (`timeout=0`: one try)."""
+        key = (self.lockspace, sanlock_name(resource))
+        with _holds_lock:
+            hold = _holds.get(key)
+            if hold is not None:
+                if hold.shared and not shared:
+                    raise RuntimeError(f"cannot upgrade a shared hold of {resource} to exclusive")
+                hold.count += 1
+                return True
+        self.retry_releases()
+        area = self.store.resource_area(key[1], self.lockspace)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _POLL_MIN
+        while True:
+            try:
+                client.acquire(self.lockspace, key[1], area, shared=shared, owner_name=self.identity[:47])
+                break
+            except SanlockError as e:
+                if e.rv == -errno.EEXIST:
+                    break  # this process still holds it: an earlier release failed (storage away)
+                if not e.busy:
+                    raise
+            if deadline is not None and time.monotonic() + pause > deadline:
+                return False
+            time.sleep(pause)
+            pause = min(_POLL_MAX, pause * 1.5)
+        with _holds_lock:
+            _holds[key] = _Hold(shared, 0, area)  # the version is read when first asked for (one read fewer)
+        return True
+
+    def give(self, resource: str) -> None:
+        key = (self.lockspace, sanlock_name(resource))
+        with _holds_lock:
+            hold = _holds[key]
+            hold.count -= 1
+            if hold.count > 0:
+                return
+            del _holds[key]
+        try:
+            client.release(self.lockspace, key[1], hold.area)
+        except (SanlockError, OSError):
+            with _holds_lock:
+                _unreleased[key] = hold.area  # storage away: try again before the next take and before leaving
+
+    def retry_releases(self) -> None:
+        with _holds_lock:
+            pending = [(k, a) for k, a in _unreleased.items() if k[0] == self.lockspace and k not in _holds]
+        for key, area in pending:
+            with contextlib.suppress(SanlockError, OSError):
+                client.release(self.lockspace, key[1], area)
+                with _holds_lock:
+                    _unreleased.pop(key, None)
+
+    def generation(self, resource: str) -> Optional[int]:
+        """The version of `resource` this process holds exclusively (its fencing token), None when not held so."""
+        key = (self.lockspace, sanlock_name(resource))
+        with _holds_lock:
+            hold = _holds.get(key)
+            if hold is None or hold.shared:
+                return None
+            if hold.lver:
+                return hold.lver
+            area = hold.area
+        lver = client.lease_version(self.lockspace, key[1], area)  # held by us: nobody can change it meanwhile
+        with _holds_lock:
+            hold.lver = lver
+        return lver
+
+    def holders(self, resource: str) -> List[int]:
+        """Host ids holding `resource` now (read from storage)."""
+        name = sanlock_name(resource)
+        found = client.owners(self.lockspace, name, self.store.resource_area(name, self.lockspace))
+        return [h.host_id for h in found.hosts]
+
+
+#: key of the SR document recording the SR lease version it was written under
+GENERATION_KEY = "lease_generation"
+
+
+class Fenced(Exception):
+    """This process's SR lease is older than the one the stored document was written under: it lost the lease
+    (its host stalled past expiry and another host took it), so what it was about to write is stale."""
+
+
+def stamp_generation(pool: SrPool, stored: Optional[Dict[str, object]], value: Dict[str, object]) -> Dict[str, object]:
+    """`value` stamped with this process's SR lease version, or Fenced when the stored document is newer."""
+    mine = pool.generation("sr")
+    if mine is None:
+        return dict(value)  # SR.create: nobody can hold a lease of an SR that does not exist yet
+    theirs = int(str((stored or {}).get(GENERATION_KEY, 0)))
+    if theirs > mine:
+        raise Fenced(f"SR {pool.sr}: the SR document was written under lease version {theirs}, this process holds "
+                     f"version {mine}; it lost the SR lease (a stall past expiry) and must not write")
+    return {**value, GENERATION_KEY: mine}

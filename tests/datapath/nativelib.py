@@ -1,0 +1,93 @@
+"""Shared helpers of the native-datapath tests: chains built by the Python library, and the native server."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+from typing import Dict, List, Tuple
+
+import pytest
+
+import smapi.vhd as vhd
+from smapi.datapath import native
+from smapi.datapath.model import ImageSpec
+from smapi.datapath.nbd import NbdExport, NbdServer
+from smapi.vhd import constants as C
+
+from .dptestlib import LIBNBD_PY, libnbd_available
+
+MiB = 1 << 20
+BLOCK = 2 * MiB
+CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nbdops_client.py")
+
+
+def require_native() -> str:
+    engine = native.availability(shutil.which("nbdkit") or "/usr/sbin/nbdkit")
+    if engine.name != native.NATIVE:
+        pytest.skip(f"native plugin unavailable: {engine.reason}")
+    if not libnbd_available():
+        pytest.skip("python3-libnbd missing (ci/apt-packages.txt)")
+    assert engine.plugin is not None
+    return engine.plugin
+
+
+def build_chain(directory: str, size: int, depth: int, seed: int) -> str:
+    """``depth`` images; every level writes a few random ranges (aligned and not). Returns the leaf's path."""
+    rnd = random.Random(seed)
+    path = os.path.join(directory, "c0.vhd")
+    vhd.create_dynamic(path, size)
+    for level in range(depth):
+        if level:
+            child = os.path.join(directory, f"c{level}.vhd")
+            vhd.snapshot(path, child)
+            path = child
+        with vhd.open_chain(path, writable=True) as chain:
+            for _ in range(rnd.randrange(3)):
+                off = rnd.randrange(size)
+                n = min(rnd.choice([512, 4096, 70000, BLOCK]), size - off)
+                chain.write(off, rnd.randbytes(n))
+    return path
+
+
+def copy_dir(src: str, dst: str) -> None:
+    os.makedirs(dst, exist_ok=True)
+    for name in os.listdir(src):
+        if name.endswith(".vhd"):
+            shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
+
+
+def serve(run_dir: str, leaf: str, export: str = "vdi") -> Tuple[NbdServer, NbdExport]:
+    srv = NbdServer(run_dir)
+    ex = srv.start(export, ImageSpec("vhd", leaf), readonly=False)
+    assert ex.engine and ex.engine["engine"] == native.NATIVE, ex.engine
+    return srv, ex
+
+
+def run_rounds(uri: str, conns: int, rounds: List[list]) -> List[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    res = subprocess.run([LIBNBD_PY, CLIENT], input=json.dumps({"uri": uri, "conns": conns, "rounds": rounds}),
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert "error" not in out, out
+    return list(out["reads"])
+
+
+def data_for(seed: int, n: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def leaf_allocation(leaf: str) -> Dict[int, bytes]:
+    """Allocated leaf blocks and their sector bitmaps (what the writer decided, beyond the bytes)."""
+    with vhd.open_image(leaf) as img:
+        return {blk: bytes(img.bitmap(blk)) for blk, e in enumerate(img.bat) if e != C.BAT_UNUSED}
+
+
+def smapi_check(path: str) -> subprocess.CompletedProcess:
+    exe = os.path.join(os.path.dirname(os.path.realpath(shutil.which("python3") or "")), "smapi")
+    venv_exe = os.path.join(os.path.dirname(os.path.abspath(os.sys.executable)), "smapi")
+    return subprocess.run([venv_exe if os.path.exists(venv_exe) else exe, "vhd", "check", path],
+                          capture_output=True, text=True, timeout=120)
