@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI step: smapi on the lowest dependency versions setup.cfg allows (every `name>=X` of install_requires pinned to
 # `name==X`, environment markers kept), in a virtualenv of its own (.venv-mindeps, rebuilt only when the pins
-# change), running a small fast subset: CLI, packaging, import/export through the CLI, a conformance slice.
+# change), running a small fast subset: CLI (help, selectors, progress), packaging, import/export through the
+# CLI, a conformance slice.
 # A floor that does not work fails here instead of on a user's machine. `vermin` then checks that the package
 # needs no Python newer than python_requires (only 3.11 is installed here, so 3.9 is checked from the source).
 set -euo pipefail
@@ -42,5 +43,6 @@ floor=$("$PY" -c 'import configparser, re; c = configparser.ConfigParser(); c.re
 "$VENV/bin/vermin" --no-tips --quiet --violations --eval-annotations --backport typing --target="$floor-" smapi xapi
 echo "min-deps: vermin finds nothing that needs a Python newer than $floor"
 SMAPI_CONFORMANCE_DRIVERS=file exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-    tests/exec/test_cli.py tests/transfer/test_cli_import.py tests/test_packaging.py tests/core \
+    tests/exec/test_cli.py tests/cli/test_selectors_help.py tests/transfer/test_cli_import.py tests/test_packaging.py \
+    tests/core \
     tests/conformance/test_vdi.py "$@"
