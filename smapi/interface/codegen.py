@@ -24,7 +24,9 @@ HEADER = '''"""{title}: skeletons generated from `{module}`.
 DO NOT EDIT: regenerate with `python -m smapi.interface.codegen`.
 
 Subclass a skeleton and override the verbs your driver supports; every other verb raises `Unimplemented`
-naming itself, which every transport reports as a typed error.
+naming itself, which every transport reports as a typed error. Each verb's docstring lists the errors it
+documents ("Raises:"); besides those, any verb may raise `Unimplemented` (until a driver overrides it) and
+`Invalid_argument` (a missing or mistyped argument, found by the dispatcher before the verb runs).
 """
 
 from __future__ import annotations
@@ -56,7 +58,22 @@ def py_annotation(t: Type) -> str:
     return "Any"
 
 
-def _method_source(iface: Interface, m: Method) -> str:
+#: the last "Raises:" line of every verb: what any verb may raise besides the errors its definition documents
+ALWAYS_RAISED = "Unimplemented, Invalid_argument: see the module docstring"
+
+
+def _raises_doc(api: Api, m: Method) -> List[str]:
+    """The docstring's "Raises:" lines: the documented errors with their descriptions, then ALWAYS_RAISED."""
+    by_name = {e.wire_name: e for e in api.errors}
+    lines = ["Raises:"]
+    for name in m.errors:
+        error = by_name.get(name)
+        lines.append(f"    {name}: {error.description if error is not None else ''}".rstrip())
+    lines.append(f"    {ALWAYS_RAISED}")
+    return lines
+
+
+def _method_source(api: Api, iface: Interface, m: Method) -> str:
     params = ["self"]
     for p in m.params:
         ann = py_annotation(p.type)
@@ -69,6 +86,8 @@ def _method_source(iface: Interface, m: Method) -> str:
     body = "\n".join(doc_lines)
     if args_doc:
         body += "\n\n" + "\n".join("\n".join(textwrap.wrap(line, 100, subsequent_indent="    ")) for line in args_doc)
+    body += "\n\n" + "\n".join("\n".join(textwrap.wrap(line, 100, subsequent_indent="        "))
+                                for line in _raises_doc(api, m))
     docstring = textwrap.indent(f'"""{body}\n"""', " " * 8)
     signature = ", ".join(params)
     if len(signature) + len(m.name) + 20 > 110:
@@ -80,16 +99,16 @@ def _method_source(iface: Interface, m: Method) -> str:
     )
 
 
-def interface_source(iface: Interface) -> str:
+def interface_source(api: Api, iface: Interface) -> str:
     doc = textwrap.indent('"""' + "\n".join(textwrap.wrap(iface.description, 100)) + '"""', " " * 4)
     out = [f"class {iface.skeleton_name}(Skeleton):\n{doc}\n\n", f'    interface_name = "{iface.name}"\n']
     for m in iface.methods:
-        out.append("\n" + _method_source(iface, m))
+        out.append("\n" + _method_source(api, iface, m))
     return "".join(out)
 
 
 def api_module_source(api: Api, module: str) -> str:
-    classes = "".join("\n\n" + interface_source(iface) for iface in api.interfaces)
+    classes = "".join("\n\n" + interface_source(api, iface) for iface in api.interfaces)
     used = [name for name in ("Any", "Dict", "List", "Optional") if f"{name}[" in classes or f"-> {name}" in classes
             or f": {name}" in classes]
     typing_import = f"from typing import {', '.join(used)}\n" if used else ""

@@ -3,7 +3,9 @@
 DO NOT EDIT: regenerate with `python -m smapi.interface.codegen`.
 
 Subclass a skeleton and override the verbs your driver supports; every other verb raises `Unimplemented`
-naming itself, which every transport reports as a typed error.
+naming itself, which every transport reports as a typed error. Each verb's docstring lists the errors it
+documents ("Raises:"); besides those, any verb may raise `Unimplemented` (until a driver overrides it) and
+`Invalid_argument` (a missing or mistyped argument, found by the dispatcher before the verb runs).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class Query_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         returns query_result (query_result): The properies of this implementation
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Query.query")
 
@@ -32,6 +37,9 @@ class Query_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         returns diagnostics (string): A string containing loggable human-readable diagnostics information
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Query.diagnostics")
 
@@ -49,6 +57,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi_info: The Virtual Disk Image properties
         returns new_vdi (vdi_info): The created Virtual Disk Image
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.create")
 
@@ -59,6 +72,12 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi_info: The Virtual Disk Image properties
         returns new_vdi (vdi_info): The snapshot
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.snapshot")
 
@@ -69,6 +88,12 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi_info: The Virtual Disk Image properties
         returns new_vdi (vdi_info): The clone
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.clone")
 
@@ -78,6 +103,12 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.destroy")
 
@@ -88,6 +119,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         returns vdi_info (vdi_info): VDI metadata
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.stat")
 
@@ -99,6 +135,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         persistent: New value of the VDI persistent field
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.set_persistent")
 
@@ -109,6 +150,11 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.epoch_begin")
 
@@ -119,6 +165,11 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.epoch_end")
 
@@ -132,6 +183,13 @@ class VDI_skeleton(Skeleton):
         vdi: The Virtual Disk Image to operate on
         read_write: If true then the DataPath will be used read/write, false otherwise
         returns device (attach_info): backend device configuration
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Illegal_transition: The requested VDI state transition is invalid
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.attach")
 
@@ -143,6 +201,12 @@ class VDI_skeleton(Skeleton):
         dp: DataPath to activate
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Illegal_transition: The requested VDI state transition is invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.activate")
 
@@ -153,6 +217,12 @@ class VDI_skeleton(Skeleton):
         dp: DataPath to deactivate
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Illegal_transition: The requested VDI state transition is invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.deactivate")
 
@@ -163,6 +233,12 @@ class VDI_skeleton(Skeleton):
         dp: DataPath to detach
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Illegal_transition: The requested VDI state transition is invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.detach")
 
@@ -175,6 +251,12 @@ class VDI_skeleton(Skeleton):
         url: URL which identifies a remote system
         dest: The Storage Repository to operate within
         returns new_vdi (vdi): The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.copy")
 
@@ -185,6 +267,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         returns url (string): URL which represents this VDI
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.get_url")
 
@@ -195,6 +282,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         name: Name of the VDI to return
         returns vdi_info (vdi_info): The Virtual Disk Image properties
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Does_not_exist: The object does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.get_by_name")
 
@@ -206,6 +298,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         content_id: New value of the VDI content_id field
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.set_content_id")
 
@@ -216,6 +313,12 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi1: The Virtual Disk Image to operate on
         vdi2: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.compose")
 
@@ -227,6 +330,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         returns vdi_infos (vdi_info list): VDIs with recognizably similar content, most similar first
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.similar_content")
 
@@ -239,6 +347,12 @@ class VDI_skeleton(Skeleton):
         vdi: The Virtual Disk Image to operate on
         new_size: The requested virtual size (bytes)
         returns new_size (int64): The virtual size after the resize (bytes)
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.resize")
 
@@ -249,6 +363,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         new_name_label: The new name
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.set_name_label")
 
@@ -259,6 +378,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         new_name_description: The new description
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.set_name_description")
 
@@ -270,6 +394,11 @@ class VDI_skeleton(Skeleton):
         vdi: The Virtual Disk Image to operate on
         key: The key
         value: The value
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.add_to_sm_config")
 
@@ -280,6 +409,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         key: The key
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.remove_from_sm_config")
 
@@ -289,6 +423,12 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.enable_cbt")
 
@@ -298,6 +438,12 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.disable_cbt")
 
@@ -308,6 +454,12 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.data_destroy")
 
@@ -321,6 +473,12 @@ class VDI_skeleton(Skeleton):
         vdi_from: The earlier snapshot
         vdi_tp: The later snapshot of the same VDI, or that VDI itself
         returns changed_blocks (string): The base64-encoded bitmap
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.list_changed_blocks")
 
@@ -334,6 +492,12 @@ class VDI_skeleton(Skeleton):
         vdi: The Virtual Disk Image to operate on
         vdi2: The other VDI
         returns changed_blocks (string): The base64-encoded bitmap
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.compare")
 
@@ -348,6 +512,9 @@ class SR_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         returns srs (string list): The attached SRs
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.ls")
 
@@ -358,6 +525,10 @@ class SR_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         device_config: Host-local SR configuration (e.g. address information)
         physical_size: Requested maximum size of the SR (bytes)
+
+        Raises:
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.create")
 
@@ -367,6 +538,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         device_config: Host-local SR configuration (e.g. address information)
+
+        Raises:
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.attach")
 
@@ -376,6 +551,10 @@ class SR_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.detach")
 
@@ -386,6 +565,10 @@ class SR_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.destroy")
 
@@ -395,6 +578,9 @@ class SR_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.reset")
 
@@ -404,6 +590,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         returns vdis (vdi_info list): List of all the visible VDIs in the SR
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.scan")
 
@@ -413,6 +603,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         new_name_label: The new name
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.set_name_label")
 
@@ -422,6 +616,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         new_name_description: The new description
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.set_name_description")
 
@@ -431,6 +629,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         returns sr_info (sr_info): The SR's state
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.stat")
 
@@ -442,6 +644,10 @@ class SR_skeleton(Skeleton):
         device_config: Host-local SR configuration (e.g. address information)
         sm_config: Driver-specific probe options
         returns result (probe_result): What was found
+
+        Raises:
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.probe")
 

@@ -3,7 +3,9 @@
 DO NOT EDIT: regenerate with `python -m smapi.interface.codegen`.
 
 Subclass a skeleton and override the verbs your driver supports; every other verb raises `Unimplemented`
-naming itself, which every transport reports as a typed error.
+naming itself, which every transport reports as a typed error. Each verb's docstring lists the errors it
+documents ("Raises:"); besides those, any verb may raise `Unimplemented` (until a driver overrides it) and
+`Invalid_argument` (a missing or mistyped argument, found by the dispatcher before the verb runs).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class Plugin_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         returns query_result (plugin_query_result): The properies of this implementation
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Plugin.query")
 
@@ -34,6 +39,9 @@ class Plugin_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         returns srs (string list): The attached SRs
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Plugin.ls")
 
@@ -44,6 +52,9 @@ class Plugin_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         returns diagnostics (string): A string containing loggable human-readable diagnostics information
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Plugin.diagnostics")
 
@@ -60,6 +71,9 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         configuration: The configuration to look at
         returns result (probe_result list): What was found
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.probe")
 
@@ -80,6 +94,9 @@ class SR_skeleton(Skeleton):
         name: Short name
         description: Longer description
         returns configuration (configuration): The configuration to attach the SR with
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.create")
 
@@ -89,6 +106,9 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         configuration: The SR's configuration
         returns sr (sr): The SR reference
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.attach")
 
@@ -97,6 +117,10 @@ class SR_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         sr: The SR reference
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.detach")
 
@@ -105,6 +129,10 @@ class SR_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         sr: The SR reference
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.destroy")
 
@@ -114,6 +142,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The SR reference
         returns sr_stat (sr_stat): The SR's state
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.stat")
 
@@ -123,6 +155,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The SR reference
         new_name: The new name
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.set_name")
 
@@ -132,6 +168,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The SR reference
         new_description: The new description
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.set_description")
 
@@ -141,6 +181,10 @@ class SR_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The SR reference
         returns volumes (volume list): The volumes
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("SR.ls")
 
@@ -160,6 +204,10 @@ class Volume_skeleton(Skeleton):
         size: Requested virtual size (bytes)
         sharable: Whether several hosts may attach it at once
         returns volume (volume): The new volume
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.create")
 
@@ -170,6 +218,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         returns volume (volume): The snapshot
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.snapshot")
 
@@ -180,6 +233,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         returns volume (volume): The clone
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.clone")
 
@@ -191,6 +249,11 @@ class Volume_skeleton(Skeleton):
         key: The volume key
         dest_sr: The destination SR
         returns volume (volume): The copy
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.copy")
 
@@ -200,6 +263,11 @@ class Volume_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The SR reference
         key: The volume key
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.destroy")
 
@@ -210,6 +278,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         new_name: The new name
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.set_name")
 
@@ -220,6 +293,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         new_description: The new description
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.set_description")
 
@@ -231,6 +309,11 @@ class Volume_skeleton(Skeleton):
         key: The volume key
         k: The key
         v: The value
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.set")
 
@@ -241,6 +324,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         k: The key
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.unset")
 
@@ -251,6 +339,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         new_size: The new virtual size (bytes)
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.resize")
 
@@ -261,6 +354,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         returns volume (volume): The volume
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.stat")
 
@@ -272,6 +370,11 @@ class Volume_skeleton(Skeleton):
         key: The volume key
         key2: The other volume
         returns blocklist (blocklist): The differing blocks
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.compare")
 
@@ -282,6 +385,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         returns keys (key list): Volume keys
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.similar_content")
 
@@ -291,6 +399,11 @@ class Volume_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The SR reference
         key: The volume key
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.enable_cbt")
 
@@ -300,6 +413,11 @@ class Volume_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The SR reference
         key: The volume key
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.disable_cbt")
 
@@ -309,6 +427,11 @@ class Volume_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The SR reference
         key: The volume key
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.data_destroy")
 
@@ -322,6 +445,11 @@ class Volume_skeleton(Skeleton):
         offset: Start (bytes)
         length: Length (bytes)
         returns changed_blocks (changed_blocks): The changed blocks
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.list_changed_blocks")
 
@@ -333,6 +461,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         key: The volume key
         key2: The parent volume
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.compose")
 
@@ -344,6 +477,11 @@ class Volume_skeleton(Skeleton):
         sr: The SR reference
         snapshot: The snapshot whose contents the volume takes
         key: The volume key
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Volume.revert")
 
@@ -360,6 +498,10 @@ class Datapath_skeleton(Skeleton):
         dbg: Debug context from the caller
         uri: A volume URI
         persistent: False for a disk whose writes are discarded
+
+        Raises:
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Datapath.open")
 
@@ -370,6 +512,10 @@ class Datapath_skeleton(Skeleton):
         uri: A volume URI
         domain: The domain (VM) that will use the disk
         returns backend (backend): How to reach the disk
+
+        Raises:
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Datapath.attach")
 
@@ -379,6 +525,11 @@ class Datapath_skeleton(Skeleton):
         dbg: Debug context from the caller
         uri: A volume URI
         domain: The domain (VM) that will use the disk
+
+        Raises:
+            Volume_does_not_exist: The volume does not exist
+            Activated_on_another_host: The volume is activated on another host; the operation must run there
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Datapath.activate")
 
@@ -388,6 +539,11 @@ class Datapath_skeleton(Skeleton):
         dbg: Debug context from the caller
         uri: A volume URI
         domain: The domain (VM) that will use the disk
+
+        Raises:
+            Volume_does_not_exist: The volume does not exist
+            Activated_on_another_host: The volume is activated on another host; the operation must run there
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Datapath.activate_readonly")
 
@@ -400,6 +556,11 @@ class Datapath_skeleton(Skeleton):
         uri: A volume URI
         domain: The domain (VM) that will use the disk
         returns sock_path (string): A path to a Unix domain socket
+
+        Raises:
+            Volume_does_not_exist: The volume does not exist
+            Activated_on_another_host: The volume is activated on another host; the operation must run there
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Datapath.import_activate")
 
@@ -409,6 +570,10 @@ class Datapath_skeleton(Skeleton):
         dbg: Debug context from the caller
         uri: A volume URI
         domain: The domain (VM) that will use the disk
+
+        Raises:
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Datapath.deactivate")
 
@@ -418,6 +583,10 @@ class Datapath_skeleton(Skeleton):
         dbg: Debug context from the caller
         uri: A volume URI
         domain: The domain (VM) that will use the disk
+
+        Raises:
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Datapath.detach")
 
@@ -426,6 +595,10 @@ class Datapath_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         uri: A volume URI
+
+        Raises:
+            Volume_does_not_exist: The volume does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Datapath.close")
 
@@ -445,6 +618,9 @@ class Data_skeleton(Skeleton):
         remote: A URI of the remote disk, e.g. nbd://host/export or nbd+unix:///export?socket=S
         blocklist: What to copy
         returns operation (operation): The operation
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Data.copy")
 
@@ -456,6 +632,9 @@ class Data_skeleton(Skeleton):
         domain: The domain (VM) that will use the disk
         remote: A URI of the remote disk, e.g. nbd://host/export or nbd+unix:///export?socket=S
         returns operation (operation): The operation
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Data.mirror")
 
@@ -465,6 +644,9 @@ class Data_skeleton(Skeleton):
         dbg: Debug context from the caller
         operation: The operation
         returns status (status): The operation's state
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Data.stat")
 
@@ -473,6 +655,9 @@ class Data_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         operation: The operation
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Data.cancel")
 
@@ -481,6 +666,9 @@ class Data_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         operation: The operation
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Data.destroy")
 
@@ -489,6 +677,9 @@ class Data_skeleton(Skeleton):
 
         dbg: Debug context from the caller
         returns operations (operation list): The operations
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Data.ls")
 
