@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
+import time
 from typing import Any, Dict, List
 
 import pytest
@@ -99,5 +100,38 @@ def test_a_vdi_active_on_one_host_is_refused_and_left_alone_on_the_other(make_ho
     _activate(b, sr, vdi, "ro-b", rw=False)
     _release(a, sr, vdi, "ro-a")
     _release(b, sr, vdi, "ro-b")
+
+    # the server itself holds the lease: when its host leaves the lockspace, its daemon kills the server
+    _activate(a, sr, vdi, "vm-a", rw=True)
+    server = _nbdkit_serving(vdi)
+    assert len(server) == 1, server
+    a.main.run("from smapi.sr.sanlock import client\n"
+               "client.rem_lockspace('smapi-' + sr, 1, client.Area(lockspace_file))",
+               sr=sr, lockspace_file=_lockspace_file(server[0]))
+    deadline = time.monotonic() + 30
+    while _nbdkit_serving(vdi) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _nbdkit_serving(vdi), "the daemon did not kill the server holding the activation lease"
     b.call("SR.detach", sr=sr)
     a.call("SR.detach", sr=sr)
+
+
+def _nbdkit_serving(vdi: str) -> List[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"nbdkit") and f"export={vdi}".encode() in argv:
+                found.append(int(entry))
+    return found
+
+
+def _lockspace_file(pid: int) -> str:
+    """The SR's lockspace as the server's host sees it: beside the image the server opened (its own mount)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        image = next(a for a in f.read().split(b"\0") if a.startswith(b"image=")).decode()[len("image="):]
+    return os.path.join(os.path.dirname(image), ".sanlock", "lockspace")
