@@ -16,7 +16,7 @@ from smapi.interface.errors import Activated_on_another_host, Backend_error
 from smapi.sr.directory import DirectorySubstrate
 from smapi.sr.locks import FileLock
 from smapi.sr.runstate import run_dir
-from smapi.sr.sanlock.client import SanlockError
+from smapi.sr.sanlock.client import MAX_HOSTS, SanlockError
 from smapi.sr.sanlock.filestore import DIR_NAME, FileLeaseStore
 from smapi.sr.sanlock.locking import PoolLock, pool_wide
 from smapi.sr.sanlock.pool import HOST_ID_KEY, Fenced, SrPool, host_uuid, stamp_generation
@@ -94,7 +94,7 @@ def _host_id(device_config: Dict[str, str]) -> Optional[int]:
     text = (device_config.get(HOST_ID_KEY) or "").strip()
     if not text:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= 2000:
-        raise Backend_error.classic("SRUnavailable", f"device_config host_id={text!r}: a number 1..2000 that no "
+    if not text.isdigit() or not 1 <= int(text) <= MAX_HOSTS:
+        raise Backend_error.classic("SRUnavailable", f"device_config host_id={text!r}: a number 1..{MAX_HOSTS} that no "
                                                      "other host of the pool uses")
     return int(text)

@@ -68,7 +68,7 @@ class LeaseStore:
         raise NotImplementedError
 
     def host_id(self, identity: str) -> int:
-        """The id (1..2000) recorded for host `identity`, allocating a free one the first time."""
+        """The id (1..client.MAX_HOSTS) recorded for host `identity`, allocating a free one the first time."""
         raise NotImplementedError
 
     def host_names(self) -> Dict[int, str]:
