@@ -103,6 +103,11 @@ def test_a_vdi_active_on_one_host_is_refused_and_left_alone_on_the_other(make_ho
 
     # the server itself holds the lease: when its host leaves the lockspace, its daemon kills the server
     _activate(a, sr, vdi, "vm-a", rw=True)
+    # a snapshot on the host that serves it restarts the server over the new leaf, which takes the lease again
+    a.call("VDI.snapshot", sr=sr, vdi_info=a.call("VDI.stat", sr=sr, vdi=vdi))
+    b.call("VDI.attach", sr=sr, dp="vm-b", vdi=vdi, read_write=True)
+    _refused_as_active_on(1, lambda: b.call("VDI.activate", sr=sr, dp="vm-b", vdi=vdi))
+    b.call("VDI.detach", sr=sr, dp="vm-b", vdi=vdi)
     server = _nbdkit_serving(vdi)
     assert len(server) == 1, server
     a.main.run("from smapi.sr.sanlock import client\n"
