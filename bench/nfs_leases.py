@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -147,6 +148,7 @@ def main() -> int:
 
         unmount_all(os.environ["SMAPI_RUN_DIR"])
         stop_all_servers()
+        shutil.rmtree(os.environ["SMAPI_RUN_DIR"], ignore_errors=True)
     return 0
 
 
