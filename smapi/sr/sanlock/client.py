@@ -245,6 +245,27 @@ def lease_version(lockspace: str, name: str, area: Area) -> int:
     return int(res.lver)
 
 
+def held_version(lockspace: str, name: str) -> Optional[int]:
+    """The version of lease `name` as this process holds it, from the daemon's memory (no storage I/O); None when
+    the daemon's answer does not name it (then read it from storage: `lease_version`)."""
+    count = ctypes.c_int(0)
+    state = ctypes.c_void_p()
+    rv = _lib.lib().sanlock_inquire(registration(), -1, 0, ctypes.byref(count), ctypes.byref(state))
+    _check("inquire", rv, f"{lockspace}:{name}")
+    try:
+        text = ctypes.string_at(state.value).decode(errors="replace") if state.value else ""
+    finally:
+        if state.value:
+            _lib.free(state)
+    # one "lockspace:name:path:offset[:path:offset...]:lver" per held resource, separated by spaces
+    prefix = f"{lockspace}:{name}:"
+    for item in text.split(" "):
+        lver = item.rsplit(":", 1)[-1]
+        if item.startswith(prefix) and lver.isdigit():
+            return int(lver)
+    return None
+
+
 def live_hosts(lockspace: str) -> List[int]:
     return [h.host_id for h in hosts(lockspace) if h.state in ("live", "fail")]
 

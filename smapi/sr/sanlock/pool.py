@@ -202,7 +202,8 @@ class SrPool:
             if hold.lver:
                 return hold.lver
             area = hold.area
-        lver = client.lease_version(self.lockspace, key[1], area)  # held by us: nobody can change it meanwhile
+        # held by us: nobody can change it meanwhile; the daemon knows it (a storage read only if it does not say)
+        lver = client.held_version(self.lockspace, key[1]) or client.lease_version(self.lockspace, key[1], area)
         with _holds_lock:
             hold.lver = lver
         return lver
