@@ -4,7 +4,7 @@ PY = $(VENV)/bin/python
 # Most tests wait on subprocesses and I/O (servers, lvm2, qemu-img), so more workers than cores pays off.
 TEST_WORKERS ?= 4
 
-.PHONY: demo test lint bench bootstrap docs
+.PHONY: demo test lint bench bootstrap docs man
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -24,3 +24,6 @@ docs: bootstrap
 
 bench: bootstrap
 	$(PY) bench/run_all.py
+
+man: bootstrap
+	$(VENV)/bin/smapi man-pages man

@@ -14,6 +14,12 @@ if "SMAPI_LOG_FILE" not in os.environ:
 
     os.environ["SMAPI_LOG_FILE"] = os.path.join(tempfile.mkdtemp(prefix="smapi-test-log-"), "smapi.log")
 
+# The host configuration of SRs (smapi.cli.hostconfig) is /var/lib/smapi by default: tests never write there.
+if "SMAPI_STATE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["SMAPI_STATE_DIR"] = tempfile.mkdtemp(prefix="smapi-test-state-")
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DRIVER = f"{REPO / 'examples' / 'dirsr.py'}:DirSR"
 

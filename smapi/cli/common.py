@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import click
 
+from smapi.cli.select import complete_sr, complete_vdi
 from smapi.cli.target import Target, make_target
 
 DRIVER_HELP = "driver: an installed name (e.g. file), module:Class or path/file.py:Class"
@@ -52,10 +57,28 @@ def parse_config(pairs: Sequence[str]) -> Dict[str, str]:
     return out
 
 
+SELECTED_DRIVER_HELP = DRIVER_HELP + " (only for an SR not in this host's configuration: it records each SR's driver)"
+
+
 def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--url", help=URL_HELP)(fn)
-    fn = click.option("--driver", "-d", help=DRIVER_HELP)(fn)
+    fn = click.option("--driver", "-d", help=SELECTED_DRIVER_HELP)(fn)
     return fn
+
+
+def sr_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--sr SR`: the SR by UUID, unique UUID prefix or name (completed by the shell)."""
+    return click.option("--sr", required=True, shell_complete=complete_sr,
+                        help="the SR: UUID, unique UUID prefix or name")(fn)
+
+
+def sr_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("sr", shell_complete=complete_sr)(fn)
+
+
+def vdi_argument(name: str = "vdi") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A VDI by UUID, unique UUID prefix or name, within the command's `--sr` (completed by the shell)."""
+    return click.argument(name, shell_complete=complete_vdi)
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -91,6 +114,51 @@ def vdi_rows(vdis: List[Dict[str, Any]]) -> str:
         rows.append([v["vdi"], v["name_label"], human_size(v["virtual_size"]),
                      human_size(v["physical_utilisation"]), flags or "-"])
     return table(rows, ["VDI", "NAME", "SIZE", "USED", "FLAGS"])
+
+
+@contextmanager
+def progress_bar(length: int, label: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A function to call with each number of bytes done: a bar on a terminal, nothing otherwise.
+
+    Off a terminal (a pipe, a log, a script's capture) nothing is printed at all: click's bar would still print
+    its label there. No `hidden=` argument: click < 8.2 lacks it."""
+    if not enabled or not _stderr_is_tty():
+        yield lambda n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+@contextmanager
+def busy(label: str, enabled: bool = True) -> Iterator[None]:
+    """For a long step whose progress cannot be measured (one server call): `label... 12s` on a terminal."""
+    if not enabled or not _stderr_is_tty():
+        yield
+        return
+    done = threading.Event()
+    start = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(0.5):
+            sys.stderr.write(f"\r{label}... {time.monotonic() - start:.0f}s")
+            sys.stderr.flush()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def serve_until_stopped(server: Any) -> None:

@@ -11,8 +11,9 @@ from typing import Any, Optional
 
 import click
 
-from smapi.cli import data, sr, transfer, vdi
+from smapi.cli import data, host, sr, transfer, vdi, vdimeta
 from smapi.cli.common import DRIVER_HELP, emit, json_option, serve_until_stopped, target, target_options
+from smapi.cli.hints import cli_hints
 from smapi.cli.sanlock import sanlock as sanlock_group
 from smapi.cli.vdi import vdi_create
 from smapi.interface.errors import SmapiError
@@ -25,16 +26,19 @@ class SmapiGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SmapiError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {cli_hints(str(e), self.commands)}", err=True)
             ctx.exit(1)
         except (ValueError, LookupError, OSError) as e:
-            if isinstance(e, click.ClickException):
+            if isinstance(e, (click.ClickException, BrokenPipeError)):
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {cli_hints(str(e), self.commands)}", err=True)
             ctx.exit(1)
 
 
-@click.group(cls=SmapiGroup, context_settings={"help_option_names": ["-h", "--help"]})
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(cls=SmapiGroup, context_settings=HELP_OPTIONS)
 @click.version_option(package_name="smapi")
 def cli() -> None:
     """smapi: storage-manager plugin framework. Serve drivers, install plugins, manage SRs and VDIs."""
@@ -133,7 +137,8 @@ def sm_query(driver: Optional[str], url: Optional[str], as_json: bool) -> None:
     emit(result, as_json, human)
 
 
-for _command in (*sr.COMMANDS, *vdi.COMMANDS, *data.COMMANDS, *transfer.COMMANDS, sanlock_group):
+for _command in (*sr.COMMANDS, *vdi.COMMANDS, *vdimeta.COMMANDS, *data.COMMANDS, *transfer.COMMANDS,
+                 *host.COMMANDS, sanlock_group):
     cli.add_command(_command)
 
 
@@ -149,12 +154,28 @@ def _mount_optional_groups() -> None:
 _mount_optional_groups()
 
 
+def _help_options_everywhere(command: click.Command) -> None:
+    """`-h` on every command and group, however deep (a group's own context does not inherit it everywhere)."""
+    command.context_settings = {**HELP_OPTIONS, **command.context_settings}
+    for sub in getattr(command, "commands", {}).values():
+        _help_options_everywhere(sub)
+
+
+_help_options_everywhere(cli)
+
+
 def main() -> None:
-    cli(prog_name="smapi")
+    try:
+        cli(prog_name="smapi")
+    except BrokenPipeError:
+        # the reader of our stdout went away (`smapi vdi-export ... - | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _standalone(command: click.Command, prog: str) -> None:
-    """Run one command as its own console script, with the same error handling as the group."""
+    """Run one command as its own console script, with the same error handling (and -h) as the group."""
+    _help_options_everywhere(command)
     try:
         command.main(prog_name=prog, standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -165,7 +186,7 @@ def _standalone(command: click.Command, prog: str) -> None:
     except click.Abort:
         sys.exit(1)
     except (SmapiError, ValueError, LookupError, OSError) as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {cli_hints(str(e), cli.commands)}", err=True)
         sys.exit(1)
 
 

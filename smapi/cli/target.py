@@ -32,11 +32,17 @@ class RemoteTarget(Target):
     def __init__(self, url: str, api: str = "storage"):
         from smapi.rpc.client import connect
 
+        self.url = url
         self.client = connect(url, api=api)
 
     def call(self, wire_name: str, **args: Any) -> Any:
         iface, verb = wire_name.split(".", 1)
-        return getattr(getattr(self.client, iface), verb)(**args)
+        try:
+            return getattr(getattr(self.client, iface), verb)(**args)
+        except (ConnectionError, FileNotFoundError, TimeoutError) as e:
+            # a bare "[Errno 111] Connection refused" does not say what was refused
+            raise ConnectionError(f"cannot reach {self.url}: {e.strerror or e}; is the server running "
+                                  f"(smapi serve ...)?") from None
 
 
 def make_target(driver: Optional[str], url: Optional[str], api: str = "storage") -> Target:

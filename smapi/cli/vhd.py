@@ -14,6 +14,10 @@ from typing import Any, Dict, Optional
 import click
 
 from smapi import vhd as V
+from smapi.cli.common import busy
+
+progress_option = click.option("--progress/--no-progress", default=True,
+                               help="show that it is working (on a terminal only)")
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -156,10 +160,12 @@ def repair(image: str, as_json: bool) -> None:
 @click.argument("raw", type=click.Path(dir_okay=False, exists=True))
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--fixed", is_flag=True, help="write a fixed VHD")
+@progress_option
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def import_(raw: str, image: str, fixed: bool, as_json: bool) -> None:
+def import_(raw: str, image: str, fixed: bool, progress: bool, as_json: bool) -> None:
     """Convert the raw disk RAW into the new VHD IMAGE (zero blocks stay unallocated)."""
-    inf = V.import_raw(raw, image, fixed=fixed)
+    with busy(f"importing {raw}", progress):
+        inf = V.import_raw(raw, image, fixed=fixed)
     _emit({"name": inf.name, "virtual_size": inf.virtual_size, "allocated_blocks": inf.allocated_blocks}, as_json)
 
 
@@ -169,15 +175,18 @@ def import_(raw: str, image: str, fixed: bool, as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["raw", "vhd"]), default="raw", show_default=True,
               help="raw: a sparse raw file; vhd: one self-contained dynamic VHD (the chain flattened, the same "
                    "bytes a Transfer .vhd download gives)")
+@progress_option
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def export(image: str, output: str, fmt: str, as_json: bool) -> None:
+def export(image: str, output: str, fmt: str, progress: bool, as_json: bool) -> None:
     """Write IMAGE's virtual disk (through its chain) to OUTPUT."""
     if fmt == "vhd":
-        inf = V.clone(image, output)
+        with busy(f"exporting {image}", progress):
+            inf = V.clone(image, output)
         _emit({"vhd": output, "virtual_size": inf.virtual_size, "allocated_blocks": inf.allocated_blocks,
                "size": os.path.getsize(output)}, as_json)
         return
-    n = V.export_raw(image, output)
+    with busy(f"exporting {image}", progress):
+        n = V.export_raw(image, output)
     _emit({"raw": output, "bytes_written": n, "size": os.path.getsize(output)}, as_json)
 
 

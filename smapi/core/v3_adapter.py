@@ -75,6 +75,40 @@ def backend_implementations(device: Mapping[str, Any], domain: str) -> List[Any]
     return implementations
 
 
+#: bytes per bit of the storage interface's changed-block bitmaps
+CBT_GRANULARITY = 64 * 1024
+
+
+def bit_slice(bitmap: bytes, first: int, end: int) -> bytes:
+    """Bits [first, end) of an MSB-first bitmap, as a bitmap whose bit 0 is bit `first`."""
+    nbytes = -(-max(0, end - first) // 8)
+    if first % 8 == 0:  # whole bytes (every call but an unaligned v3 extent): no per-bit loop
+        out = bytearray(bitmap[first // 8:first // 8 + nbytes].ljust(nbytes, b"\0"))
+        if (end - first) % 8 and out:
+            out[-1] &= (0xFF << (8 - (end - first) % 8)) & 0xFF
+        return bytes(out)
+    out = bytearray(nbytes)
+    for i in range(first, end):
+        if bitmap[i >> 3] & (0x80 >> (i & 7)):
+            j = i - first
+            out[j >> 3] |= 0x80 >> (j & 7)
+    return bytes(out)
+
+
+def bit_ranges(bitmap: bytes) -> List[Tuple[int, int]]:
+    """(first bit, count) of each run of set bits of an MSB-first bitmap."""
+    ranges: List[Tuple[int, int]] = []
+    for i, byte in enumerate(bitmap):
+        for j in range(8) if byte else ():
+            if byte & (0x80 >> j):
+                bit = i * 8 + j
+                if ranges and sum(ranges[-1]) == bit:
+                    ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+                else:
+                    ranges.append((bit, 1))
+    return ranges
+
+
 class _OnStorage:
     """Calls the driver's storage-interface verbs through its dispatcher (so they are checked both ways)."""
 
@@ -93,6 +127,8 @@ class _OnStorage:
             "read_write": not (info["read_only"] or info.get("is_a_snapshot")), "sharable": False,
             "virtual_size": info["virtual_size"], "physical_utilisation": info["physical_utilisation"],
             "uri": [volume_uri(sr, info["vdi"])], "keys": dict(info["sm_config"]),
+            # the engine's drivers say it in sm_config (seed 001's vdi_info has no cbt_enabled member)
+            "cbt_enabled": bool(info.get("cbt_enabled")) or info["sm_config"].get("cbt_enabled") == "true",
         }
 
 
@@ -117,6 +153,10 @@ class PluginOnStorage(_OnStorage, Plugin_skeleton):
 class SROnStorage(_OnStorage, SR_skeleton):
     def create(self, dbg: str, uuid: str, configuration: Dict[str, str], name: str,
                description: str) -> Dict[str, str]:
+        # What the driver would record at attach (a file SR: an absolute path), so the returned configuration --
+        # the toolstack's PBD -- works from any working directory.
+        canonical = getattr(self.driver, "canonical_config", None)
+        configuration = canonical(configuration) if canonical is not None else dict(configuration)
         self.s("SR.create", dbg, sr=uuid, device_config=configuration, physical_size=0)
         stored = {**configuration, "sr_uuid": uuid}
         if name or description:
@@ -251,6 +291,44 @@ class VolumeOnStorage(_OnStorage, Volume_skeleton):
 
     def similar_content(self, dbg: str, sr: str, key: str) -> List[str]:
         return [v["vdi"] for v in self.s("VDI.similar_content", dbg, sr=sr, vdi=key)]
+
+    # -- changed-block tracking: the storage interface's verbs; bitmaps have one bit per 64 KiB block, the
+    # first block in the most significant bit of the first byte (as sm and xapi encode them)
+    def _cbt(self, v3_verb: str, wire_name: str, dbg: str, **args: Any) -> Any:
+        try:
+            return self.s(wire_name, dbg, **args)
+        except Unimplemented:
+            # a driver without the storage verb: the caller asked for the SMAPIv3 one
+            raise Unimplemented(f"Volume.{v3_verb}") from None
+
+    def enable_cbt(self, dbg: str, sr: str, key: str) -> None:
+        self._cbt("enable_cbt", "VDI.enable_cbt", dbg, sr=sr, vdi=key)
+
+    def disable_cbt(self, dbg: str, sr: str, key: str) -> None:
+        self._cbt("disable_cbt", "VDI.disable_cbt", dbg, sr=sr, vdi=key)
+
+    def data_destroy(self, dbg: str, sr: str, key: str) -> None:
+        self._cbt("data_destroy", "VDI.data_destroy", dbg, sr=sr, vdi=key)
+
+    def list_changed_blocks(self, dbg: str, sr: str, key: str, key2: str, offset: int,
+                            length: int) -> Dict[str, Any]:
+        import base64
+
+        if offset < 0:
+            raise Invalid_argument("offset", f"{offset} is negative")
+        bitmap = base64.b64decode(self._cbt("list_changed_blocks", "VDI.list_changed_blocks", dbg, sr=sr,
+                                            vdi_from=key, vdi_tp=key2))
+        nbits = len(bitmap) * 8
+        # The extent widened to whole blocks; a negative length means "to the end" (xapi-storage-script's -1).
+        first = min(offset // CBT_GRANULARITY, nbits)
+        end = nbits if length < 0 else min(nbits, -(-(offset + length) // CBT_GRANULARITY))
+        return {"granularity": CBT_GRANULARITY, "bitmap": base64.b64encode(bit_slice(bitmap, first, end)).decode()}
+
+    def compare(self, dbg: str, sr: str, key: str, key2: str) -> Dict[str, Any]:
+        import base64
+
+        bitmap = base64.b64decode(self._cbt("compare", "VDI.compare", dbg, sr=sr, vdi=key, vdi2=key2))
+        return {"blocksize": CBT_GRANULARITY, "ranges": bit_ranges(bitmap)}
 
 
 class DatapathOnStorage(_OnStorage, Datapath_skeleton):

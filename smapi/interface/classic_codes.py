@@ -92,6 +92,10 @@ CLASSIC_CODES: Dict[str, Tuple[int, str]] = {
     "LeafGCSkip": (204, "Leaf coalesce skipped"),
     "XMLParse": (413, "The XML could not be parsed"),
     "IllegalXMLChar": (447, "The string contains characters XML cannot carry"),
+    "CBTActivateFailed": (457, "Changed-block tracking could not be turned on"),
+    "CBTDeactivateFailed": (458, "Changed-block tracking could not be turned off"),
+    "CBTMetadataInconsistent": (459, "The changed-block tracking metadata is inconsistent"),
+    "CBTChangedBlocksError": (460, "The changed blocks could not be computed"),
     "GenericException": (1200, "Unexpected error"),
 }
 

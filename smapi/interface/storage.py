@@ -267,6 +267,30 @@ VDI = Interface(
         Method("remove_from_sm_config", "Extension: [remove_from_sm_config task sr vdi key] removes sm_config[key]",
                (_dbg, _sr, _vdi, Param("key", STRING, "The key")), None,
                ("Sr_not_attached", "Vdi_does_not_exist")),
+        # Changed-block tracking, as today's storage_interface.ml has it (VDI_CONFIG_CBT feature).
+        Method("enable_cbt", "[enable_cbt dbg sr vdi] enables changed block tracking for [vdi]", (_dbg, _sr, _vdi),
+               None, ("Sr_not_attached", "Vdi_does_not_exist", "Backend_error")),
+        Method("disable_cbt", "[disable_cbt dbg sr vdi] disables changed block tracking for [vdi]",
+               (_dbg, _sr, _vdi), None, ("Sr_not_attached", "Vdi_does_not_exist", "Backend_error")),
+        Method("data_destroy", "[data_destroy dbg sr vdi] deletes the data of the snapshot [vdi] without deleting "
+               "its changed block tracking metadata", (_dbg, _sr, _vdi), None,
+               ("Sr_not_attached", "Vdi_does_not_exist", "Backend_error")),
+        Method("list_changed_blocks",
+               "[list_changed_blocks dbg sr vdi_from vdi_to] returns the blocks that have changed between "
+               "[vdi_from] and [vdi_to] as a base64-encoded bitmap string (one bit per 64 KiB block, the first "
+               "block in the most significant bit of the first byte)",
+               # `vdi_tp` is upstream's wire name for the second VDI (storage_interface.ml spells it so).
+               (_dbg, _sr, Param("vdi_from", vdi, "The earlier snapshot"),
+                Param("vdi_tp", vdi, "The later snapshot of the same VDI, or that VDI itself")),
+               Param("changed_blocks", STRING, "The base64-encoded bitmap"),
+               ("Sr_not_attached", "Vdi_does_not_exist", "Backend_error")),
+        Method("compare",
+               "Extension: [compare task sr vdi vdi2] returns the 64 KiB blocks that may differ between [vdi] and "
+               "[vdi2] as a base64-encoded bitmap (as list_changed_blocks); when they are unrelated, the blocks "
+               "[vdi] holds data in",
+               (_dbg, _sr, _vdi, Param("vdi2", vdi, "The other VDI")),
+               Param("changed_blocks", STRING, "The base64-encoded bitmap"),
+               ("Sr_not_attached", "Vdi_does_not_exist", "Backend_error")),
     ),
 )
 

@@ -222,6 +222,21 @@ class ClassicAdapter:
     def vdi_compose(self, vdi1: str) -> None:
         self._v("VDI.compose", sr=self.sr, vdi1=vdi1, vdi2=self.vdi)
 
+    def vdi_enable_cbt(self) -> None:
+        self._v("VDI.enable_cbt", sr=self.sr, vdi=self.vdi)
+
+    def vdi_disable_cbt(self) -> None:
+        self._v("VDI.disable_cbt", sr=self.sr, vdi=self.vdi)
+
+    def vdi_data_destroy(self) -> None:
+        self._v("VDI.data_destroy", sr=self.sr, vdi=self.vdi)
+
+    def vdi_list_changed_blocks(self, vdi_to: str) -> str:
+        # sm's drivers resolve args[0], an OpaqueRef, through XenAPI; without a session it must be a uuid.
+        if vdi_to.startswith("OpaqueRef:"):
+            raise Invalid_argument("args[0] (vdi_to)", f"{vdi_to} is a XenAPI reference; pass the VDI's uuid")
+        return self._v("VDI.list_changed_blocks", sr=self.sr, vdi_from=self.vdi, vdi_tp=vdi_to)
+
     def vdi_generate_config(self) -> str:
         call = {
             "device_config": self.req["device_config"], "sr_uuid": self.sr, "vdi_uuid": self.req["vdi_uuid"],

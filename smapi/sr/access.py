@@ -13,11 +13,13 @@ see the data the server has flushed).
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any, Optional
 
 from smapi.interface.errors import Backend_error
 from smapi.sr.engine import Engine
-from smapi.sr.errors import mapped_errors
+from smapi.sr.errors import data_write_errors, mapped_errors
 from smapi.sr.locks import FileLock
 from smapi.sr.scratch import Scratch, begin
 from smapi.sr.vdi_servers import refuse_if_active
@@ -97,10 +99,12 @@ class ChainHandle(VdiHandle):
         return self.chain.read(offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
-        self.chain.write(offset, data)
+        with data_write_errors(f"writing VDI {self.vdi}"):
+            self.chain.write(offset, data)
 
     def flush(self) -> None:
-        self.chain.flush()
+        with data_write_errors(f"flushing VDI {self.vdi}"):
+            self.chain.flush()
 
     def close(self) -> None:
         try:
@@ -131,10 +135,24 @@ class RawHandle(VdiHandle):
 
     def write(self, offset: int, data: bytes) -> None:
         self._bounds(offset, len(data))
-        self.backing.pwrite(data, offset)
+        with data_write_errors(f"writing VDI {self.vdi}"):
+            self.backing.pwrite(data, offset)
 
     def flush(self) -> None:
-        self.backing.flush()
+        with data_write_errors(f"flushing VDI {self.vdi}"):
+            self.backing.flush()
+
+    def allocate(self, offset: int, length: int) -> bool:
+        """Allocate the file's blocks for a range, keeping its bytes (an upload making room before it is accepted,
+        `scratch.reserve`). Only for a regular file: False for anything else (a block device is provisioned in
+        full, and glibc's fallback for it would write zeros over data)."""
+        self._bounds(offset, length)
+        fd = getattr(self.backing, "fd", None)
+        if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        with data_write_errors(f"allocating VDI {self.vdi}"):
+            os.posix_fallocate(fd, offset, length)
+        return True
 
     def close(self) -> None:
         try:
@@ -152,7 +170,8 @@ def open_vdi(engine: Engine, vdi: str, *, writable: bool = False) -> VdiHandle:
             engine.recover(reading=not writable)
             rec = engine.visible(engine.load(), vdi)
             if writable and rec.read_only:
-                raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only")
+                raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only; write into a clone of it "
+                                                              f"(VDI.clone)")
             if writable:
                 refuse_if_active(engine, vdi, "opening it for writing")
                 # Under the SR lock like activate's probe of it: a datapath and a writer never both start.

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-from smapi.sr import access, background, gc, inflate, leafcoalesce, lifecycle, scratch, snapshots
+from smapi.sr import access, background, cbt, gc, inflate, leafcoalesce, lifecycle, scratch, snapshots
 from smapi.sr.engine import Engine, EngineVerbs
 from smapi.sr.journal import REPLAYERS
 from smapi.sr.substrate import Substrate
 
 #: the modules whose replayers REPLAYERS holds once they are imported (named so the import is not unused)
-REPLAYING_MODULES = (lifecycle, snapshots, gc, leafcoalesce, scratch, inflate)
+REPLAYING_MODULES = (lifecycle, snapshots, gc, leafcoalesce, scratch, inflate, cbt)
 
 
 def _collect(engine: Engine, wait: bool) -> Dict[str, int]:

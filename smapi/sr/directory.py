@@ -30,6 +30,8 @@ from smapi.vhd import Backing, DirectoryResolver, FileBacking, ParentResolver
 EXTENSIONS = {"vhd": ".vhd", "raw": ".raw"}
 JOURNAL_DIR = ".journal"
 LOCK_DIR = ".locks"
+#: changed-block tracking logs (documents `cbt/<vdi>`, smapi.sr.cbtlog)
+CBT_DIR = ".cbt"
 #: space held back so that freeing space (VDI.destroy) still works on a full SR (see smapi.sr.reserve)
 RESERVE = ".reserve"
 
@@ -46,6 +48,8 @@ class DirectorySubstrate(Substrate):
     def _doc_path(self, key: str) -> str:
         if key.startswith("journal/"):
             return os.path.join(self.path, JOURNAL_DIR, check_component("journal", key[len("journal/"):]) + ".json")
+        if key.startswith("cbt/"):
+            return os.path.join(self.path, CBT_DIR, check_component("cbt", key[len("cbt/"):]) + ".json")
         return os.path.join(self.path, check_component("document", key) + ".json")
 
     def exists(self) -> bool:
@@ -63,6 +67,7 @@ class DirectorySubstrate(Substrate):
             self.remove_volume(name)
         shutil.rmtree(os.path.join(self.path, JOURNAL_DIR), ignore_errors=True)
         shutil.rmtree(os.path.join(self.path, LOCK_DIR), ignore_errors=True)
+        shutil.rmtree(os.path.join(self.path, CBT_DIR), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.path, RESERVE))
         with contextlib.suppress(OSError):
@@ -196,6 +201,7 @@ class DirectorySubstrate(Substrate):
     def sweep_temp_files(self) -> List[str]:
         removed = sweep_temp_files(self.path)
         removed += [f"{JOURNAL_DIR}/{n}" for n in sweep_temp_files(os.path.join(self.path, JOURNAL_DIR))]
+        removed += [f"{CBT_DIR}/{n}" for n in sweep_temp_files(os.path.join(self.path, CBT_DIR))]
         if removed:
             note(f"SR {self.path}: removed temporary files of interrupted writes: {', '.join(removed)}")
         return removed

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 #: classic sm_config names for the image type
 VDI_TYPES = {"vhd": "vhd", "raw": "aio"}
 #: sm_config keys the engine computes; callers' values for them are not stored
-DERIVED_SM_CONFIG = ("vdi_type", "vhd-parent")
+DERIVED_SM_CONFIG = ("vdi_type", "vhd-parent", "cbt_enabled")
 
 
 def new_uuid() -> str:
@@ -134,6 +134,9 @@ class Engine:
         # The parent (a hidden base copy) is not named: callers cannot use it, and a snapshot would change the
         # source's record for nothing.
         sm_config["vdi_type"] = VDI_TYPES[rec.format]
+        if rec.cbt_enabled:
+            # seed 001's vdi_info has no cbt_enabled member (today's has): sm_config carries it
+            sm_config["cbt_enabled"] = "true"
         return VDI_INFO.make(
             vdi=rec.uuid, content_id=rec.content_id, name_label=rec.name_label,
             name_description=rec.name_description, ty=rec.ty, metadata_of_pool=rec.metadata_of_pool,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import errno
+import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from smapi.interface.errors import Backend_error, SmapiError
 from smapi.sr.locks import LockTimeout
@@ -13,6 +14,30 @@ from smapi.vhd import ChainTooDeep, VhdError
 
 def no_space(detail: str) -> Backend_error:
     return Backend_error.classic("SRNoSpace", detail)
+
+
+class NoSpaceError(Backend_error, OSError):
+    """SRNoSpace from a data write (`open_vdi(...).write`, an upload's scratch): typed for SMAPI callers, and still
+    an OSError with errno ENOSPC for code that passes OS errors on by number (a FUSE file system serving a VDI
+    must answer ENOSPC, not EIO)."""
+
+    def __init__(self, *params: Any) -> None:
+        super().__init__(*params)
+        self.errno = errno.ENOSPC
+        self.strerror = os.strerror(errno.ENOSPC)
+
+
+@contextmanager
+def data_write_errors(what: str) -> Iterator[None]:
+    """A data write's ENOSPC/EDQUOT leaves as `NoSpaceError`; every other error as it came."""
+    try:
+        yield
+    except SmapiError:
+        raise
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise NoSpaceError.classic("SRNoSpace", f"{what}: {e.strerror}") from e
+        raise
 
 
 def is_no_space(err: BaseException) -> bool:

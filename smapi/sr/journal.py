@@ -11,12 +11,14 @@ engine hands it the table (`smapi.sr.assembly`). Short verbs hold the SR lock fr
 last, so whoever holds the SR lock and finds one of their entries knows its writer is dead; entries of long
 operations (coalesce, leaf-coalesce, upload, inflate) say themselves when they are not ours to replay.
 
-Rules (the SR document commit is each operation's point of no return):
+Rules (the SR document commit is each operation's point of no return: an entry is rolled forward only when its
+commit happened, else back; a verb that fails replays its own entry at once, `smapi.sr.undo`, so an operation
+whose caller saw it fail is never finished later):
     create/destroy  record present -> keep it; absent -> remove the volume                (lifecycle)
-    resize          the document takes the size the image itself reports                  (lifecycle)
+    resize          document still at the old size -> the image goes back to it            (lifecycle)
     snapshot/clone/persist   base recorded -> done (re-hide it); else remove the new child, un-split the leaf
-    compose         base recorded -> done; reparent step reached -> redo it and commit; else un-split vdi1
-                                                                                           (snapshots)
+    compose         base recorded -> done (drop vdi2's old image kept aside); else vdi2's image and parent
+                    back, un-split vdi1                                                    (snapshots)
     coalesce        finished only by whoever gets the gc lock                               (gc)
     leaf-coalesce   step "copy" -> forgotten (gc lock holder only); "rename" -> finished   (leafcoalesce)
     inflate         a thin leaf inflated for a read-write server: kept while that server runs, else deflated

@@ -29,6 +29,8 @@ Datapath states are host-local: on an SR shared by several hosts a leaf attached
 
 Not candidates:
 * raw leaves (no parent) and raw parents;
+* leaves with changed-block tracking on: their own layer is what `smapi.sr.cbtlog` reads the writes since the
+  last snapshot from (merging the parent in would mix older data into it);
 * non-persistent (reset-on-boot) leaves, as in classic sm: `epoch_begin` drops L's blocks to show P again,
   so P must stay the content of the moment the VDI was made non-persistent; merging L into it would make the
   next reset keep what the last boot wrote;
@@ -77,6 +79,10 @@ def blocker(engine: Engine, doc: SrDocument, vdi: str) -> Optional[str]:
         return "it has children"
     if not rec.persistent:
         return "it is reset on boot (non-persistent): its parent is the content it resets to"
+    if rec.cbt_enabled:
+        # Its own layer is the record of what was written since the last snapshot (smapi.sr.cbtlog); the
+        # hidden-chain coalesce keeps its chain at a base copy and the leaf.
+        return "changed-block tracking is on: its own layer records the writes since its last snapshot"
     if parent.virtual_size > rec.virtual_size:
         return f"its parent ({parent.virtual_size} bytes) is larger than the VDI ({rec.virtual_size} bytes)"
     states = engine.run.dp_states(engine.sr, vdi)

@@ -13,6 +13,7 @@ from smapi.sr.journal import REPLAYERS, JournalEntry
 from smapi.sr.names import check_text, check_texts, is_name
 from smapi.sr.records import USER_FIELDS, VdiRecord
 from smapi.sr.reserve import freeing_space
+from smapi.sr.undo import shrink_back, undone_on_failure
 from smapi.vhd import DEFAULT_BLOCK_SIZE, MAX_VIRTUAL_SIZE, info
 from smapi.vhd import resize as vhd_resize
 from smapi.vhd.create import create_sparse_on
@@ -74,19 +75,20 @@ def create(engine: Engine, info_in: Dict[str, Any]) -> Dict[str, Any]:
                            f"{engine.free_space(doc)} bytes are free")
         volume = engine.volume_of(uuid, fmt)
         entry = engine.journal.begin("create", vdi=uuid, volume=volume)
-        with mapped_errors(f"creating VDI {uuid}"):
-            backing = engine.substrate.create_volume(volume, size if fmt == "raw" else 0)
-            try:
-                if fmt == "vhd":
-                    create_sparse_on(backing, size, round_to_block=False)
-                    size = info(backing, count_blocks=False).virtual_size
-                backing.flush()
-            finally:
-                backing.close()
-        fault_point("create.volume")
-        rec = VdiRecord(uuid=uuid, format=fmt, volume=volume, virtual_size=size, **fields)
-        doc.vdis[uuid] = rec
-        engine.save(doc)
+        with undone_on_failure(engine, entry):
+            with mapped_errors(f"creating VDI {uuid}"):
+                backing = engine.substrate.create_volume(volume, size if fmt == "raw" else 0)
+                try:
+                    if fmt == "vhd":
+                        create_sparse_on(backing, size, round_to_block=False)
+                        size = info(backing, count_blocks=False).virtual_size
+                    backing.flush()
+                finally:
+                    backing.close()
+            fault_point("create.volume")
+            rec = VdiRecord(uuid=uuid, format=fmt, volume=volume, virtual_size=size, **fields)
+            doc.vdis[uuid] = rec
+            engine.save(doc)
         engine.journal.end(entry)
         return engine.info(rec)
 
@@ -125,28 +127,14 @@ def remove_record(engine: Engine, uuid: str) -> None:
     rec = doc.vdis[uuid]
     entry = engine.journal.begin("destroy", vdi=uuid, volume=rec.volume)
     fault_point("destroy.begin")
-    del doc.vdis[uuid]
-    engine.save(doc)
+    with undone_on_failure(engine, entry):
+        del doc.vdis[uuid]
+        engine.save(doc)
     fault_point("destroy.committed")
     with mapped_errors(f"removing volume {rec.volume}"):
         engine.substrate.remove_volume(rec.volume)
     fault_point("destroy.removed")
     engine.journal.end(entry)
-
-
-def actual_size(engine: Engine, rec: VdiRecord) -> int:
-    """The virtual size the image itself reports (what recovery trusts after a crash)."""
-    if rec.format == "raw":
-        backing = engine.substrate.open_volume(rec.volume)
-        try:
-            return backing.size()
-        finally:
-            backing.close()
-    backing = engine.substrate.open_volume(rec.volume)
-    try:
-        return info(backing, count_blocks=False).virtual_size
-    finally:
-        backing.close()
 
 
 def resize(engine: Engine, vdi: str, new_size: int) -> int:
@@ -165,19 +153,20 @@ def resize(engine: Engine, vdi: str, new_size: int) -> int:
             raise no_space(f"growing raw VDI {vdi} by {target - rec.virtual_size} bytes")
         entry = engine.journal.begin("resize", vdi=vdi, old=rec.virtual_size, new=target)
         fault_point("resize.begin")
-        with mapped_errors(f"resizing VDI {vdi}"):
-            if rec.format == "raw":
-                engine.substrate.resize_volume(rec.volume, target)
-                size = target
-            else:
-                backing = engine.substrate.open_volume(rec.volume, writable=True)
-                try:
-                    size = vhd_resize(backing, target)
-                finally:
-                    backing.close()
-        fault_point("resize.grown")
-        rec.virtual_size = size
-        engine.save(doc)
+        with undone_on_failure(engine, entry):  # a failed resize leaves the old size, now and at every replay
+            with mapped_errors(f"resizing VDI {vdi}"):
+                if rec.format == "raw":
+                    engine.substrate.resize_volume(rec.volume, target)
+                    size = target
+                else:
+                    backing = engine.substrate.open_volume(rec.volume, writable=True)
+                    try:
+                        size = vhd_resize(backing, target)
+                    finally:
+                        backing.close()
+            fault_point("resize.grown")
+            rec.virtual_size = size
+            engine.save(doc)
         fault_point("resize.committed")
         engine.journal.end(entry)
         return size
@@ -185,12 +174,11 @@ def resize(engine: Engine, vdi: str, new_size: int) -> int:
 
 @REPLAYERS.register("resize")
 def _replay_resize(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
-    """The document takes the size the image itself reports."""
-    doc = engine.load()
-    rec = doc.vdis.get(entry.data["vdi"])
-    if rec is not None:
-        rec.virtual_size = actual_size(engine, rec)
-        engine.save(doc)
+    """The document is the commit: still the old size -> the image goes back to it (`undo.shrink_back`)."""
+    rec = engine.load().vdis.get(entry.data["vdi"])
+    if rec is not None and rec.virtual_size == entry.data["old"]:
+        with mapped_errors(f"undoing the resize of VDI {rec.uuid}"):
+            shrink_back(engine, rec, entry.data["old"])
     engine.journal.end(entry)
     return True
 

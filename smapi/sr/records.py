@@ -39,6 +39,9 @@ class VdiRecord:
     read_only: bool = False
     persistent: bool = True
     sm_config: Dict[str, str] = field(default_factory=dict)
+    #: changed-block tracking is on (a leaf: its writes are recorded in its CBT log, `smapi.sr.cbtlog`; a
+    #: snapshot: it is a point of its VDI's log)
+    cbt_enabled: bool = False
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> VdiRecord:

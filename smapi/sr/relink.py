@@ -51,6 +51,8 @@ def decide(doc: SrDocument, vdi: str, scratch: VhdImage, leaf: VhdImage) -> Opti
     if rec is None or rec.format != "vhd" or not rec.persistent:
         # A reset-on-boot VDI resets to its parent: relinking would make the old leaf part of what it resets to.
         return None
+    if rec.cbt_enabled:
+        return None  # copied into the leaf, where changed-block tracking sees the writes (smapi.sr.cbtlog)
     parent = doc.vdis.get(rec.parent or "")
     if parent is not None and leaf.is_differencing and covers(scratch, leaf):
         return {"step": "replace", "parent_volume": parent.volume}

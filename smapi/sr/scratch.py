@@ -30,8 +30,9 @@ serving the old leaf in between.
 Crash safety (journal op "upload", replayed by `replay`):
 
     step "receive"  written before the scratch exists: the upload has not been accepted -> remove the scratch
-    step "commit"   written once the scratch is complete and durable: the upload was accepted -> copy it into the
-                    VDI again (copying the same sectors twice is harmless), then remove the scratch
+    step "commit"   written once the scratch is complete and durable (and, to be copied, once room for the copy
+                    is made in the VDI, `reserve`): the upload was accepted -> copy it into the VDI again
+                    (copying the same sectors twice is harmless), then remove the scratch
     step "relink"/"replace"  the in-place landing was decided: roll it forward (`relink.finish`, idempotent)
 
 Fault points: upload.accepted (after "commit"), upload.decided, then relink's upload.renamed/hidden/swapped/
@@ -50,11 +51,12 @@ import logging
 import os
 import threading
 import uuid as uuidlib
-from typing import Any, Dict, Optional, Set
+from typing import Any, Dict, Iterator, Optional, Set, Tuple
 
 from smapi.interface.errors import Backend_error, Vdi_does_not_exist
 from smapi.sr import relink
 from smapi.sr.engine import Engine, new_uuid
+from smapi.sr.errors import data_write_errors, mapped_errors
 from smapi.sr.faults import fault_point
 from smapi.sr.journal import REPLAYERS, JournalEntry
 from smapi.sr.vdi_servers import refuse_if_active
@@ -120,11 +122,12 @@ class Scratch:
                     merged[-SECTOR:] = self._sector(img, end - SECTOR)
                 merged[offset - start: offset - start + n] = data
                 data = bytes(merged)
-            img.write_at(start, data)
-            self._unsaved += len(data)
-            if self._unsaved >= COMMIT_EVERY:
-                img.commit()
-                self._unsaved = 0
+            with data_write_errors(f"the upload into VDI {self.vdi}"):
+                img.write_at(start, data)
+                self._unsaved += len(data)
+                if self._unsaved >= COMMIT_EVERY:
+                    img.commit()
+                    self._unsaved = 0
 
     def read(self, offset: int, length: int) -> bytes:
         """The VDI as the upload would leave it (sector-wise: the scratch where written, else the VDI)."""
@@ -178,19 +181,16 @@ class Scratch:
                 except BaseException as e:
                     refused = e
                 if refused is None:
-                    self.engine.journal.update(self.entry, step="commit")
-                    fault_point("upload.accepted")
                     how = self._in_place(img)
                     if how is not None:
+                        self.engine.journal.update(self.entry, step="commit")
+                        fault_point("upload.accepted")
                         self._image = None
                         img.close()
                         self._land_in_place(how)
             if refused is not None:
                 self._image = None
-                try:
-                    img.close()
-                finally:
-                    self._drop()
+                self._drop(img)
                 raise refused
             self._image = None
             if how is not None:
@@ -199,6 +199,7 @@ class Scratch:
                     # The collector merges the upload base once the VDI is idle: when the writer closes it.
                     self.handle.collect_on_close = True
                 return int(how["bytes"])
+            self._accept_copy(img)
             try:
                 applied = apply(img, self.target)
                 self.target.flush()
@@ -206,9 +207,22 @@ class Scratch:
                 img.close()
                 _unmark(self.volume)  # recovery replays it once this process lets go of the VDI
                 raise
-            img.close()
-            self._drop()
+            self._drop(img)
             return applied
+
+    def _accept_copy(self, img: VhdImage) -> None:
+        """Make room for the copy, then accept the upload (journal step "commit"). Failing here (e.g. SRNoSpace)
+        drops the upload with the VDI unchanged; once accepted, the copy cannot run out of space, and only an
+        I/O error could stop it (the replay then finishes the accepted upload)."""
+        try:
+            with mapped_errors(f"making room for the upload into VDI {self.vdi}"):
+                reserve(img, self.target)
+                with self.engine.sr_lock().hold():
+                    self.engine.journal.update(self.entry, step="commit")
+        except BaseException:
+            self._drop(img)
+            raise
+        fault_point("upload.accepted")
 
     def _in_place(self, img: VhdImage) -> Optional[Dict[str, Any]]:
         """The journal data of an in-place landing, or None to copy (see the module docstring). The caller
@@ -243,12 +257,16 @@ class Scratch:
             if self._image is None:
                 return
             img, self._image = self._image, None
+            self._drop(img)
+
+    def _drop(self, img: Optional[VhdImage] = None) -> None:
+        """Remove the scratch and end its entry; `img`, its open image, is closed first, and an error closing it
+        (ENOSPC writing its footer on a full SR) does not hide the reason for the drop: the scratch goes anyway."""
+        if img is not None:
             try:
                 img.close()
-            finally:
-                self._drop()
-
-    def _drop(self) -> None:
+            except Exception as e:
+                log.debug("closing the dropped upload scratch %s: %s", self.volume, e)
         with self.engine.sr_lock().hold():
             self.engine.substrate.remove_volume(self.volume)
             self.engine.journal.end(self.entry)
@@ -267,49 +285,80 @@ def begin(engine: Engine, vdi: str, size: int, target: Any, handle: Any = None) 
     base_volume = engine.volume_of(base, "vhd") if leaf is not None else None
     _mark(volume)
     try:
-        with engine.sr_lock().hold():
-            entry = engine.journal.begin(OP, vdi=vdi, volume=volume, step="receive", base=base,
-                                         base_volume=base_volume)
-        backing = engine.substrate.create_volume(volume, 0)
-        try:
-            # Differencing, so that only the sectors written are marked (a dynamic image marks whole blocks).
-            if leaf is not None:
-                # A child of the leaf, naming the volume the leaf becomes if the upload is relinked.
-                create_child_on(backing, leaf, base_volume)
-            else:
-                # A raw VDI's scratch gets a fresh parent uuid (a null one means "raw parent" to VHD readers).
-                create_sparse_on(backing, size, parent=(uuidlib.uuid4().bytes, 0, PARENT_NAME),
-                                 round_to_block=False)
-            image = VhdImage.open(backing, name=volume, writable=True)
-        except BaseException:
-            backing.close()
-            raise
+        with data_write_errors(f"starting an upload into VDI {vdi}"):
+            with engine.sr_lock().hold():
+                entry = engine.journal.begin(OP, vdi=vdi, volume=volume, step="receive", base=base,
+                                             base_volume=base_volume)
+            try:
+                image = _create(engine, volume, size, leaf, base_volume)
+            except BaseException:
+                with engine.sr_lock().hold():  # not started: nothing of it stays behind
+                    engine.substrate.remove_volume(volume)
+                    engine.journal.end(entry)
+                raise
     except BaseException:
         _unmark(volume)
         raise
     return Scratch(engine, vdi, target, entry, image, handle if leaf is not None else None)
 
 
-def apply(img: VhdImage, target: Any) -> int:
-    """Write every sector marked in `img` into `target` at the same offset; the number of bytes written."""
-    bs = img.block_size
-    spb = img.sectors_per_block
+def _create(engine: Engine, volume: str, size: int, leaf: Optional[VhdImage], base_volume: Optional[str]) -> VhdImage:
+    backing = engine.substrate.create_volume(volume, 0)
+    try:
+        # Differencing, so that only the sectors written are marked (a dynamic image marks whole blocks).
+        if leaf is not None:
+            # A child of the leaf, naming the volume the leaf becomes if the upload is relinked.
+            create_child_on(backing, leaf, base_volume)
+        else:
+            # A raw VDI's scratch gets a fresh parent uuid (a null one means "raw parent" to VHD readers).
+            create_sparse_on(backing, size, parent=(uuidlib.uuid4().bytes, 0, PARENT_NAME), round_to_block=False)
+        return VhdImage.open(backing, name=volume, writable=True)
+    except BaseException:
+        backing.close()
+        raise
+
+
+def reserve(img: VhdImage, target: Any) -> int:
+    """Write the target's own bytes back over every range `img` marks: the VDI reads the same afterwards, but
+    every file-system block and image block that `apply` will write is allocated now. So a lack of space shows
+    here, before the upload is accepted and before any of its bytes reached the VDI; `apply` then only
+    overwrites. (On the copy path only -- small uploads, raw and reset-on-boot VDIs -- and a raw file is just
+    fallocated; elsewhere it costs a second write of the upload's bytes.) Returns the bytes reserved."""
     done = 0
+    allocate = getattr(target, "allocate", None)  # a raw file: fallocate, no second write
+    for offset, length in marked_runs(img):
+        if allocate is None or not allocate(offset, length):
+            target.write(offset, target.read(offset, length))
+        done += length
+    target.flush()
+    return done
+
+
+def marked_runs(img: VhdImage) -> Iterator[Tuple[int, int]]:
+    """(virtual offset, length) of every run of sectors marked in `img`, within the virtual size."""
+    bs, spb = img.block_size, img.sectors_per_block
     for blk, entry in enumerate(img.bat):
         if entry == C.BAT_UNUSED or blk * bs >= img.virtual_size:
             continue
-        data_off = img.block_data_offset(blk)
-        assert data_off is not None
         vlen = min(bs, img.virtual_size - blk * bs)
         bits = bitmaps.bit_string(img.bitmap(blk), spb)
         for a, z, is_set in bitmaps.runs(bits, 0, -(-vlen // SECTOR)):
-            if not is_set:
-                continue
-            lo, hi = a * SECTOR, min(z * SECTOR, vlen)
-            buf = bytearray(hi - lo)
-            img.read_raw(memoryview(buf), data_off + lo)
-            target.write(blk * bs + lo, bytes(buf))
-            done += hi - lo
+            if is_set:
+                lo, hi = a * SECTOR, min(z * SECTOR, vlen)
+                yield blk * bs + lo, hi - lo
+
+
+def apply(img: VhdImage, target: Any) -> int:
+    """Write every sector marked in `img` into `target` at the same offset; the number of bytes written."""
+    done = 0
+    for offset, length in marked_runs(img):
+        blk, inb = divmod(offset, img.block_size)
+        data_off = img.block_data_offset(blk)
+        assert data_off is not None
+        buf = bytearray(length)
+        img.read_raw(memoryview(buf), data_off + inb)
+        target.write(offset, bytes(buf))
+        done += length
     return done
 
 

@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 from smapi.interface.errors import Backend_error
 from smapi.interface.storage import EPOCH
-from smapi.sr import vdi_servers
+from smapi.sr import cbtlog, vdi_servers
 from smapi.sr.chains import (
     commit_split,
     copy_own_sectors,
@@ -27,6 +27,7 @@ from smapi.sr.faults import fault_point
 from smapi.sr.journal import REPLAYERS, JournalEntry
 from smapi.sr.lifecycle import user_fields
 from smapi.sr.records import SrDocument, VdiRecord
+from smapi.sr.undo import undone_on_failure
 from smapi.vhd import MAX_CHAIN_DEPTH
 from smapi.vhd import reset as vhd_reset
 
@@ -60,16 +61,18 @@ def snapshot_like(engine: Engine, info_in: Dict[str, Any], kind: str) -> Dict[st
             new_volume = engine.volume_of(new, "vhd")
             entry = engine.journal.begin(kind, vdi=src, leaf_volume=rec.volume, base=base,
                                          base_volume=base_volume, new=new, new_volume=new_volume)
+            cbtlog.before_freeze(engine, rec, new if kind == "snapshot" else None)
             fault_point(f"{kind}.begin")
-            with mapped_errors(f"VDI.{kind} of {src}"):
-                split_leaf(engine, rec.volume, base_volume, kind)
-                make_child(engine, new_volume, base_volume)
-            fault_point(f"{kind}.child")
-            commit_split(doc, rec, base, base_volume)
-            new_rec = VdiRecord(uuid=new, format="vhd", volume=new_volume, virtual_size=rec.virtual_size,
-                                parent=base, **fields)
-            doc.vdis[new] = new_rec
-            engine.save(doc)
+            with undone_on_failure(engine, entry):
+                with mapped_errors(f"VDI.{kind} of {src}"):
+                    split_leaf(engine, rec.volume, base_volume, kind)
+                    make_child(engine, new_volume, base_volume)
+                fault_point(f"{kind}.child")
+                commit_split(doc, rec, base, base_volume)
+                new_rec = VdiRecord(uuid=new, format="vhd", volume=new_volume, virtual_size=rec.virtual_size,
+                                    parent=base, cbt_enabled=rec.cbt_enabled and kind == "snapshot", **fields)
+                doc.vdis[new] = new_rec
+                engine.save(doc)
             fault_point(f"{kind}.committed")
             engine.journal.end(entry)
         result = engine.info(new_rec)
@@ -84,20 +87,21 @@ def _full_raw_copy(engine: Engine, doc: SrDocument, rec: VdiRecord, new: str, fi
         raise no_space(f"a {kind} of raw VDI {rec.uuid} is a full copy of {rec.virtual_size} bytes")
     volume = engine.volume_of(new, "raw")
     entry = engine.journal.begin("create", vdi=new, volume=volume)
-    with mapped_errors(f"copying raw VDI {rec.uuid}"):
-        source = engine.substrate.open_volume(rec.volume)
-        try:
-            target = engine.substrate.create_volume(volume, rec.virtual_size)
+    with undone_on_failure(engine, entry):
+        with mapped_errors(f"copying raw VDI {rec.uuid}"):
+            source = engine.substrate.open_volume(rec.volume)
             try:
-                copy_raw(source, target, rec.virtual_size)
+                target = engine.substrate.create_volume(volume, rec.virtual_size)
+                try:
+                    copy_raw(source, target, rec.virtual_size)
+                finally:
+                    target.close()
             finally:
-                target.close()
-        finally:
-            source.close()
-    fault_point(f"{kind}.copied")
-    new_rec = VdiRecord(uuid=new, format="raw", volume=volume, virtual_size=rec.virtual_size, **fields)
-    doc.vdis[new] = new_rec
-    engine.save(doc)
+                source.close()
+        fault_point(f"{kind}.copied")
+        new_rec = VdiRecord(uuid=new, format="raw", volume=volume, virtual_size=rec.virtual_size, **fields)
+        doc.vdis[new] = new_rec
+        engine.save(doc)
     engine.journal.end(entry)
     return new_rec
 
@@ -119,11 +123,13 @@ def set_persistent(engine: Engine, vdi: str, persistent: bool) -> None:
         base_volume = engine.volume_of(base, "vhd")
         entry = engine.journal.begin("persist", vdi=vdi, leaf_volume=rec.volume, base=base,
                                      base_volume=base_volume)
-        with mapped_errors(f"making VDI {vdi} non-persistent"):
-            split_leaf(engine, rec.volume, base_volume, "persist")
-        commit_split(doc, rec, base, base_volume)
-        rec.persistent = False
-        engine.save(doc)
+        cbtlog.before_freeze(engine, rec)
+        with undone_on_failure(engine, entry):
+            with mapped_errors(f"making VDI {vdi} non-persistent"):
+                split_leaf(engine, rec.volume, base_volume, "persist")
+            commit_split(doc, rec, base, base_volume)
+            rec.persistent = False
+            engine.save(doc)
         fault_point("persist.committed")
         engine.journal.end(entry)
     engine.after_change()
@@ -150,7 +156,7 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
     vdi1 is split first (its content becomes a hidden base copy B and vdi1 an empty leaf over B, so vdi1 stays
     usable and its later writes cannot leak into vdi2); then vdi2's own image is re-parented onto B. A vdi2 with
     no parent (a dynamic image) cannot be re-parented in place: its sectors are copied into a new child of B
-    that then replaces it.
+    that then replaces it (vdi2's own image is kept aside until the commit, so every step can be undone).
     """
     with engine.locked(vdi1, vdi2, what="VDI.compose"), vdi_servers.paused(engine, vdi1, vdi2):
         doc = engine.load()
@@ -160,37 +166,48 @@ def compose(engine: Engine, vdi1: str, vdi2: str) -> None:
         for rec in (r1, r2):
             if rec.format != "vhd":
                 raise Backend_error.classic("VDIType", f"VDI {rec.uuid} is raw; compose needs VHD VDIs")
+        if r2.cbt_enabled:
+            raise Backend_error.classic("VDIType", f"VDI {vdi2} has changed-block tracking on; compose would "
+                                                   f"change its content under its CBT log: disable_cbt first")
         # vdi2 ends up one image below B, which takes vdi1's place in its chain.
         _check_depth(doc, vdi1)
         base = new_uuid()
         base_volume = engine.volume_of(base, "vhd")
         rebase_volume = None if r2.parent else engine.volume_of(new_uuid(), "vhd")
-        entry = engine.journal.begin("compose", vdi1=vdi1, vdi2=vdi2, leaf_volume=r1.volume, base=base,
-                                     base_volume=base_volume, vdi2_volume=r2.volume,
-                                     rebase_volume=rebase_volume, step="split")
+        entry = engine.journal.begin(
+            "compose", vdi1=vdi1, vdi2=vdi2, leaf_volume=r1.volume, base=base, base_volume=base_volume,
+            vdi2_volume=r2.volume, rebase_volume=rebase_volume, step="split",
+            vdi2_parent_volume=doc.vdis[r2.parent].volume if r2.parent else None,
+            vdi2_aside=engine.volume_of(new_uuid(), "vhd") if rebase_volume else None)
+        cbtlog.before_freeze(engine, r1)
         fault_point("compose.begin")
-        with mapped_errors(f"VDI.compose {vdi1} {vdi2}"):
-            split_leaf(engine, r1.volume, base_volume, "compose")
-            if rebase_volume:
-                make_child(engine, rebase_volume, base_volume)
-                copy_own_sectors(engine, r2.volume, rebase_volume)
-                fault_point("compose.copied")
-            engine.journal.update(entry, step="reparent")
-            finish_compose_images(engine, entry.data)
-        fault_point("compose.reparented")
-        commit_compose(doc, entry.data)
-        engine.save(doc)
+        with undone_on_failure(engine, entry):  # a failed compose leaves both VDIs as they were
+            with mapped_errors(f"VDI.compose {vdi1} {vdi2}"):
+                split_leaf(engine, r1.volume, base_volume, "compose")
+                if rebase_volume:
+                    make_child(engine, rebase_volume, base_volume)
+                    copy_own_sectors(engine, r2.volume, rebase_volume)
+                    fault_point("compose.copied")
+                engine.journal.update(entry, step="reparent")
+                finish_compose_images(engine, entry.data)
+            fault_point("compose.reparented")
+            commit_compose(doc, entry.data)
+            engine.save(doc)
         fault_point("compose.committed")
+        _drop_aside(engine, entry.data)
         engine.journal.end(entry)
     engine.after_change()
 
 
 def finish_compose_images(engine: Engine, data: Dict[str, Any]) -> None:
-    """The re-parent step of compose; idempotent, so recovery can repeat it."""
-    rebase = data.get("rebase_volume")
+    """The re-parent step of compose; idempotent. A rebased vdi2's own image is renamed aside, not replaced."""
+    sub = engine.substrate
+    rebase, aside = data.get("rebase_volume"), data.get("vdi2_aside")
     if rebase:
-        if engine.substrate.volume_exists(rebase):
-            engine.substrate.rename_volume(rebase, data["vdi2_volume"])
+        if sub.volume_exists(rebase):
+            if aside and not sub.volume_exists(aside):
+                sub.rename_volume(data["vdi2_volume"], aside)
+            sub.rename_volume(rebase, data["vdi2_volume"])
     else:
         reparent(engine, data["vdi2_volume"], data["base_volume"])
 
@@ -199,6 +216,24 @@ def commit_compose(doc: SrDocument, data: Dict[str, Any]) -> None:
     r1, r2 = doc.vdis[data["vdi1"]], doc.vdis[data["vdi2"]]
     commit_split(doc, r1, data["base"], data["base_volume"])
     r2.parent = data["base"]
+
+
+def _drop_aside(engine: Engine, data: Dict[str, Any]) -> None:
+    if data.get("vdi2_aside"):
+        engine.substrate.remove_volume(data["vdi2_aside"])
+
+
+def _undo_compose_images(engine: Engine, data: Dict[str, Any]) -> None:
+    """vdi2 gets its own image (and parent) back, then vdi1 its data; idempotent."""
+    sub = engine.substrate
+    rebase, aside = data.get("rebase_volume"), data.get("vdi2_aside")
+    if rebase:
+        if aside and sub.volume_exists(aside):
+            sub.rename_volume(aside, data["vdi2_volume"])  # replaces the landed rebase, if it got that far
+        sub.remove_volume(rebase)
+    elif data.get("step") == "reparent" and data.get("vdi2_parent_volume"):
+        reparent(engine, data["vdi2_volume"], data["vdi2_parent_volume"])
+    undo_split(engine, data["leaf_volume"], data["base_volume"])
 
 
 # ------------------------------------------------------------------------------------------------ replay
@@ -218,17 +253,19 @@ def _replay_split(engine: Engine, entry: JournalEntry, include_coalesce: bool) -
 
 @REPLAYERS.register("compose")
 def _replay_compose(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
-    """Base recorded -> done; reparent step reached -> redo it and commit; else un-split vdi1."""
+    """Base recorded -> done (vdi2's old image aside goes); else undone: vdi2 and vdi1 as before.
+
+    (An entry of an older version, without `vdi2_parent_volume`, cannot undo its re-parent step: it is finished.)"""
     d = entry.data
     doc = engine.load()
-    if d["base"] not in doc.vdis and d.get("step") == "reparent":
+    if d["base"] in doc.vdis:
+        _drop_aside(engine, d)
+    elif d.get("step") == "reparent" and "vdi2_parent_volume" not in d:
         hide(engine, d["base_volume"])
         finish_compose_images(engine, d)
         commit_compose(doc, d)
         engine.save(doc)
-    elif d["base"] not in doc.vdis:
-        if d.get("rebase_volume"):
-            engine.substrate.remove_volume(d["rebase_volume"])
-        undo_split(engine, d["leaf_volume"], d["base_volume"])
+    else:
+        _undo_compose_images(engine, d)
     engine.journal.end(entry)
     return True

@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 from smapi.interface.errors import Backend_error, Does_not_exist
 from smapi.interface.skeletons.storage import SR_skeleton, VDI_skeleton
-from smapi.sr import attach, copying, footers, lifecycle, reserve, snapshots, vdi_servers
+from smapi.sr import attach, cbt, copying, footers, lifecycle, reserve, snapshots, vdi_servers
 from smapi.sr.engine import Engine
 from smapi.sr.enginedriver import EngineDriver
 from smapi.sr.errors import mapped_errors
@@ -138,13 +138,20 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
         return lifecycle.create(self._engine(sr), vdi_info)
 
     def snapshot(self, dbg: str, sr: str, vdi_info: Dict[str, Any]) -> Dict[str, Any]:
-        return snapshots.snapshot_like(self._engine(sr), vdi_info, "snapshot")
+        engine = self._engine(sr)
+        cbt.refuse_without_data(engine, str(vdi_info.get("vdi", "")), "VDI.snapshot")
+        return snapshots.snapshot_like(engine, vdi_info, "snapshot")
 
     def clone(self, dbg: str, sr: str, vdi_info: Dict[str, Any]) -> Dict[str, Any]:
-        return snapshots.snapshot_like(self._engine(sr), vdi_info, "clone")
+        engine = self._engine(sr)
+        cbt.refuse_without_data(engine, str(vdi_info.get("vdi", "")), "VDI.clone")
+        return snapshots.snapshot_like(engine, vdi_info, "clone")
 
     def destroy(self, dbg: str, sr: str, vdi: str) -> None:
-        lifecycle.destroy(self._engine(sr), vdi)
+        engine = self._engine(sr)
+        owner = cbt.log_owner(engine, vdi)
+        lifecycle.destroy(engine, vdi)
+        cbt.forget_if_unused(engine, owner)
 
     def stat(self, dbg: str, sr: str, vdi: str) -> Dict[str, Any]:
         engine = self._engine(sr)
@@ -163,7 +170,9 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
             engine.visible(engine.load(), vdi)  # nothing to do at the end of an epoch but to exist
 
     def attach(self, dbg: str, dp: str, sr: str, vdi: str, read_write: bool) -> Dict[str, Any]:
-        return attach.attach(self._engine(sr), dp, vdi, read_write)
+        engine = self._engine(sr)
+        cbt.refuse_without_data(engine, vdi, "VDI.attach")
+        return attach.attach(engine, dp, vdi, read_write)
 
     def activate(self, dbg: str, dp: str, sr: str, vdi: str) -> None:
         attach.activate(self._engine(sr), dp, vdi)
@@ -221,6 +230,22 @@ class EngineVDI(_EngineImpl, VDI_skeleton):
 
     def resize(self, dbg: str, sr: str, vdi: str, new_size: int) -> int:
         return lifecycle.resize(self._engine(sr), vdi, new_size)
+
+    # -- changed-block tracking (smapi.sr.cbt) --------------------------------------------------------------------
+    def enable_cbt(self, dbg: str, sr: str, vdi: str) -> None:
+        cbt.enable(self._engine(sr), vdi)
+
+    def disable_cbt(self, dbg: str, sr: str, vdi: str) -> None:
+        cbt.disable(self._engine(sr), vdi)
+
+    def data_destroy(self, dbg: str, sr: str, vdi: str) -> None:
+        cbt.data_destroy(self._engine(sr), vdi)
+
+    def list_changed_blocks(self, dbg: str, sr: str, vdi_from: str, vdi_tp: str) -> str:
+        return cbt.whole_bitmap(self._engine(sr), vdi_from, vdi_tp)
+
+    def compare(self, dbg: str, sr: str, vdi: str, vdi2: str) -> str:
+        return cbt.compare(self._engine(sr), vdi, vdi2)
 
     def _set(self, sr: str, vdi: str, field: str, value: Any) -> None:
         check_text(field if field == "content_id" else f"new_{field}", value)

@@ -46,6 +46,14 @@ class Disk:
             self._handle.write(offset, data)
             self.generation += 1
 
+    def allocate(self, offset: int, length: int) -> bool:
+        """Allocate storage for a range without changing what it reads, if the handle can (see `scratch.reserve`)."""
+        allocate = getattr(self._handle, "allocate", None)
+        if allocate is None:
+            return False
+        with self._lock:
+            return bool(allocate(offset, length))
+
     def flush(self) -> None:
         if self.writable:
             with self._lock:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, ContextManager
 
+from smapi.sr.errors import is_no_space
 from smapi.transfer import bits as B
 from smapi.transfer.bitsverbs import BitsVerbs
 from smapi.transfer.disk import Disk
@@ -50,6 +51,9 @@ class TransferHandler(ExposureVerbs, ToolstackVerbs, BitsVerbs):
         except Exception as e:  # a failure of the disk or a bug: answer, log, keep serving
             if in_use(e):  # an upload refused at commit: a VM's datapath activated the VDI meanwhile
                 self._refuse(HttpError(409, str(e)))
+                return
+            if is_no_space(e):  # the SR is full: the upload was dropped and the VDI left as it was
+                self._refuse(HttpError(507, str(e)))
                 return
             log.exception("%s %s failed", self.command, self.path)
             self._refuse(HttpError(500, f"{type(e).__name__}: {e}"))

@@ -30,6 +30,7 @@ def _args(method: Method, sr: str, vdi: str, other_sr: str) -> Dict[str, Any]:
         "vdi_info": {"vdi": vdi, "virtual_size": MiB}, "read_write": True, "persistent": True, "url": "",
         "dest": other_sr, "name": "no such name", "content_id": "cid", "new_size": 2 * MiB,
         "new_name_label": "renamed", "new_name_description": "redescribed", "key": "k", "value": "v",
+        "vdi_from": vdi, "vdi_tp": vdi,
     }
     missing = [p.name for p in method.params if p.name not in by_name]
     assert not missing, f"VDI.{method.name} has parameters this test does not know how to fill: {missing}"

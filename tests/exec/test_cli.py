@@ -32,7 +32,7 @@ def test_errors_are_one_line_and_exit_1(example_state):
     r = CliRunner().invoke(cli, ["vdi-create", "--driver", EXAMPLE_DRIVER, "--sr", "nope", "--size", "1G"])
     assert r.exit_code == 1
     assert r.output.strip().splitlines() == ["error: Sr_not_attached: SR nope is not attached on this host; attach "
-                                             "it first (SR.attach)"]
+                                             "it first (`smapi sr-attach SR`)"]
     r = CliRunner().invoke(cli, ["sm-query", "--driver", "no-such-driver"])
     assert r.exit_code == 1 and "no driver named" in r.output
     r = CliRunner().invoke(cli, ["vdi-create", "--driver", EXAMPLE_DRIVER, "--sr", "x", "--size", "lots"])

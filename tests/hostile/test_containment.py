@@ -84,6 +84,24 @@ def test_relative_sr_path_is_recorded_absolute(attached, tmp_path, monkeypatch):
     assert os.path.isfile(attached.arena.root / "pool" / "relative-sr" / (made["vdi"] + ".vhd"))
 
 
+def test_smapiv3_sr_create_returns_an_absolute_path(attached, tmp_path, monkeypatch):
+    """SMAPIv3's SR.create returns the configuration the toolstack keeps (its PBD): the path in it is absolute."""
+    from smapi.core.driver import load_driver
+
+    monkeypatch.chdir(attached.arena.root / "pool")
+    v3 = load_driver("file").dispatcher("v3")
+    sr = "5a1b0a2e-0000-4000-8000-000000000002"
+    stored = v3.call("SR.create", {"dbg": "t", "uuid": sr, "configuration": {"path": "relative-v3"}, "name": "n",
+                                   "description": ""})
+    assert stored["path"] == str(attached.arena.root / "pool" / "relative-v3"), stored
+    monkeypatch.chdir(tmp_path)  # the PBD is used from elsewhere: attach, create a volume, detach
+    assert v3.call("SR.attach", {"dbg": "t", "configuration": stored}) == sr
+    v3.call("Volume.create", {"dbg": "t", "sr": sr, "name": "v", "description": "", "size": MiB,
+                              "sharable": False})
+    assert len(v3.call("SR.ls", {"dbg": "t", "sr": sr})) == 1
+    v3.call("SR.detach", {"dbg": "t", "sr": sr})
+
+
 @pytest.mark.parametrize("address", ["0.0.0.0", "::"])
 def test_transfer_expose_every_interface_needs_listen_all(address):
     result = CliRunner().invoke(cli, ["transfer", "expose", "http", "00000000-0000-0000-0000-000000000001",

@@ -119,6 +119,7 @@ def test_killed_at_every_step_loses_nothing(op: str, step: str, env, tmp_path, f
         assert after.get(vdi) == digest, f"{step}: VDI {vdi} changed or vanished"
     extra = set(after) - set(before)
     _check_outcome(sr, op, args, before, extra)
+    _check_direction(sr, op, args, before, after, step)
     if op == "leaf-coalesce":
         # attach alone settled it: finished once decided, forgotten before (the collector was dead)
         assert sr.document().depth(args["vdi"]) == (1 if step in LEAF_DECIDED else 2), step
@@ -141,6 +142,27 @@ def _check_outcome(sr: FileSR, op: str, args: Dict[str, Any], before: Dict[str, 
                 assert sha(sr.read_all(new)) == before[args["vdi"]]
     else:
         assert not extra
+
+
+def _check_direction(sr: FileSR, op: str, args: Dict[str, Any], before: Dict[str, str], after: Dict[str, str],
+                     step: str) -> None:
+    """The SR-document commit decides: killed after it, the replay finishes the verb; before it, the replay undoes
+    it (never rolling forward what its caller could not have seen succeed)."""
+    if op in ("coalesce", "leaf-coalesce"):
+        return  # the collector's own rules (checked above)
+    done = step.endswith(".committed") or step == "destroy.removed"
+    extra = set(after) - set(before)
+    if op in ("snapshot", "clone", "create"):
+        assert len(extra) == (1 if done else 0), step
+    elif op == "compose":
+        assert after[args["vdi2"]] == (_composed_digest() if done else before[args["vdi2"]]), step
+    elif op == "resize":
+        size = sr.stat(args["vdi"])["virtual_size"]
+        assert (size >= args["size"]) if done else (size == 4 * MiB + 512), (step, size)
+    elif op == "destroy":
+        assert (args["vdi"] in after) == (not done), step
+    elif op == "persist":
+        assert sr.stat(args["vdi"])["persistent"] == (not done), step
 
 
 def _again(sr: FileSR, op: str, args: Dict[str, Any]) -> None:

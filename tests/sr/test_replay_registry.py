@@ -19,7 +19,7 @@ WRITERS = {
     "create": "smapi.sr.lifecycle", "destroy": "smapi.sr.lifecycle", "resize": "smapi.sr.lifecycle",
     "snapshot": "smapi.sr.snapshots", "clone": "smapi.sr.snapshots", "persist": "smapi.sr.snapshots",
     "compose": "smapi.sr.snapshots", "coalesce": "smapi.sr.gc", "leaf-coalesce": "smapi.sr.leafcoalesce",
-    "upload": "smapi.sr.scratch", "inflate": "smapi.sr.inflate",
+    "upload": "smapi.sr.scratch", "inflate": "smapi.sr.inflate", "data-destroy": "smapi.sr.cbt",
 }
 
 

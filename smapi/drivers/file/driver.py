@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 FEATURES = ["SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",
             "VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "VDI_ACTIVATE", "VDI_DEACTIVATE",
             "VDI_CLONE", "VDI_SNAPSHOT", "VDI_RESIZE", "VDI_UPDATE", "VDI_COMPOSE", "VDI_RESET_ON_BOOT/2",
-            "VDI_GENERATE_CONFIG"]
+            "VDI_GENERATE_CONFIG", "VDI_CONFIG_CBT"]
 CONFIGURATION = {
     "path": "Directory holding the SR (created by SR.create if missing)",
     "gc": "When garbage collection runs after destroy/snapshot: background (default), sync or off",

@@ -18,7 +18,7 @@ from smapi.sr.substrate import Substrate
 FEATURES = ["SR_PROBE", "SR_CREATE", "SR_DELETE", "SR_ATTACH", "SR_DETACH", "SR_SCAN", "SR_UPDATE",
             "VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH", "VDI_ACTIVATE", "VDI_DEACTIVATE",
             "VDI_CLONE", "VDI_SNAPSHOT", "VDI_RESIZE", "VDI_UPDATE", "VDI_COMPOSE", "VDI_RESET_ON_BOOT/2",
-            "VDI_GENERATE_CONFIG"]
+            "VDI_GENERATE_CONFIG", "VDI_CONFIG_CBT"]
 
 
 class LvmQuery(Query_skeleton):

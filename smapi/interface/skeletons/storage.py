@@ -283,6 +283,60 @@ class VDI_skeleton(Skeleton):
         """
         raise Unimplemented("VDI.remove_from_sm_config")
 
+    def enable_cbt(self, dbg: str, sr: str, vdi: str) -> None:
+        """[enable_cbt dbg sr vdi] enables changed block tracking for [vdi]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.enable_cbt")
+
+    def disable_cbt(self, dbg: str, sr: str, vdi: str) -> None:
+        """[disable_cbt dbg sr vdi] disables changed block tracking for [vdi]
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.disable_cbt")
+
+    def data_destroy(self, dbg: str, sr: str, vdi: str) -> None:
+        """[data_destroy dbg sr vdi] deletes the data of the snapshot [vdi] without deleting its changed block
+        tracking metadata
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        """
+        raise Unimplemented("VDI.data_destroy")
+
+    def list_changed_blocks(self, dbg: str, sr: str, vdi_from: str, vdi_tp: str) -> str:
+        """[list_changed_blocks dbg sr vdi_from vdi_to] returns the blocks that have changed between [vdi_from]
+        and [vdi_to] as a base64-encoded bitmap string (one bit per 64 KiB block, the first block in the
+        most significant bit of the first byte)
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi_from: The earlier snapshot
+        vdi_tp: The later snapshot of the same VDI, or that VDI itself
+        returns changed_blocks (string): The base64-encoded bitmap
+        """
+        raise Unimplemented("VDI.list_changed_blocks")
+
+    def compare(self, dbg: str, sr: str, vdi: str, vdi2: str) -> str:
+        """Extension: [compare task sr vdi vdi2] returns the 64 KiB blocks that may differ between [vdi] and
+        [vdi2] as a base64-encoded bitmap (as list_changed_blocks); when they are unrelated, the blocks
+        [vdi] holds data in
+
+        dbg: Debug context from the caller
+        sr: The Storage Repository to operate within
+        vdi: The Virtual Disk Image to operate on
+        vdi2: The other VDI
+        returns changed_blocks (string): The base64-encoded bitmap
+        """
+        raise Unimplemented("VDI.compare")
+
 
 class SR_skeleton(Skeleton):
     """Operations which act on Storage Repositories"""
