@@ -8,7 +8,7 @@ and, later, on an LVM volume group (LVM and iSCSI SRs).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from smapi.sr.locks import FileLock
 from smapi.vhd import Backing, ParentResolver
@@ -119,6 +119,16 @@ class Substrate:
 
     def finish_writer(self, name: str, fmt: str) -> None:
         """Undo `prepare_writer` once no server writes volume `name` (idempotent; absent volumes are no error)."""
+
+    # -- hosts sharing the SR (host-local substrates keep these defaults) ----------------------------------------
+    def activation_lease(self, vdi: str, *, readonly: bool) -> Optional[Callable[[int], None]]:
+        """What takes VDI `vdi`'s activation lease for its datapath server (called with the server's pid once it is
+        ready; raises Activated_on_another_host when another host has the VDI active). None: no lease needed."""
+        return None
+
+    def active_elsewhere(self, vdi: str) -> Optional[str]:
+        """The other host (named for a message) whose datapath server has `vdi` active, else None."""
+        return None
 
     def resolver(self) -> ParentResolver:
         """Maps the parent names stored in VHD locators to volumes of this substrate."""

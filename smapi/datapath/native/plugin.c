@@ -7,11 +7,15 @@
  *   mode=rw|ro
  *   direct=BOOL  open the chain's files with O_DIRECT (no server-side page cache; default false)
  *   export=NAME   the export name; NAME@ro reaches the same disk read-only (smapi.datapath.nbd.READONLY_SUFFIX)
+ *   register_sanlock=BOOL  after forking into the background, register this server process with the sanlock daemon
+ *                 (libsanlock_client, loaded only then) so that the starter can take the VDI's activation lease for
+ *                 its pid, and the daemon kills the server when its host loses the lockspace
  * One chain object is opened in get_ready and shared by every connection (multi-conn: a flush on any connection
  * commits every completed write). */
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -27,7 +31,8 @@
 #define ZERO_CHUNK (1u << 20)
 
 static const char *cfg_paths[VHD_MAX_CHAIN_DEPTH];
-static int cfg_n = 0, cfg_raw = 0, cfg_rw = 1, cfg_direct = 0;
+static int cfg_n = 0, cfg_raw = 0, cfg_rw = 1, cfg_direct = 0, cfg_register_sanlock = 0;
+static int sanlock_fd = -1; /* kept open for the server's life: the daemon's view of this process */
 static const char *cfg_export = "";
 static struct vchain chain;
 static int raw_fd = -1;
@@ -52,6 +57,9 @@ static int smapi_config(const char *key, const char *value) {
     if (cfg_direct == -1) return -1;
   } else if (strcmp(key, "export") == 0) {
     cfg_export = value;
+  } else if (strcmp(key, "register_sanlock") == 0) {
+    cfg_register_sanlock = nbdkit_parse_bool(value);
+    if (cfg_register_sanlock == -1) return -1;
   } else {
     nbdkit_error("unknown parameter '%s'", key);
     return -1;
@@ -62,6 +70,18 @@ static int smapi_config(const char *key, const char *value) {
 static int smapi_config_complete(void) {
   if (cfg_n == 0) { nbdkit_error("image=PATH is required"); return -1; }
   if (cfg_raw && cfg_n > 1) { nbdkit_error("a raw image has no parents"); return -1; }
+  return 0;
+}
+
+/* After the background fork: the pid that serves is the one the daemon must know (and kill). */
+static int smapi_after_fork(void) {
+  if (!cfg_register_sanlock) return 0;
+  void *lib = dlopen("libsanlock_client.so.1", RTLD_NOW);
+  if (!lib) { nbdkit_error("register_sanlock: %s", dlerror()); return -1; }
+  int (*reg)(void) = (int (*)(void))dlsym(lib, "sanlock_register");
+  if (!reg) { nbdkit_error("register_sanlock: %s", dlerror()); return -1; }
+  sanlock_fd = reg();
+  if (sanlock_fd < 0) { nbdkit_error("sanlock_register: %s", strerror(-sanlock_fd)); return -1; }
   return 0;
 }
 
@@ -213,9 +233,10 @@ static struct nbdkit_plugin plugin = {
   .longname = "smapi VHD chain datapath",
   .config = smapi_config,
   .config_complete = smapi_config_complete,
-  .config_help = "image=PATH [parent=PATH]... [kind=vhd|raw] [mode=rw|ro] [direct=BOOL] [export=NAME]",
+  .config_help = "image=PATH [parent=PATH]... [kind=vhd|raw] [mode=rw|ro] [direct=BOOL] [export=NAME] [register_sanlock=BOOL]",
   .magic_config_key = "image",
   .get_ready = smapi_get_ready,
+  .after_fork = smapi_after_fork,
   .cleanup = smapi_cleanup,
   .list_exports = smapi_list_exports,
   .default_export = smapi_default_export,
