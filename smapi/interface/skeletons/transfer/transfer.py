@@ -1,4 +1,4 @@
-"""The Transfer API: skeletons generated from `smapi.interface.transfer`.
+"""The Transfer API, Transfer: skeletons generated from `smapi.interface.transfer`.
 
 DO NOT EDIT: regenerate with `python -m smapi.interface.codegen`.
 
