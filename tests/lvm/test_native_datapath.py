@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import smapi.vhd as vhd
@@ -89,6 +89,17 @@ def server_cmdline(uri: str) -> List[str]:
     raise AssertionError(f"no nbdkit serving {sock}")
 
 
+def leaf_runs(cmdline: List[str]) -> int:
+    """How many map= runs the plugin was given for the leaf (those between image= and the first parent=)."""
+    start = next(i for i, a in enumerate(cmdline) if a.startswith("image="))
+    n = 0
+    for a in cmdline[start + 1:]:
+        if not a.startswith("map="):
+            break
+        n += 1
+    return n
+
+
 def release(sr: LvmSR, vdi: str) -> None:
     sr.v("VDI.deactivate", dp=f"dp-{vdi}", vdi=vdi)
     sr.v("VDI.detach", dp=f"dp-{vdi}", vdi=vdi)
@@ -151,6 +162,9 @@ def scenarios(draw: st.DrawFn) -> Tuple[int, int, int, int, bool, List[list]]:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(scenario=scenarios())
+# always: a depth-3 chain (a multi-segment leaf) under O_DIRECT, allocating, rewriting, zeroing and reading
+@example(scenario=(2 * BLOCK, 3, 1, 2, True, [[["w", 0, 4096, 1], ["W", BLOCK + 512, 8192, 2]],
+                                              [["z", 4096, 8192], ["r", 0, 2 * BLOCK]], [["f"]]]))
 def test_native_on_lvm_matches_python(scenario: Tuple[int, int, int, int, bool, List[list]], sr: LvmSR,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     size, depth, seed, conns, direct, rounds = scenario
@@ -158,6 +172,8 @@ def test_native_on_lvm_matches_python(scenario: Tuple[int, int, int, int, bool, 
     try:
         nat_uri, cmdline = serve(sr, nat, monkeypatch, native.NATIVE, direct)
         assert sum(a.startswith("map=") for a in cmdline) >= depth  # every image of the chain on its devices
+        if depth > 1:  # the leaf was inflated when served, past the LVs of `ref`: it spans several segments
+            assert leaf_runs(cmdline) > 1, cmdline
         got = run_rounds(nat_uri, conns, rounds)
         ref_uri, _ = serve(sr, ref, monkeypatch, native.PYTHON, False)
         want = run_rounds(ref_uri, 1, rounds)
