@@ -43,8 +43,10 @@ class NotMappable(Exception):
 
 
 def _opener(ref: str) -> Callable[..., Any]:
+    """The driver's opener from its ``module:function`` reference (the one the Python plugin calls too)."""
     module, _, func = ref.partition(":")
-    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+    fn: Callable[..., Any] = getattr(importlib.import_module(module), func)
+    return fn
 
 
 def _runs(backing: Any, name: str) -> Tuple[Run, ...]:
