@@ -221,7 +221,7 @@ class NbdServer:
         cmd = [self.nbdkit, "-U", sock, "-P", pidfile, "--log=stderr", "--exportname", export]
         if readonly:
             cmd.append("-r")
-        engine = native.choose(image, self.nbdkit)
+        engine = native.choose(image, self.nbdkit, readonly=readonly)
         cmd += (native.plugin_args(engine, image, readonly=readonly, export=export) if engine.name == native.NATIVE
                 else _python_plugin_args(image, readonly=readonly, export=export))
         if lease is not None:

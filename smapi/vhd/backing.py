@@ -56,6 +56,11 @@ class Backing:
     def flush(self) -> None:
         """Make every completed write durable (a write barrier for the ordering rules of the engine)."""
 
+    def device_extents(self) -> "Optional[list[tuple[str, int, int]]]":
+        """Where the store's bytes lie on block devices, in order: ``(device, offset, length)`` runs, for a server
+        that does its own I/O on the devices (the native datapath on an LV). None: no such map (a file)."""
+        return None
+
     def close(self) -> None:
         """Release the store; further calls are undefined."""
 
