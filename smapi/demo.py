@@ -16,12 +16,10 @@ import tempfile
 import threading
 import uuid
 import xmlrpc.client
-from pathlib import Path
 from typing import Any, Dict, List
 
 from smapi.common import commands
 
-REPO = Path(__file__).resolve().parent.parent
 DRIVER = "smapi.drivers.file:FileDriver"
 MiB = 1 << 20
 SIZE = 64 * MiB
@@ -57,6 +55,7 @@ class Demo:
             raise TypeError(f"the demo needs a driver run by the SR engine, not {DRIVER}")
         self.driver = driver
         self.models: Dict[str, bytearray] = {}
+        self.classic_sr = os.path.join(work, "sm", "FileSR")
 
     def write(self, vdi: str, offset: int, data: bytes) -> None:
         handle = self.driver.open_vdi(self.sr, vdi, writable=True)
@@ -82,8 +81,8 @@ class Demo:
         struct = {"host_ref": "OpaqueRef:demo", "command": command, "args": keys.pop("args", []),
                   "device_config": {"path": self.sr_path, "SRmaster": "true", "gc": "sync"}, "sr_uuid": self.sr,
                   **keys}
-        out = commands.run([sys.executable, str(REPO / "bin" / "FileSR"), xmlrpc.client.dumps((struct,), command)],
-                           timeout=None).stdout
+        # the FileSR executable as `smapi classic-install` writes it (from any install, not only a checkout)
+        out = commands.run([self.classic_sr, xmlrpc.client.dumps((struct,), command)], timeout=None).stdout
         return xmlrpc.client.loads(out)[0][0]
 
 
@@ -159,6 +158,7 @@ def _tour(demo: Demo, xml: Any, jsn: Any, exe: Any, config: Dict[str, str], sr_p
 
 
 def main(argv: List[str]) -> int:
+    from smapi.rpc.classic_install import install_classic
     from smapi.rpc.client import connect
     from smapi.rpc.jsonrpc import make_jsonrpc_server
     from smapi.rpc.plugin_dir import install_plugin
@@ -179,6 +179,7 @@ def main(argv: List[str]) -> int:
             threading.Thread(target=server.serve_forever, daemon=True).start()
             servers.append(server)
         install_plugin(DRIVER, os.path.join(work, "plugin"), api="storage")
+        install_classic(os.path.join(work, "sm"), ["FileSR"])
         xml = connect(f"xmlrpc+unix://{os.path.join(work, 'xmlrpc.sock')}")
         jsn = connect(f"jsonrpc+unix://{os.path.join(work, 'jsonrpc.sock')}")
         exe = connect(f"exec://{os.path.join(work, 'plugin')}")

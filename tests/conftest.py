@@ -21,7 +21,7 @@ if "SMAPI_STATE_DIR" not in os.environ:
     os.environ["SMAPI_STATE_DIR"] = tempfile.mkdtemp(prefix="smapi-test-state-")
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_DRIVER = f"{REPO / 'examples' / 'dirsr.py'}:DirSR"
+EXAMPLE_DRIVER = "smapi.examples.dirsr:DirSR"
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from smapi.interface.features import STORAGE_FEATURES, V3_FEATURES, features_of,
 from smapi.interface.skeletons.storage import Query_skeleton, SR_skeleton, VDI_skeleton
 
 REPO = Path(__file__).resolve().parent.parent
-DRIVERS = ["file", "nfs", "lvm", "iscsi", f"{REPO / 'examples' / 'dirsr.py'}:DirSR"]
+DRIVERS = ["file", "nfs", "lvm", "iscsi", "smapi.examples.dirsr:DirSR"]
 UPSTREAM_PLUGIN = REPO / "tests" / "toolstack" / "upstream_plugin"
 
 

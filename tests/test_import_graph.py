@@ -33,8 +33,10 @@ LAYERS: List[str] = [
     "smapi.core",
     "smapi.sr",
     "smapi.drivers",
+    "smapi.examples",
     "smapi.rpc",
     "smapi.transfer",
+    "smapi.testing",
     "smapi.cli",
 ]
 TOP = len(LAYERS)

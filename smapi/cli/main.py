@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import click
 
-from smapi.cli import data, host, sr, transfer, vdi, vdimeta
+from smapi.cli import data, host, sdk, sr, transfer, vdi, vdimeta
 from smapi.cli.common import DRIVER_HELP, emit, json_option, serve_until_stopped, target, target_options
 from smapi.cli.hints import cli_hints
 from smapi.cli.sanlock import sanlock as sanlock_group
@@ -138,7 +138,7 @@ def sm_query(driver: Optional[str], url: Optional[str], as_json: bool) -> None:
 
 
 for _command in (*sr.COMMANDS, *vdi.COMMANDS, *vdimeta.COMMANDS, *data.COMMANDS, *transfer.COMMANDS,
-                 *host.COMMANDS, sanlock_group):
+                 *host.COMMANDS, *sdk.COMMANDS, sanlock_group):
     cli.add_command(_command)
 
 

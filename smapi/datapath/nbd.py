@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 from urllib.parse import quote
 
 from smapi.common import commands
@@ -194,8 +194,13 @@ class NbdServer:
         return out
 
     # -------------------------------------------------------------------------------------------- start
-    def start(self, export: str, image: ImageSpec, *, readonly: bool, owner: str = "") -> NbdExport:
+    def start(self, export: str, image: ImageSpec, *, readonly: bool, owner: str = "",
+              lease: Optional[Callable[[int], None]] = None) -> NbdExport:
         """Start serving ``image`` as ``export``; returns once a client can connect.
+
+        ``lease``: the server registers itself with the sanlock daemon, and ``lease(pid)`` is called once it is
+        ready, to take the leases the server must hold (a shared SR's activation lease); if it raises, the server
+        is stopped and the error propagates.
 
         Raises :class:`DatapathError` if a server for ``export`` is already running or nbdkit fails to start
         (the message carries nbdkit's own error, e.g. a missing parent).
@@ -216,9 +221,11 @@ class NbdServer:
         cmd = [self.nbdkit, "-U", sock, "-P", pidfile, "--log=stderr", "--exportname", export]
         if readonly:
             cmd.append("-r")
-        engine = native.choose(image, self.nbdkit)
+        engine = native.choose(image, self.nbdkit, readonly=readonly)
         cmd += (native.plugin_args(engine, image, readonly=readonly, export=export) if engine.name == native.NATIVE
                 else _python_plugin_args(image, readonly=readonly, export=export))
+        if lease is not None:
+            cmd.append("register_sanlock=1")
         rec = NbdExport(name, export, sock, 0, readonly, image, runtime.boot_id(), log, owner, engine.to_json())
         # Recorded before the spawn (pid 0: look in the pidfile) so a caller killed from here on leaves a trail.
         runtime.write_json(self._path(name, ".json"), rec.to_json())
@@ -235,6 +242,8 @@ class NbdServer:
                 raise DatapathError(f"nbdkit for {export!r} failed to start (status {res.returncode}): {_tail(log)}")
             rec.pid = self._wait_ready(rec, pidfile)
             runtime.write_json(self._path(name, ".json"), rec.to_json())
+            if lease is not None:
+                lease(rec.pid)
         except BaseException:
             self.stop(export)
             raise

@@ -147,7 +147,8 @@ def _package_root():
 
 
 def config(key, value):
-    if key not in ("image", "kind", "resolver_dir", "mode", "export", "smapi_root", "opener", "opener_args"):
+    if key not in ("image", "kind", "resolver_dir", "mode", "export", "smapi_root", "opener", "opener_args",
+                   "register_sanlock"):
         raise RuntimeError(f"unknown parameter {key!r}")
     _cfg[key] = value
 
@@ -162,6 +163,20 @@ def config_complete():
     root = _cfg.get("smapi_root") or _package_root()
     if root not in sys.path:
         sys.path.insert(0, root)
+
+
+def after_fork():
+    """After the background fork, register the serving process with the sanlock daemon when asked: the starter
+    then takes the VDI's activation lease for this pid, and the daemon kills it if its host loses the lockspace.
+    The connection stays open (in `_cfg`) for the server's whole life."""
+    if _cfg.get("register_sanlock") not in ("1", "true", "yes", "on"):
+        return
+    import ctypes
+
+    fd = ctypes.CDLL("libsanlock_client.so.1").sanlock_register()
+    if fd < 0:
+        raise RuntimeError(f"sanlock_register: {os.strerror(-fd)}")
+    _cfg["sanlock_fd"] = fd
 
 
 def thread_model():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 from . import blockdev, runtime
 from .model import DatapathError, ImageSpec
@@ -36,12 +36,14 @@ def _locked(run_dir: str, vdi: str) -> Iterator[None]:
         yield
 
 
-def start(vdi: str, image: ImageSpec, *, readonly: bool, owner: str, run_dir: str) -> NbdExport:
+def start(vdi: str, image: ImageSpec, *, readonly: bool, owner: str, run_dir: str,
+          lease: Optional[Callable[[int], None]] = None) -> NbdExport:
     """Serve ``image`` as export ``vdi`` (and ``vdi@ro``); returns once a client can connect.
 
     Idempotent: a running server of the same owner, mode and image is kept. One of the same owner in the other
     mode or on another image (left by a crash) is replaced. One of another owner raises :class:`DatapathInUse`;
-    a server that cannot start raises :class:`DatapathError` (with nbdkit's own message).
+    a server that cannot start raises :class:`DatapathError` (with nbdkit's own message). ``lease(pid)`` takes
+    the leases the new server must hold (see `NbdServer.start`); whatever it raises propagates.
     """
     nbd = NbdServer(run_dir)
     with _locked(run_dir, vdi):
@@ -54,7 +56,7 @@ def start(vdi: str, image: ImageSpec, *, readonly: bool, owner: str, run_dir: st
                 return ex
             _flush_quietly(nbd, vdi)
             nbd.stop(vdi)
-        return nbd.start(vdi, image, readonly=readonly, owner=owner)
+        return nbd.start(vdi, image, readonly=readonly, owner=owner, lease=lease)
 
 
 def stop(vdi: str, *, owner: str, run_dir: str) -> bool:

@@ -139,6 +139,12 @@ _key = Param("key", key, "The volume key")
 _uri = Param("uri", STRING, "A volume URI")
 _domain = Param("domain", STRING, "The domain (VM) that will use the disk")
 
+# the errors each verb documents (every verb may also fail with Unimplemented and the framework's errors)
+_ON_SR = ("Sr_not_attached",)
+_ON_VOLUME = ("Sr_not_attached", "Volume_does_not_exist")
+_ON_DATAPATH = ("Volume_does_not_exist",)
+_ON_ACTIVATE = ("Volume_does_not_exist", "Activated_on_another_host")
+
 SR = Interface(
     "SR",
     "Operations on storage repositories",
@@ -156,16 +162,16 @@ SR = Interface(
         Method("attach", "[attach dbg configuration] attaches the SR and returns its reference",
                (_dbg, Param("configuration", configuration, "The SR's configuration")),
                Param("sr", sr_ref, "The SR reference")),
-        Method("detach", "[detach dbg sr] detaches the SR; idempotent", (_dbg, _sr)),
-        Method("destroy", "[destroy dbg sr] destroys an attached SR and everything in it", (_dbg, _sr)),
+        Method("detach", "[detach dbg sr] detaches the SR; idempotent", (_dbg, _sr), errors=_ON_SR),
+        Method("destroy", "[destroy dbg sr] destroys an attached SR and everything in it", (_dbg, _sr), errors=_ON_SR),
         Method("stat", "[stat dbg sr] returns the SR's size, free space and health", (_dbg, _sr),
-               Param("sr_stat", sr_stat, "The SR's state")),
+               Param("sr_stat", sr_stat, "The SR's state"), errors=_ON_SR),
         Method("set_name", "[set_name dbg sr new_name] renames the SR",
-               (_dbg, _sr, Param("new_name", STRING, "The new name"))),
+               (_dbg, _sr, Param("new_name", STRING, "The new name")), errors=_ON_SR),
         Method("set_description", "[set_description dbg sr new_description] changes the SR's description",
-               (_dbg, _sr, Param("new_description", STRING, "The new description"))),
+               (_dbg, _sr, Param("new_description", STRING, "The new description")), errors=_ON_SR),
         Method("ls", "[ls dbg sr] lists the volumes of the SR", (_dbg, _sr),
-               Param("volumes", ListOf(volume), "The volumes")),
+               Param("volumes", ListOf(volume), "The volumes"), errors=_ON_SR),
     ),
 )
 
@@ -177,47 +183,50 @@ Volume = Interface(
                (_dbg, _sr, Param("name", STRING, "Short name"), Param("description", STRING, "Longer description"),
                 Param("size", INT64, "Requested virtual size (bytes)"),
                 Param("sharable", BOOL, "Whether several hosts may attach it at once", default=False)),
-               Param("volume", volume, "The new volume")),
+               Param("volume", volume, "The new volume"), errors=_ON_SR),
         Method("snapshot", "[snapshot dbg sr key] creates a read-only snapshot of the volume",
-               (_dbg, _sr, _key), Param("volume", volume, "The snapshot")),
+               (_dbg, _sr, _key), Param("volume", volume, "The snapshot"), errors=_ON_VOLUME),
         Method("clone", "[clone dbg sr key] creates a writable clone of the volume",
-               (_dbg, _sr, _key), Param("volume", volume, "The clone")),
+               (_dbg, _sr, _key), Param("volume", volume, "The clone"), errors=_ON_VOLUME),
         Method("copy", "[copy dbg sr key dest_sr] copies the volume into another attached SR (VDI_COPY feature)",
                (_dbg, _sr, _key, Param("dest_sr", sr_ref, "The destination SR")),
-               Param("volume", volume, "The copy")),
-        Method("destroy", "[destroy dbg sr key] removes the volume", (_dbg, _sr, _key)),
+               Param("volume", volume, "The copy"), errors=_ON_VOLUME),
+        Method("destroy", "[destroy dbg sr key] removes the volume", (_dbg, _sr, _key), errors=_ON_VOLUME),
         Method("set_name", "[set_name dbg sr key new_name] renames the volume",
-               (_dbg, _sr, _key, Param("new_name", STRING, "The new name"))),
+               (_dbg, _sr, _key, Param("new_name", STRING, "The new name")), errors=_ON_VOLUME),
         Method("set_description", "[set_description dbg sr key new_description] changes the description",
-               (_dbg, _sr, _key, Param("new_description", STRING, "The new description"))),
+               (_dbg, _sr, _key, Param("new_description", STRING, "The new description")), errors=_ON_VOLUME),
         Method("set", "[set dbg sr key k v] stores a key/value pair with the volume",
-               (_dbg, _sr, _key, Param("k", STRING, "The key"), Param("v", STRING, "The value"))),
+               (_dbg, _sr, _key, Param("k", STRING, "The key"), Param("v", STRING, "The value")), errors=_ON_VOLUME),
         Method("unset", "[unset dbg sr key k] removes a key from the volume's metadata",
-               (_dbg, _sr, _key, Param("k", STRING, "The key"))),
+               (_dbg, _sr, _key, Param("k", STRING, "The key")), errors=_ON_VOLUME),
         Method("resize", "[resize dbg sr key new_size] grows the volume to at least [new_size] bytes",
-               (_dbg, _sr, _key, Param("new_size", INT64, "The new virtual size (bytes)"))),
+               (_dbg, _sr, _key, Param("new_size", INT64, "The new virtual size (bytes)")), errors=_ON_VOLUME),
         Method("stat", "[stat dbg sr key] returns the volume's metadata", (_dbg, _sr, _key),
-               Param("volume", volume, "The volume")),
+               Param("volume", volume, "The volume"), errors=_ON_VOLUME),
         Method("compare", "[compare dbg sr key key2] lists the blocks that differ between two volumes",
                (_dbg, _sr, _key, Param("key2", key, "The other volume")),
-               Param("blocklist", blocklist, "The differing blocks")),
+               Param("blocklist", blocklist, "The differing blocks"), errors=_ON_VOLUME),
         Method("similar_content", "[similar_content dbg sr key] lists volumes with similar content, most similar "
-               "first", (_dbg, _sr, _key), Param("keys", ListOf(key), "Volume keys")),
-        Method("enable_cbt", "[enable_cbt dbg sr key] turns on changed-block tracking", (_dbg, _sr, _key)),
-        Method("disable_cbt", "[disable_cbt dbg sr key] turns off changed-block tracking", (_dbg, _sr, _key)),
+               "first", (_dbg, _sr, _key), Param("keys", ListOf(key), "Volume keys"), errors=_ON_VOLUME),
+        Method("enable_cbt", "[enable_cbt dbg sr key] turns on changed-block tracking", (_dbg, _sr, _key),
+               errors=_ON_VOLUME),
+        Method("disable_cbt", "[disable_cbt dbg sr key] turns off changed-block tracking", (_dbg, _sr, _key),
+               errors=_ON_VOLUME),
         Method("data_destroy", "[data_destroy dbg sr key] deletes the data, keeping the CBT metadata",
-               (_dbg, _sr, _key)),
+               (_dbg, _sr, _key), errors=_ON_VOLUME),
         Method("list_changed_blocks", "[list_changed_blocks dbg sr key key2 offset length] lists blocks changed "
                "between two snapshots",
                (_dbg, _sr, _key, Param("key2", key, "The later volume"), Param("offset", INT64, "Start (bytes)"),
                 Param("length", INT64, "Length (bytes)")),
-               Param("changed_blocks", changed_blocks, "The changed blocks")),
+               Param("changed_blocks", changed_blocks, "The changed blocks"), errors=_ON_VOLUME),
         Method("compose", "[compose dbg sr key key2] layers the updates of the child volume [key] onto the parent "
                "volume [key2], modifying [key] only (VDI_COMPOSE feature)",
-               (_dbg, _sr, _key, Param("key2", key, "The parent volume"))),
+               (_dbg, _sr, _key, Param("key2", key, "The parent volume")), errors=_ON_VOLUME),
         Method("revert", "[revert dbg sr snapshot key] makes volume [key] hold the contents of the read-only "
                "[snapshot]; the volume keeps its identity",
-               (_dbg, _sr, Param("snapshot", key, "The snapshot whose contents the volume takes"), _key)),
+               (_dbg, _sr, Param("snapshot", key, "The snapshot whose contents the volume takes"), _key),
+               errors=_ON_VOLUME),
     ),
 )
 
@@ -226,20 +235,22 @@ Datapath = Interface(
     "Making volumes usable by a consumer: open, attach, activate, deactivate, detach, close; all idempotent",
     (
         Method("open", "[open dbg uri persistent] prepares the volume; non-persistent volumes are reset on close",
-               (_dbg, _uri, Param("persistent", BOOL, "False for a disk whose writes are discarded"))),
+               (_dbg, _uri, Param("persistent", BOOL, "False for a disk whose writes are discarded")),
+               errors=_ON_DATAPATH),
         Method("attach", "[attach dbg uri domain] makes the disk reachable and says how", (_dbg, _uri, _domain),
-               Param("backend", backend, "How to reach the disk")),
-        Method("activate", "[activate dbg uri domain] allows I/O to start", (_dbg, _uri, _domain)),
+               Param("backend", backend, "How to reach the disk"), errors=_ON_DATAPATH),
+        Method("activate", "[activate dbg uri domain] allows I/O to start", (_dbg, _uri, _domain), errors=_ON_ACTIVATE),
         Method("activate_readonly", "[activate_readonly dbg uri domain] allows read-only I/O (ATTACH_READONLY)",
-               (_dbg, _uri, _domain)),
+               (_dbg, _uri, _domain), errors=_ON_ACTIVATE),
         Method("import_activate", "[import_activate dbg uri domain] returns the path of a Unix socket; a file "
                "descriptor passed to it (SCM_RIGHTS) becomes the server end of an NBD connection to the active "
                "volume, for inbound import mirroring (VDI_MIRROR_IN feature)", (_dbg, _uri, _domain),
-               Param("sock_path", STRING, "A path to a Unix domain socket")),
-        Method("deactivate", "[deactivate dbg uri domain] stops I/O and flushes", (_dbg, _uri, _domain)),
+               Param("sock_path", STRING, "A path to a Unix domain socket"), errors=_ON_ACTIVATE),
+        Method("deactivate", "[deactivate dbg uri domain] stops I/O and flushes", (_dbg, _uri, _domain),
+               errors=_ON_DATAPATH),
         Method("detach", "[detach dbg uri domain] releases what attach made; should never fail",
-               (_dbg, _uri, _domain)),
-        Method("close", "[close dbg uri] ends the use of the volume", (_dbg, _uri)),
+               (_dbg, _uri, _domain), errors=_ON_DATAPATH),
+        Method("close", "[close dbg uri] ends the use of the volume", (_dbg, _uri), errors=_ON_DATAPATH),
     ),
 )
 

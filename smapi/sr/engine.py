@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 from smapi.common.calllog import note
-from smapi.interface.errors import Backend_error, Vdi_does_not_exist
+from smapi.interface.errors import Activated_on_another_host, Backend_error, Vdi_does_not_exist
 from smapi.interface.storage import vdi_info as VDI_INFO
 from smapi.sr.errors import is_no_space, mapped_errors
 from smapi.sr.journal import Journal, Replayer, replay_pending
@@ -104,6 +104,10 @@ class Engine:
             self.substrate.refresh()
             # A process that died half-way left its journal: repair before looking at the SR.
             self.recover(reading=reading)
+            for vdi in vdis:  # a shared SR: a verb on a VDI another host serves must run there
+                elsewhere = self.substrate.active_elsewhere(vdi)
+                if elsewhere is not None:
+                    raise Activated_on_another_host(elsewhere)
             yield
 
     # -- the SR document ---------------------------------------------------------------------------------------

@@ -88,6 +88,9 @@ def blocker(engine: Engine, doc: SrDocument, vdi: str) -> Optional[str]:
     states = engine.run.dp_states(engine.sr, vdi)
     if states:
         return f"it has datapaths on this host ({states})"
+    elsewhere = engine.substrate.active_elsewhere(vdi)
+    if elsewhere is not None:
+        return f"it is active on {elsewhere}"
     return None
 
 

@@ -14,14 +14,15 @@ substrate without the capability; a substrate that has it overrides the whole gr
 * volumes prepared for a read-write server (LVM thin): `prepares_writers`, `writer_needs_preparation`,
   `prepare_writer`, `finish_writer` (default: no preparation);
 * a space reserve inside the SR's own storage: `reserve_path` (default: none, documents live elsewhere);
-* host-local lock files to sweep: `local_lock_dir` (default: none).
+* host-local lock files to sweep: `local_lock_dir` (default: none);
+* hosts sharing the SR: `activation_lease`, `active_elsewhere` (default: a host-local SR needs no lease).
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Collection, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 from smapi.sr.locks import FileLock
 from smapi.vhd import Backing, ParentResolver
@@ -178,6 +179,16 @@ class Substrate(ABC):
     def reserve_path(self) -> Optional[str]:
         """A file holding back a little of the space the documents are written in (`smapi.sr.reserve`), or None
         when the documents do not share the volumes' space (LVM: the MGT volume)."""
+        return None
+
+    # -- hosts sharing the SR (host-local substrates keep these defaults) ----------------------------------------
+    def activation_lease(self, vdi: str, *, readonly: bool) -> Optional[Callable[[int], None]]:
+        """What takes VDI `vdi`'s activation lease for its datapath server (called with the server's pid once it is
+        ready; raises Activated_on_another_host when another host has the VDI active). None: no lease needed."""
+        return None
+
+    def active_elsewhere(self, vdi: str) -> Optional[str]:
+        """The other host (named for a message) whose datapath server has `vdi` active, else None."""
         return None
 
     def local_lock_dir(self) -> Optional[str]:

@@ -87,7 +87,8 @@ def _start(engine: Engine, rec: VdiRecord, readonly: bool) -> None:
 def _serve(engine: Engine, rec: VdiRecord, readonly: bool) -> None:
     image = engine.substrate.datapath_image(rec.volume, rec.format)
     try:
-        dpio.start(rec.uuid, image, readonly=readonly, owner=owner(engine), run_dir=run_dir(engine))
+        dpio.start(rec.uuid, image, readonly=readonly, owner=owner(engine), run_dir=run_dir(engine),
+                   lease=engine.substrate.activation_lease(rec.uuid, readonly=readonly))
     except dpio.DatapathInUse as e:
         raise in_use(rec.uuid, f"served for another SR on this host ({e})") from e
     except dpio.DatapathError as e:

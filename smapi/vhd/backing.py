@@ -65,6 +65,11 @@ class Backing(ABC):
         """Make every completed write durable (a write barrier for the ordering rules of the engine)."""
         return None
 
+    def device_extents(self) -> "Optional[list[tuple[str, int, int]]]":
+        """Where the store's bytes lie on block devices, in order: ``(device, offset, length)`` runs, for a server
+        that does its own I/O on the devices (the native datapath on an LV). None: no such map (a file)."""
+        return None
+
     def close(self) -> None:
         """Release the store; further calls are undefined."""
         return None

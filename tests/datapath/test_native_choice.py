@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -53,10 +55,27 @@ def test_unbuilt_plugin_falls_back(scratch, run_dir, monkeypatch):
         NbdServer(run_dir).stop("v")
 
 
-def test_opener_images_use_python():
-    spec = ImageSpec.opened_by("vhd", "smapi.drivers.lvm.opener:open_volume", {}, description="lvm://vg/lv")
-    engine = native.choose(spec, "nbdkit")
-    assert engine.name == "python" and "opener" in engine.reason
+def test_unmappable_opener_images_use_python():
+    require_native()
+    spec = ImageSpec.opened_by("vhd", "smapi.drivers.lvm.no_such_module:open_volume", {}, description="lvm://vg/lv")
+    engine = native.choose(spec, shutil.which("nbdkit") or "nbdkit")
+    assert engine.name == "python" and "opener failed" in engine.reason and "no_such_module" in engine.reason
+
+
+def test_plugin_carries_its_sources_hash():
+    plugin = require_native()
+    res = subprocess.run([shutil.which("nbdkit") or "nbdkit", plugin, "--dump-plugin"], capture_output=True,
+                         text=True, check=True)
+    assert f"version={native.sources_hash()}" in res.stdout.splitlines()
+
+
+def test_stale_build_falls_back(monkeypatch):
+    """Sources changed since the build (a rebuild that failed leaves the old .so): Python, with the reason."""
+    require_native()
+    monkeypatch.setattr(native, "_loadable", {})
+    monkeypatch.setattr(native, "sources_hash", lambda: "0123456789abcdef")
+    engine = native.availability(shutil.which("nbdkit") or "nbdkit")
+    assert engine.name == "python" and "stale" in engine.reason and "0123456789abcdef" in engine.reason
 
 
 def test_broken_chain_fails_the_start(scratch, run_dir):

@@ -13,7 +13,7 @@ import pytest
 import smapi.vhd as vhd
 from smapi.datapath import native
 
-SOURCES = ["fuzz_vhd.c", "vhdfmt.c", "vhdopen.c", "vhdchain.c", "vhdcommit.c", "vhdio.c"]
+SOURCES = ["fuzz_vhd.c", "vhdfmt.c", "vhdopen.c", "vhdchain.c", "vhdcommit.c", "vhdio.c", "vfile.c"]
 
 
 def _seed_corpus(corpus: str) -> None:

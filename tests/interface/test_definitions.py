@@ -72,6 +72,7 @@ def test_every_skeleton_verb_raises_unimplemented_naming_itself(api, iface, cls)
 def test_generated_skeletons_are_fresh():
     for path, text in codegen.expected_files().items():
         assert path.read_text() == text, f"{path} is stale: run python -m smapi.interface.codegen"
+    assert codegen.stale_files() == [], "generated files no definition makes: run python -m smapi.interface.codegen"
 
 
 def test_generated_reference_is_fresh():

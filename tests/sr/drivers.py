@@ -8,42 +8,12 @@ in `tmp_path` too, so tests never touch /run/smapi nor leave a background collec
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
+# the SR-under-test record and the file SR's factory ship with the package, for vendors' tests too
+from smapi.testing.sut import SRUnderTest, file_sr_factory
 
-@dataclass
-class SRUnderTest:
-    """Everything a test needs to drive one SR type."""
-
-    #: `module:Class` reference accepted by `smapi.core.driver.load_driver`
-    driver_spec: str
-    #: device_config for SR.create / SR.attach / SR.probe
-    device_config: Dict[str, str]
-    #: environment variables to set (in-process with monkeypatch, or for subprocesses)
-    env: Dict[str, str]
-    #: short name of the driver, for test ids
-    name: str = "file"
-    _cleanups: List[Callable[[], None]] = field(default_factory=list, repr=False)
-
-    def cleanup(self) -> None:
-        """Undo host-local side effects; the SR's files go away with tmp_path."""
-        while self._cleanups:
-            self._cleanups.pop()()
-
-
-def file_sr_factory(tmp_path: str | os.PathLike[str]) -> SRUnderTest:
-    """A file SR in `<tmp_path>/file-sr`, host-local state in `<tmp_path>/run`, GC run synchronously."""
-    root = os.fspath(tmp_path)
-    sr_path = os.path.join(root, "file-sr")
-    run_dir = os.path.join(root, "run")
-    os.makedirs(run_dir, exist_ok=True)
-    return SRUnderTest(
-        driver_spec="smapi.drivers.file:FileDriver",
-        device_config={"path": sr_path},
-        env={"SMAPI_RUN_DIR": run_dir, "SMAPI_GC": "sync"},
-        name="file",
-    )
+__all__ = ["FACTORIES", "SRUnderTest", "file_sr_factory"]
 
 
 #: every SR type the conformance suite should run against, by name

@@ -16,7 +16,8 @@ from smapi.sr.substrate import Substrate
 from smapi.vhd import Backing, FileBacking, MemoryBacking
 
 OPTIONAL_SUBSTRATE = {"sweep_temp_files", "refresh", "datapath_image", "prepares_writers", "writer_needs_preparation",
-                      "prepare_writer", "finish_writer", "reserve_path", "local_lock_dir"}
+                      "prepare_writer", "finish_writer", "reserve_path", "local_lock_dir", "activation_lease",
+                      "active_elsewhere"}
 
 
 def test_a_substrate_missing_a_required_member_cannot_be_made() -> None:

@@ -17,9 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (write(fd, data, size) != (ssize_t)size) { close(fd); return 0; }
   char path[64], err[256];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-  const char *paths[1] = {path};
+  struct vspec specs[1] = {{path, 0, NULL}};
   struct vchain c;
-  if (vchain_open(&c, paths, 1, 1, 0, err, sizeof err) == 0) {
+  if (vchain_open(&c, specs, 1, 1, 0, err, sizeof err) == 0) {
     static uint8_t buf[3 * 65536];
     uint64_t sz = c.size, bs = vchain_block_size(&c);
     /* a few spots: the start, around the first block boundaries, the end; and whatever the BAT maps */

@@ -3,15 +3,23 @@
  * Parameters (the order of parent= is the chain order, the leaf's parent first):
  *   image=PATH    the leaf
  *   parent=PATH   repeated, one per ancestor (resolved by smapi.datapath.native from the VHD locators)
+ *   map=OFF:LEN:DEVICE  repeated: the image or parent named just before is no file but these runs of block devices
+ *                 in order (an LV through its segment map); its PATH is then only a name for messages
+ *   size=BYTES    a raw mapped image's size (an LV holds whole extents; default: all of them)
  *   kind=vhd|raw  default vhd
  *   mode=rw|ro
  *   direct=BOOL  open the chain's files with O_DIRECT (no server-side page cache; default false)
  *   export=NAME   the export name; NAME@ro reaches the same disk read-only (smapi.datapath.nbd.READONLY_SUFFIX)
+ *   register_sanlock=BOOL  after forking into the background, register this server process with the sanlock daemon
+ *                 (libsanlock_client, loaded only then) so that the starter can take the VDI's activation lease for
+ *                 its pid, and the daemon kills the server when its host loses the lockspace
  * One chain object is opened in get_ready and shared by every connection (multi-conn: a flush on any connection
  * commits every completed write). */
+#define _GNU_SOURCE
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -23,15 +31,46 @@
 #include "vhdio.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+#ifndef SMAPI_SOURCES_HASH /* set by setup.py (smapi/datapath/native/sourcehash.py) */
+#define SMAPI_SOURCES_HASH "unknown"
+#endif
 #define READONLY_SUFFIX "@ro"
 #define ZERO_CHUNK (1u << 20)
 
-static const char *cfg_paths[VHD_MAX_CHAIN_DEPTH];
-static int cfg_n = 0, cfg_raw = 0, cfg_rw = 1, cfg_direct = 0;
+#define MAX_MAP 4096
+
+static struct vspec cfg_specs[VHD_MAX_CHAIN_DEPTH];
+static struct vmapent cfg_map[MAX_MAP];
+static int cfg_n = 0, cfg_nmap = 0, cfg_raw = 0, cfg_rw = 1, cfg_direct = 0, cfg_register_sanlock = 0;
+static int64_t cfg_size = -1;
+static int sanlock_fd = -1; /* kept open for the server's life: the daemon's view of this process */
 static const char *cfg_export = "";
 static struct vchain chain;
-static int raw_fd = -1;
+static struct vfile raw = {.fd = -1};
 static uint64_t raw_size;
+
+/* map=OFF:LEN:DEVICE for the image given last (the device path may itself hold colons). */
+static int add_map(const char *value) {
+  char *end;
+  if (cfg_n == 0) { nbdkit_error("map= must follow image= or parent="); return -1; }
+  struct vspec *s = &cfg_specs[cfg_n - 1];
+  if (cfg_nmap == MAX_MAP) { nbdkit_error("more than %d map= entries", MAX_MAP); return -1; }
+  if (s->nmap == 0) s->map = &cfg_map[cfg_nmap];
+  else if (s->map + s->nmap != &cfg_map[cfg_nmap]) { nbdkit_error("map= of %s given apart", s->path); return -1; }
+  struct vmapent *m = &cfg_map[cfg_nmap];
+  errno = 0;
+  m->dev_off = strtoull(value, &end, 10);
+  if (errno || *end != ':') goto bad;
+  m->len = strtoull(end + 1, &end, 10);
+  if (errno || *end != ':' || end[1] == 0) goto bad;
+  m->dev = end + 1;
+  cfg_nmap++;
+  s->nmap++;
+  return 0;
+bad:
+  nbdkit_error("map=%s: expected OFFSET:LENGTH:DEVICE", value);
+  return -1;
+}
 static uint8_t *zeros;
 
 struct handle { int readonly; };
@@ -40,7 +79,11 @@ static int smapi_config(const char *key, const char *value) {
   if (strcmp(key, "image") == 0 || strcmp(key, "parent") == 0) {
     if ((strcmp(key, "image") == 0) != (cfg_n == 0)) { nbdkit_error("image= must come first, once"); return -1; }
     if (cfg_n == VHD_MAX_CHAIN_DEPTH) { nbdkit_error("chain deeper than %d", VHD_MAX_CHAIN_DEPTH); return -1; }
-    cfg_paths[cfg_n++] = value;
+    cfg_specs[cfg_n++] = (struct vspec){value, 0, NULL};
+  } else if (strcmp(key, "map") == 0) {
+    return add_map(value);
+  } else if (strcmp(key, "size") == 0) {
+    if (nbdkit_parse_int64_t("size", value, &cfg_size) == -1) return -1;
   } else if (strcmp(key, "kind") == 0) {
     if (strcmp(value, "raw") && strcmp(value, "vhd")) { nbdkit_error("kind must be vhd or raw"); return -1; }
     cfg_raw = strcmp(value, "raw") == 0;
@@ -52,6 +95,9 @@ static int smapi_config(const char *key, const char *value) {
     if (cfg_direct == -1) return -1;
   } else if (strcmp(key, "export") == 0) {
     cfg_export = value;
+  } else if (strcmp(key, "register_sanlock") == 0) {
+    cfg_register_sanlock = nbdkit_parse_bool(value);
+    if (cfg_register_sanlock == -1) return -1;
   } else {
     nbdkit_error("unknown parameter '%s'", key);
     return -1;
@@ -62,21 +108,38 @@ static int smapi_config(const char *key, const char *value) {
 static int smapi_config_complete(void) {
   if (cfg_n == 0) { nbdkit_error("image=PATH is required"); return -1; }
   if (cfg_raw && cfg_n > 1) { nbdkit_error("a raw image has no parents"); return -1; }
+  if (cfg_size >= 0 && !(cfg_raw && cfg_specs[0].nmap)) { nbdkit_error("size= is for a raw mapped image"); return -1; }
+  return 0;
+}
+
+/* After the background fork: the pid that serves is the one the daemon must know (and kill). */
+static int smapi_after_fork(void) {
+  if (!cfg_register_sanlock) return 0;
+  void *lib = dlopen("libsanlock_client.so.1", RTLD_NOW);
+  if (!lib) { nbdkit_error("register_sanlock: %s", dlerror()); return -1; }
+  int (*reg)(void) = (int (*)(void))dlsym(lib, "sanlock_register");
+  if (!reg) { nbdkit_error("register_sanlock: %s", dlerror()); return -1; }
+  sanlock_fd = reg();
+  if (sanlock_fd < 0) { nbdkit_error("sanlock_register: %s", strerror(-sanlock_fd)); return -1; }
   return 0;
 }
 
 static int smapi_get_ready(void) {
   zeros = calloc(1, ZERO_CHUNK);
   if (!zeros) { nbdkit_error("out of memory"); return -1; }
+  char err[512];
   if (cfg_raw) {
-    struct stat st;
-    raw_fd = open(cfg_paths[0], (cfg_rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    if (raw_fd < 0 || fstat(raw_fd, &st) != 0) { nbdkit_error("%s: %m", cfg_paths[0]); return -1; }
-    raw_size = (uint64_t)st.st_size;
+    int flags = (cfg_rw ? O_RDWR : O_RDONLY) | (cfg_direct ? O_DIRECT : 0);
+    if (vfile_open(&raw, &cfg_specs[0], flags, err, sizeof err) != 0 || vfile_size(&raw, &raw_size) != 0) {
+      nbdkit_error("%s", err);
+      return -1;
+    }
+    if (cfg_size > (int64_t)raw_size) { nbdkit_error("size=%lld exceeds the mapped %llu bytes",
+                                                     (long long)cfg_size, (unsigned long long)raw_size); return -1; }
+    if (cfg_size >= 0) raw_size = (uint64_t)cfg_size;
     return 0;
   }
-  char err[512];
-  if (vchain_open(&chain, cfg_paths, cfg_n, cfg_rw, cfg_direct, err, sizeof err) != 0) {
+  if (vchain_open(&chain, cfg_specs, cfg_n, cfg_rw, cfg_direct, err, sizeof err) != 0) {
     nbdkit_error("%s", err);
     vchain_close(&chain);
     return -1;
@@ -85,7 +148,7 @@ static int smapi_get_ready(void) {
 }
 
 static void smapi_cleanup(void) {
-  if (raw_fd >= 0) { close(raw_fd); raw_fd = -1; }
+  if (cfg_raw) vfile_close(&raw);
   if (!cfg_raw && chain.n > 0) {
     int r = vchain_close(&chain); /* commits what is pending (nbdkit exit, also on SIGTERM) */
     if (r) nbdkit_error("final commit failed: %s", strerror(-r));
@@ -142,18 +205,18 @@ static int fail_errno(int r, const char *what, uint64_t off) {
 }
 
 static int do_flush(void) {
-  if (cfg_raw) return fdatasync(raw_fd) == 0 ? 0 : -errno;
+  if (cfg_raw) return vfile_sync(&raw);
   return vchain_flush(&chain);
 }
 
 static int smapi_pread(void *h, void *buf, uint32_t count, uint64_t offset, uint32_t flags) {
-  int r = cfg_raw ? vhd_pread_full(raw_fd, buf, count, offset) : vchain_read(&chain, buf, count, offset);
+  int r = cfg_raw ? vfile_pread(&raw, buf, count, offset) : vchain_read(&chain, buf, count, offset);
   return r ? fail_errno(r, "read", offset) : 0;
 }
 
 static int do_write(void *h, const void *buf, uint32_t count, uint64_t offset, uint32_t flags) {
   if (((struct handle *)h)->readonly) return -EROFS;
-  int r = cfg_raw ? vhd_pwrite_full(raw_fd, buf, count, offset) : vchain_write(&chain, buf, count, offset);
+  int r = cfg_raw ? vfile_pwrite(&raw, buf, count, offset) : vchain_write(&chain, buf, count, offset);
   if (!r && (flags & NBDKIT_FLAG_FUA)) r = do_flush();
   return r;
 }
@@ -209,13 +272,15 @@ static int smapi_extents(void *h, uint32_t count, uint64_t offset, uint32_t flag
 
 static struct nbdkit_plugin plugin = {
   .name = "smapivhd",
-  .version = "1",
+  .version = SMAPI_SOURCES_HASH, /* checked against the sources when the engine is chosen */
   .longname = "smapi VHD chain datapath",
   .config = smapi_config,
   .config_complete = smapi_config_complete,
-  .config_help = "image=PATH [parent=PATH]... [kind=vhd|raw] [mode=rw|ro] [direct=BOOL] [export=NAME]",
+  .config_help = "image=PATH [map=OFF:LEN:DEV]... [parent=PATH [map=...]...]... [size=BYTES] [kind=vhd|raw] "
+                 "[mode=rw|ro] [direct=BOOL] [export=NAME] [register_sanlock=BOOL]",
   .magic_config_key = "image",
   .get_ready = smapi_get_ready,
+  .after_fork = smapi_after_fork,
   .cleanup = smapi_cleanup,
   .list_exports = smapi_list_exports,
   .default_export = smapi_default_export,

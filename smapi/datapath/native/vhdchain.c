@@ -5,6 +5,7 @@
  * BAT sectors, barrier, batmap and primary footer at the new end, barrier. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,7 +27,7 @@ static int bitmap_of(struct vimg *im, uint64_t blk, uint32_t entry, uint8_t **ou
   if (!bm) {
     uint8_t *fresh = malloc(im->bitmap_bytes);
     if (!fresh) return -ENOMEM;
-    int r = vhd_pread_full(im->fd, fresh, im->bitmap_bytes, (uint64_t)entry * VHD_SECTOR);
+    int r = vfile_pread(&im->f, fresh, im->bitmap_bytes, (uint64_t)entry * VHD_SECTOR);
     if (r) { free(fresh); return r; }
     uint8_t *expected = NULL;
     if (__atomic_compare_exchange_n(&im->bitmaps[blk], &expected, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -49,7 +50,7 @@ static int read_mapped(struct vchain *c, int lvl, uint8_t *buf, uint64_t len, ui
                        uint32_t entry) {
   struct vimg *im = &c->img[lvl];
   uint64_t data = (uint64_t)entry * VHD_SECTOR + im->bitmap_bytes, bs = im->block_size;
-  if (batmap_full(im, blk)) return vhd_pread_full(im->fd, buf, len, data + off % bs);
+  if (batmap_full(im, blk)) return vfile_pread(&im->f, buf, len, data + off % bs);
   uint8_t *bm;
   int r = bitmap_of(im, blk, entry, &bm);
   if (r) return r;
@@ -68,7 +69,7 @@ static int read_mapped(struct vchain *c, int lvl, uint8_t *buf, uint64_t len, ui
     }
     uint64_t run_end = pos - pos % bs + s * VHD_SECTOR;
     if (run_end > end) run_end = end;
-    r = bit ? vhd_pread_full(im->fd, buf + (pos - off), run_end - pos, data + pos % bs)
+    r = bit ? vfile_pread(&im->f, buf + (pos - off), run_end - pos, data + pos % bs)
             : read_level(c, lvl + 1, buf + (pos - off), run_end - pos, pos);
     if (r) return r;
     pos = run_end;
@@ -82,7 +83,7 @@ static int read_level(struct vchain *c, int lvl, uint8_t *buf, uint64_t len, uin
     struct vimg *im = &c->img[lvl];
     if (!im->has_header) {
       uint64_t take = len < im->size - off ? len : im->size - off;
-      int r = vhd_pread_full(im->fd, buf, take, off);
+      int r = vfile_pread(&im->f, buf, take, off);
       if (r) return r;
       buf += take; off += take; len -= take;
       continue;
@@ -138,23 +139,45 @@ static int mark_present(struct vchain *c, uint64_t blk, uint32_t entry, uint64_t
   return r;
 }
 
+/* Footer moves and zeros past the end of data: through the buffered descriptor when there is one (vhdchain.h). */
+static int meta_write(struct vimg *im, const void *buf, size_t len, uint64_t off) {
+  return im->meta_fd >= 0 ? vhd_pwrite_full(im->meta_fd, buf, len, off) : vfile_pwrite(&im->f, buf, len, off);
+}
+
 /* Zeros over [from, to): a tail a crash left past the end of data, which a new block must not show. */
-static int zero_range(int fd, uint64_t from, uint64_t to) {
-  static const uint8_t zeros[64 * 1024];
+static int zero_range(struct vimg *im, uint64_t from, uint64_t to) {
+  static const uint8_t zeros[64 * 1024] __attribute__((aligned(4096)));
   while (from < to) {
     uint64_t n = to - from < sizeof zeros ? to - from : sizeof zeros;
-    int r = vhd_pwrite_full(fd, zeros, n, from);
+    int r = meta_write(im, zeros, n, from);
     if (r) return r;
     from += n;
   }
   return 0;
 }
 
+/* A plain file: the primary footer moves to the block's end before anything else (see reserve_block). */
+static int move_footer(struct vimg *im, uint64_t end) {
+  int r = 0;
+  if (im->file_size > im->eod && im->footer_pos != (int64_t)im->eod) {
+    /* not just our footer past the end of data: a torn tail from a crash */
+    r = zero_range(im, im->eod, im->file_size < end ? im->file_size : end);
+    if (r) return r;
+  }
+  r = meta_write(im, im->footer.raw, VHD_FOOTER_SIZE, end);
+  if (r) return r;
+  if (im->file_size > end + VHD_FOOTER_SIZE && ftruncate(im->f.fd, (off_t)(end + VHD_FOOTER_SIZE)) != 0) return -errno;
+  im->file_size = end + VHD_FOOTER_SIZE;
+  im->footer_pos = (int64_t)end;
+  return 0;
+}
+
 /* Reserve room for block `blk` past the end of data.  Returns 1 if another request allocated it meanwhile.
  *
- * The primary footer moves to the new end first, so the file has a valid one at EOF at every moment (a process
- * killed mid-allocation leaves an image `check` accepts); the old footer lies in the new block's gap or bitmap,
- * which the bitmap write covers.  The block's own area past the old end is a hole, so it reads as zeros. */
+ * A plain file: the primary footer moves to the new end first, so the file has a valid one at EOF at every moment
+ * (a process killed mid-allocation leaves an image `check` accepts); the old footer lies in the new block's gap or
+ * bitmap, which the bitmap write covers.  The block's own area past the old end is a hole, so it reads as zeros.
+ * A mapped image (LV): the footer copy in its last sector stays where it is; the block must end before it. */
 static int reserve_block(struct vchain *c, uint64_t blk, uint64_t *start_out) {
   struct vimg *im = &c->img[0];
   int r = 0;
@@ -163,20 +186,11 @@ static int reserve_block(struct vchain *c, uint64_t blk, uint64_t *start_out) {
   if (im->bat[blk] != VHD_BAT_UNUSED) { pthread_mutex_unlock(&c->meta); return 1; }
   uint64_t start = vhd_aligned_block_sector(im->eod, im->bitmap_bytes / VHD_SECTOR);
   uint64_t end = start * VHD_SECTOR + im->bitmap_bytes + im->block_size;
-  if (start >= VHD_BAT_UNUSED) { r = -ENOSPC; goto out; }
-  if (im->file_size > im->eod && im->footer_pos != (int64_t)im->eod) {
-    /* not just our footer past the end of data: a torn tail from a crash */
-    r = zero_range(im->fd, im->eod, im->file_size < end ? im->file_size : end);
-    if (r) goto out;
-  }
-  r = vhd_pwrite_full(im->fd, im->footer.raw, VHD_FOOTER_SIZE, end);
-  if (r) goto out;
-  if (im->file_size > end + VHD_FOOTER_SIZE && ftruncate(im->fd, (off_t)(end + VHD_FOOTER_SIZE)) != 0) {
-    r = -errno;
+  if (start >= VHD_BAT_UNUSED || (im->f.mapped && end + VHD_FOOTER_SIZE > im->file_size)) {
+    r = -ENOSPC; /* an LV is grown by the driver (inflated before it is served), never here */
     goto out;
   }
-  im->file_size = end + VHD_FOOTER_SIZE;
-  im->footer_pos = (int64_t)end;
+  if (!im->f.mapped && (r = move_footer(im, end)) != 0) goto out;
   im->eod = end;
   im->state[blk] |= VIMG_BUSY;
   *start_out = start;
@@ -186,22 +200,34 @@ out:
 }
 
 /* A new block's bitmap and data: one write when the data is small and near the bitmap (a synchronous device write
- * saved under O_DIRECT), else two.  The head gap [data, data+inb) then holds explicit zeros instead of a hole. */
+ * saved under O_DIRECT), else two.  The head gap [data, data+inb) then holds explicit zeros instead of a hole.
+ * On a mapped image the space held other data before: every byte of the block no write covers is zeroed. */
 #define COMBINE_MAX (256u * 1024)
 static int write_new_block(struct vimg *im, uint64_t off, const uint8_t *bm, uint64_t inb, const uint8_t *p,
                            uint64_t len) {
-  uint64_t total = im->bitmap_bytes + inb + len;
+  uint64_t total = im->bitmap_bytes + inb + len, data = off + im->bitmap_bytes;
   void *one = NULL;
+  int r;
+  /* A direct leaf on a file system: the whole block's space is reserved now (unwritten extents, reading as zeros).
+   * Otherwise every later direct write into a part of the block still a hole allocates on its own, and ext4 (like
+   * most) serialises such writes on the inode lock and journal; overwrites of reserved space run concurrently.
+   * Best effort: without fallocate the writes are only slower. */
+  if (!im->f.mapped && im->meta_fd >= 0)
+    (void)fallocate(im->f.fd, 0, (off_t)off, (off_t)(im->bitmap_bytes + im->block_size));
   if (total <= COMBINE_MAX && posix_memalign(&one, 4096, total) == 0) {
     memcpy(one, bm, im->bitmap_bytes);
     memset((uint8_t *)one + im->bitmap_bytes, 0, inb);
     memcpy((uint8_t *)one + im->bitmap_bytes + inb, p, len);
-    int r = vhd_pwrite_full(im->fd, one, total, off);
+    r = vfile_pwrite(&im->f, one, total, off);
     free(one);
-    return r;
+  } else {
+    r = vfile_pwrite(&im->f, bm, im->bitmap_bytes, off);
+    if (!r && im->f.mapped && inb) r = vfile_zero(&im->f, data, inb);
+    if (!r) r = vfile_pwrite(&im->f, p, len, data + inb);
   }
-  int r = vhd_pwrite_full(im->fd, bm, im->bitmap_bytes, off);
-  return r ? r : vhd_pwrite_full(im->fd, p, len, off + im->bitmap_bytes + inb);
+  if (!r && im->f.mapped && inb + len < im->block_size)
+    r = vfile_zero(&im->f, data + inb + len, im->block_size - inb - len);
+  return r;
 }
 
 static int allocate_block(struct vchain *c, uint64_t blk, uint64_t inb, const uint8_t *p, uint64_t len) {
@@ -240,7 +266,7 @@ static int write_block(struct vchain *c, uint64_t blk, uint64_t inb, const uint8
     if (r <= 0) return r;
     e = bat_get(im, blk); /* allocated by a concurrent request: write in place */
   }
-  int r = vhd_pwrite_full(im->fd, p, len, (uint64_t)e * VHD_SECTOR + im->bitmap_bytes + inb);
+  int r = vfile_pwrite(&im->f, p, len, (uint64_t)e * VHD_SECTOR + im->bitmap_bytes + inb);
   if (r) return r;
   return mark_present(c, blk, e, inb / VHD_SECTOR, (inb + len) / VHD_SECTOR);
 }
@@ -248,7 +274,7 @@ static int write_block(struct vchain *c, uint64_t blk, uint64_t inb, const uint8
 static int write_aligned(struct vchain *c, const uint8_t *p, uint64_t len, uint64_t off) {
   struct vimg *im = &c->img[0];
   __atomic_store_n(&c->unsynced, 1, __ATOMIC_RELEASE);
-  if (!im->has_header) return vhd_pwrite_full(im->fd, p, len, off);
+  if (!im->has_header) return vfile_pwrite(&im->f, p, len, off);
   uint64_t bs = im->block_size;
   while (len) {
     uint64_t inb = off % bs, take = bs - inb < len ? bs - inb : len;

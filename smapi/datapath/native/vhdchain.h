@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "vhdfmt.h"
+#include "vhdio.h"
 
 /* Per-block state flags of the leaf (struct vimg.state). */
 enum {
@@ -23,7 +24,11 @@ enum {
 };
 
 struct vimg {
-  int fd;
+  struct vfile f;
+  /* Footer moves and tail zeroing of a plain leaf opened O_DIRECT go through this buffered descriptor of the same
+   * file: they land in the page cache instead of waiting for the device inside the allocation lock (the next
+   * direct write over that page, and the commit's fdatasync, write it back).  Otherwise -1: f is used. */
+  int meta_fd;
   int has_header; /* 0 for a fixed disk */
   struct vhd_footer footer;
   struct vhd_header header;
@@ -56,9 +61,12 @@ struct vchain {
 /* Record that block `blk` of the leaf has metadata to commit (flag: VIMG_BAT_DIRTY / VIMG_BM_DIRTY); `meta` held. */
 int vimg_note_dirty(struct vimg *im, uint64_t blk, uint8_t flag);
 
-/* paths[0] is the leaf, paths[n-1] the base.  On failure returns -1 with a message in err. */
-/* direct: open every file with O_DIRECT (no page cache on the server side). */
-int vchain_open(struct vchain *c, const char *const *paths, int n, int writable, int direct, char *err,
+/* specs[0] is the leaf, specs[n-1] the base.  On failure returns -1 with a message in err.
+ * direct: open every file with O_DIRECT (no page cache on the server side).
+ * A mapped image (an LV) keeps its size: the primary footer is the copy in its last sector, a new block must end
+ * before it (ENOSPC otherwise), and the parts of a new block no write covers are zeroed (its extents held other
+ * data before).  That is what smapi.vhd does on an LV through the driver's volume. */
+int vchain_open(struct vchain *c, const struct vspec *specs, int n, int writable, int direct, char *err,
                 size_t errlen);
 int vchain_read(struct vchain *c, void *buf, uint64_t len, uint64_t off);
 int vchain_write(struct vchain *c, const void *buf, uint64_t len, uint64_t off);

@@ -17,8 +17,6 @@ struct pending {
   uint8_t *bitmap; /* a copy, when the bitmap itself changed */
 };
 
-static int barrier(int fd) { return fdatasync(fd) == 0 ? 0 : -errno; }
-
 static int all_set(const uint8_t *bm, uint32_t sectors) {
   for (uint32_t s = 0; s < sectors; s++)
     if (!((__atomic_load_n(&bm[s >> 3], __ATOMIC_RELAXED) >> (7 - (s & 7))) & 1)) return 0;
@@ -68,7 +66,7 @@ static int write_bat_sectors(struct vimg *im, const struct pending *p, size_t n)
     memset(sec, 0xFF, sizeof sec);
     for (uint32_t k = 0; k < per && s * per + k < im->entries; k++)
       vhd_put_be32(sec + 4 * k, __atomic_load_n(&im->bat[s * per + k], __ATOMIC_ACQUIRE));
-    int r = vhd_pwrite_full(im->fd, sec, VHD_SECTOR, im->header.table_offset + (uint64_t)s * VHD_SECTOR);
+    int r = vfile_pwrite(&im->f, sec, VHD_SECTOR, im->header.table_offset + (uint64_t)s * VHD_SECTOR);
     if (r) return r;
     done = s; /* the list is in allocation order: neighbours often share a sector */
   }
@@ -86,27 +84,30 @@ static int write_batmap(struct vimg *im, const struct pending *p, size_t n, int 
     }
   }
   if (!changed) return 0;
-  int r = vhd_pwrite_full(im->fd, im->batmap, im->batmap_len, im->bmh.batmap_offset);
+  int r = vfile_pwrite(&im->f, im->batmap, im->batmap_len, im->bmh.batmap_offset);
   if (r) return r;
   vhd_put_be32(im->bmh.raw + 24, vhd_batmap_checksum(im->batmap, im->batmap_len, im->size, im->block_size));
-  r = vhd_pwrite_full(im->fd, im->bmh.raw, VHD_SECTOR, im->bmh_offset);
+  r = vfile_pwrite(&im->f, im->bmh.raw, VHD_SECTOR, im->bmh_offset);
   if (r) return r;
   im->batmap_dirty = 0;
   *wrote = 1;
   return 0;
 }
 
-/* Footer at the end of data, and nothing after it (a torn allocation's tail or an old footer). */
+/* Footer at the end of data, and nothing after it (a torn allocation's tail or an old footer).  A mapped image (LV)
+ * keeps its size and the footer copy in its last sector; the footer at the end of data is what smapi.vhd writes
+ * there too (the volume's "file" ends after it until the next allocation). */
 static int write_footer(struct vchain *c, int *wrote) {
   struct vimg *im = &c->img[0];
   int r = 0;
   pthread_mutex_lock(&c->meta);
   if (im->footer_pos != (int64_t)im->eod) {
-    r = vhd_pwrite_full(im->fd, im->footer.raw, VHD_FOOTER_SIZE, im->eod);
-    if (!r && im->file_size > im->eod + VHD_FOOTER_SIZE && ftruncate(im->fd, (off_t)(im->eod + VHD_FOOTER_SIZE)))
+    r = vfile_pwrite(&im->f, im->footer.raw, VHD_FOOTER_SIZE, im->eod);
+    if (!r && !im->f.mapped && im->file_size > im->eod + VHD_FOOTER_SIZE &&
+        ftruncate(im->f.fd, (off_t)(im->eod + VHD_FOOTER_SIZE)))
       r = -errno;
     if (!r) {
-      im->file_size = im->eod + VHD_FOOTER_SIZE;
+      if (!im->f.mapped) im->file_size = im->eod + VHD_FOOTER_SIZE;
       im->footer_pos = (int64_t)im->eod;
       *wrote = 1;
     }
@@ -129,14 +130,14 @@ static int commit(struct vchain *c) {
   size_t n = 0;
   int r = snapshot(c, &p, &n), tail = 0;
   if (r) return r;
-  if (__atomic_exchange_n(&c->unsynced, 0, __ATOMIC_ACQ_REL) || n) r = barrier(im->fd);
+  if (__atomic_exchange_n(&c->unsynced, 0, __ATOMIC_ACQ_REL) || n) r = vfile_sync(&im->f);
   for (size_t i = 0; !r && i < n; i++)
-    if (p[i].bitmap) r = vhd_pwrite_full(im->fd, p[i].bitmap, im->bitmap_bytes, (uint64_t)p[i].entry * VHD_SECTOR);
+    if (p[i].bitmap) r = vfile_pwrite(&im->f, p[i].bitmap, im->bitmap_bytes, (uint64_t)p[i].entry * VHD_SECTOR);
   if (!r) r = write_bat_sectors(im, p, n);
-  if (!r && n) r = barrier(im->fd); /* bitmaps and BAT before the batmap may claim "full" */
+  if (!r && n) r = vfile_sync(&im->f); /* bitmaps and BAT before the batmap may claim "full" */
   if (!r) r = write_batmap(im, p, n, &tail);
   if (!r) r = write_footer(c, &tail);
-  if (!r && tail) r = barrier(im->fd);
+  if (!r && tail) r = vfile_sync(&im->f);
   if (r) requeue(c, p, n);
   for (size_t i = 0; i < n; i++) free(p[i].bitmap);
   free(p);
@@ -149,7 +150,7 @@ int vchain_flush(struct vchain *c) {
   pthread_mutex_lock(&c->flush_mu);
   int r;
   if (!im->has_header)
-    r = __atomic_exchange_n(&c->unsynced, 0, __ATOMIC_ACQ_REL) ? barrier(im->fd) : 0;
+    r = __atomic_exchange_n(&c->unsynced, 0, __ATOMIC_ACQ_REL) ? vfile_sync(&im->f) : 0;
   else
     r = commit(c);
   pthread_mutex_unlock(&c->flush_mu);

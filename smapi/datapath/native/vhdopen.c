@@ -28,26 +28,46 @@ static int read_footer(struct vimg *im, const char *path, char *err, size_t errl
   const char *why = NULL, *why_backup = NULL;
   if (im->file_size < VHD_FOOTER_SIZE) return fail(err, errlen, path, "file smaller than a VHD footer");
   im->footer_pos = (int64_t)(im->file_size - VHD_FOOTER_SIZE);
-  if (vhd_pread_full(im->fd, raw, VHD_FOOTER_SIZE, im->file_size - VHD_FOOTER_SIZE) == 0 &&
+  if (vfile_pread(&im->f, raw, VHD_FOOTER_SIZE, im->file_size - VHD_FOOTER_SIZE) == 0 &&
       vhd_parse_footer(raw, &im->footer, &why) == 0)
     return 0;
   im->footer_pos = -1;
-  if (vhd_pread_full(im->fd, raw, VHD_FOOTER_SIZE, 0) == 0 && vhd_parse_footer(raw, &im->footer, &why_backup) == 0 &&
+  if (vfile_pread(&im->f, raw, VHD_FOOTER_SIZE, 0) == 0 && vhd_parse_footer(raw, &im->footer, &why_backup) == 0 &&
       im->footer.disk_type != VHD_DISK_FIXED)
     return 0;
   return fail(err, errlen, path, "not a usable VHD (%s)", why ? why : "unreadable footer");
 }
 
+/* An LV's last sector holds a copy of the footer (the LVHD convention); an LV resized by a process that died before
+ * refreshing it ends in stale bytes, possibly another image's footer from reused extents.  As the driver's volume
+ * does: a copy whose UUID differs from the backup at 0 is not trusted, and a writable open puts the backup there. */
+static int check_lv_tail(struct vimg *im, int writable) {
+  uint8_t head[VHD_FOOTER_SIZE];
+  struct vhd_footer backup;
+  const char *why;
+  if (im->footer.disk_type == VHD_DISK_FIXED || vfile_pread(&im->f, head, sizeof head, 0) != 0 ||
+      vhd_parse_footer(head, &backup, &why) != 0)
+    return 0;
+  if (im->footer_pos >= 0 && memcmp(backup.uuid, im->footer.uuid, 16) == 0) return 0;
+  im->footer = backup;
+  im->footer_pos = -1;
+  if (!writable) return 0;
+  int r = vfile_pwrite(&im->f, head, sizeof head, im->file_size - VHD_FOOTER_SIZE);
+  if (!r) r = vfile_sync(&im->f);
+  if (!r) im->footer_pos = (int64_t)(im->file_size - VHD_FOOTER_SIZE);
+  return r;
+}
+
 static int load_batmap(struct vimg *im, int writable) {
   uint8_t raw[VHD_SECTOR];
   uint64_t off = im->header.table_offset + vhd_bat_bytes(im->entries);
-  if (off + VHD_SECTOR > im->file_size || vhd_pread_full(im->fd, raw, VHD_SECTOR, off) != 0) return 0;
+  if (off + VHD_SECTOR > im->file_size || vfile_pread(&im->f, raw, VHD_SECTOR, off) != 0) return 0;
   if (!vhd_parse_batmap_header(raw, im->entries, im->file_size, &im->bmh)) return 0;
   im->bmh_offset = off;
   im->batmap_len = (size_t)im->bmh.batmap_sectors * VHD_SECTOR;
   im->batmap = malloc(im->batmap_len);
   if (!im->batmap) return -ENOMEM;
-  if (vhd_pread_full(im->fd, im->batmap, im->batmap_len, im->bmh.batmap_offset) != 0 ||
+  if (vfile_pread(&im->f, im->batmap, im->batmap_len, im->bmh.batmap_offset) != 0 ||
       vhd_batmap_checksum(im->batmap, im->batmap_len, im->size, im->block_size) != im->bmh.checksum) {
     if (!writable) { free(im->batmap); im->batmap = NULL; return 0; } /* untrusted: read bitmaps instead */
     memset(im->batmap, 0, im->batmap_len); /* a clear bit is always safe; rewritten at the next flush */
@@ -60,7 +80,7 @@ static int load_dynamic(struct vimg *im, const char *path, int writable, char *e
   uint8_t raw[VHD_HEADER_SIZE];
   const char *why = NULL;
   if (im->footer.data_offset + VHD_HEADER_SIZE > im->file_size ||
-      vhd_pread_full(im->fd, raw, VHD_HEADER_SIZE, im->footer.data_offset) != 0)
+      vfile_pread(&im->f, raw, VHD_HEADER_SIZE, im->footer.data_offset) != 0)
     return fail(err, errlen, path, "dynamic header lies past the end of the file");
   if (vhd_parse_header(raw, &im->footer, im->file_size, &im->header, &why) != 0)
     return fail(err, errlen, path, "%s", why);
@@ -73,7 +93,7 @@ static int load_dynamic(struct vimg *im, const char *path, int writable, char *e
   im->bat = malloc(sizeof(uint32_t) * (im->entries ? im->entries : 1));
   im->bitmaps = calloc(im->entries ? im->entries : 1, sizeof(uint8_t *));
   if (!rawbat || !im->bat || !im->bitmaps) { free(rawbat); return fail(err, errlen, path, "out of memory"); }
-  if (vhd_pread_full(im->fd, rawbat, nbat, im->header.table_offset) != 0) {
+  if (vfile_pread(&im->f, rawbat, nbat, im->header.table_offset) != 0) {
     free(rawbat);
     return fail(err, errlen, path, "cannot read the BAT");
   }
@@ -93,14 +113,18 @@ static int load_dynamic(struct vimg *im, const char *path, int writable, char *e
   return 0;
 }
 
-static int open_image(struct vimg *im, const char *path, int writable, int direct, char *err, size_t errlen) {
-  struct stat st;
-  im->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0));
-  if (im->fd < 0) return fail(err, errlen, path, "%s", strerror(errno));
-  vhd_io_set_direct(im->fd, direct);
-  if (fstat(im->fd, &st) != 0) return fail(err, errlen, path, "%s", strerror(errno));
-  im->file_size = (uint64_t)st.st_size;
+static int open_image(struct vimg *im, const struct vspec *spec, int writable, int direct, char *err,
+                      size_t errlen) {
+  const char *path = spec->path;
+  int r = vfile_open(&im->f, spec, (writable ? O_RDWR : O_RDONLY) | (direct ? O_DIRECT : 0), err, errlen);
+  if (r) return -1;
+  if ((r = vfile_size(&im->f, &im->file_size)) != 0) return fail(err, errlen, path, "%s", strerror(-r));
+  if (writable && direct && !im->f.mapped) {
+    im->meta_fd = open(path, O_RDWR | O_CLOEXEC);
+    if (im->meta_fd < 0) return fail(err, errlen, path, "%s", strerror(errno));
+  }
   if (read_footer(im, path, err, errlen) != 0) return -1;
+  if (im->f.mapped && (r = check_lv_tail(im, writable)) != 0) return fail(err, errlen, path, "%s", strerror(-r));
   im->size = im->footer.current_size;
   if (im->footer.disk_type == VHD_DISK_FIXED) {
     if (im->size > im->file_size - VHD_FOOTER_SIZE) return fail(err, errlen, path, "fixed disk shorter than its size");
@@ -121,10 +145,10 @@ static int open_image(struct vimg *im, const char *path, int writable, int direc
   return 0;
 }
 
-int vchain_open(struct vchain *c, const char *const *paths, int n, int writable, int direct, char *err,
+int vchain_open(struct vchain *c, const struct vspec *specs, int n, int writable, int direct, char *err,
                 size_t errlen) {
   memset(c, 0, sizeof *c);
-  for (int i = 0; i < VHD_MAX_CHAIN_DEPTH; i++) c->img[i].fd = -1;
+  for (int i = 0; i < VHD_MAX_CHAIN_DEPTH; i++) c->img[i].f.fd = c->img[i].meta_fd = -1;
   if (n < 1 || n > VHD_MAX_CHAIN_DEPTH) return fail(err, errlen, "chain", "depth %d outside 1..%d", n, VHD_MAX_CHAIN_DEPTH);
   c->n = n;
   c->writable = writable;
@@ -133,13 +157,13 @@ int vchain_open(struct vchain *c, const char *const *paths, int n, int writable,
   pthread_mutex_init(&c->rmw_mu, NULL);
   pthread_cond_init(&c->alloc_cv, NULL);
   for (int i = 0; i < n; i++) {
-    if (open_image(&c->img[i], paths[i], writable && i == 0, direct, err, errlen) != 0) return -1;
+    if (open_image(&c->img[i], &specs[i], writable && i == 0, direct, err, errlen) != 0) return -1;
     int diff = c->img[i].footer.disk_type == VHD_DISK_DIFF;
     if (diff != (i < n - 1))
-      return fail(err, errlen, paths[i], diff ? "differencing disk without its parent" : "not a differencing disk, "
+      return fail(err, errlen, specs[i].path, diff ? "differencing disk without its parent" : "not a differencing disk, "
                   "but a parent follows it in the chain");
     if (i > 0 && memcmp(c->img[i - 1].header.parent_uuid, c->img[i].footer.uuid, 16) != 0)
-      return fail(err, errlen, paths[i - 1], "parent UUID does not match %s", paths[i]);
+      return fail(err, errlen, specs[i - 1].path, "parent UUID does not match %s", specs[i].path);
   }
   c->size = c->img[0].size;
   return 0;
@@ -150,7 +174,8 @@ int vchain_close(struct vchain *c) {
   if (c->writable && c->n > 0) r = vchain_flush(c);
   for (int i = 0; i < c->n; i++) {
     struct vimg *im = &c->img[i];
-    if (im->fd >= 0) { vhd_io_set_direct(im->fd, 0); close(im->fd); }
+    vfile_close(&im->f);
+    if (im->meta_fd >= 0) close(im->meta_fd);
     if (im->bitmaps)
       for (uint32_t b = 0; b < im->entries; b++) free(im->bitmaps[b]);
     free(im->bitmaps);

@@ -242,6 +242,9 @@ class SegmentMapBacking(RawLv):
     def size(self) -> int:
         return self._size
 
+    def device_extents(self) -> Optional[List[Tuple[str, int, int]]]:
+        return [(e.pv, e.pv_offset, e.length) for e in self.extents]
+
     def reload(self) -> None:
         """Re-read the map from lvm (after another process resized the LV)."""
         if self._loader is None:

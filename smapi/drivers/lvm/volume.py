@@ -21,7 +21,7 @@ an LV tag by the substrate.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 from smapi.drivers.lvm.provision import GrowthPolicy, deflated_lv_size, raw_lv_size, thick_lv_size
 from smapi.drivers.lvm.rawlv import RawLv
@@ -85,6 +85,9 @@ class _Volume(Backing):
 
     def mtime(self) -> Optional[float]:
         return None  # LVs have no mtime; the VHD library then uses the parent's creation time
+
+    def device_extents(self) -> Optional[List[Tuple[str, int, int]]]:
+        return self.raw.device_extents()
 
 
 class RawVolume(_Volume):
@@ -257,6 +260,14 @@ class VhdVolume(_Volume):
         full = self._full_size()
         if full > self.raw.size():
             self._grow_lv(full)
+
+    def device_extents(self) -> Optional[List[Tuple[str, int, int]]]:
+        # A server doing its own I/O on the PVs cannot grow the LV: a writable thick leaf takes the full size its
+        # first new block would give it here (through lvm), before the server starts.
+        if self.writable:
+            self._inflate_if_thick(differencing=True)
+            self.raw.flush()
+        return self.raw.device_extents()
 
     def inflate(self) -> None:
         """Grow the LV to the image's fully allocated size (a thin leaf about to be served: the server then never

@@ -24,7 +24,7 @@ CONFIGURATION: Dict[str, str] = {
              "deciseconds in options=timeo=N also work)",
     "SRmaster": "Accepted as the toolstack passes it; not needed: sanlock leases on the export let every host that "
                 "attaches the SR change its metadata safely (docs/pool.md)",
-    "host_id": "This host's sanlock host id in the SR's lockspace, 1..2000, unique in the pool (default: allocated "
+    "host_id": "This host's sanlock host id in the SR's lockspace, 1..64, unique in the pool (default: allocated "
                "at the first SR.attach and recorded in the SR)",
 }
 

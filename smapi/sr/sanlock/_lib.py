@@ -77,6 +77,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "sanlock_register": (),
         "sanlock_acquire": (i, i, u32, i, p(p(Resource1)), p(Options)),
         "sanlock_release": (i, i, u32, i, p(p(Resource1))),
+        "sanlock_inquire": (i, i, u32, p(i), p(ctypes.c_void_p)),
         "sanlock_strerror": (i,),
     }
     for name, args in sigs.items():

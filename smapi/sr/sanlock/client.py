@@ -2,8 +2,8 @@
 
 sanlock gives three things smapi builds its pool on:
 
-* a *lockspace* (delta leases): one slot per host id 1..2000 in an area of the shared storage; a host that has
-  joined renews its slot every few seconds, so every other host sees it live, failing or dead;
+* a *lockspace* (delta leases): one slot per host id (1..MAX_HOSTS here) in an area of the shared storage; a
+  host that has joined renews its slot every few seconds, so every other host sees it live, failing or dead;
 * *resources* (Paxos leases) in that lockspace, held exclusively or shared by a process registered with the
   daemon, with a version (`lver`) that grows at every exclusive acquisition: the fencing token;
 * self-fencing: when the daemon cannot renew its host's slot, it kills every process holding a resource of that
@@ -26,7 +26,11 @@ from smapi.sr.sanlock import _lib
 
 #: bytes one lockspace or one resource occupies (512-byte sectors, 2000 hosts: sanlock's default alignment)
 LEASE_SIZE = 1 << 20
-MAX_HOSTS = 2000
+#: host ids of a pool (a XenServer pool's maximum size), and the hosts every resource lease is formatted for: each
+#: phase of a Paxos ballot reads roundup_pow2(num_hosts + 2) sectors, so 64 hosts read 64 KiB where sanlock's
+#: default (2000) reads 1 MiB, O_DIRECT through the NFS client, twice per acquisition. (A lockspace keeps
+#: sanlock's default size: a host renews only its own slot.)
+MAX_HOSTS = 64
 IO_TIMEOUT_ENV = "SMAPI_SANLOCK_IO_TIMEOUT"
 #: sanlock's default; a lockspace's hosts count as dead 8 x io_timeout + 60 s after their last renewal
 DEFAULT_IO_TIMEOUT = 10
@@ -119,7 +123,8 @@ def write_lockspace(name: str, area: Area) -> None:
 def write_resource(lockspace: str, name: str, area: Area) -> None:
     """Format a free resource lease at `area` (erases whatever lease was there: only when nobody can hold it)."""
     res = _resource(lockspace, name, area)
-    _check("write_resource", _lib.lib().sanlock_write_resource(ctypes.byref(res), 0, 0, 0), f"{name} at {area}")
+    rv = _lib.lib().sanlock_write_resource(ctypes.byref(res), MAX_HOSTS, MAX_HOSTS, 0)
+    _check("write_resource", rv, f"{name} at {area}")
 
 
 # -- host ids: joining and leaving a lockspace -------------------------------------------------------------------
@@ -238,6 +243,27 @@ def lease_version(lockspace: str, name: str, area: Area) -> int:
     res = _resource(lockspace, name, area)
     _check("read_resource", _lib.lib().sanlock_read_resource(ctypes.byref(res), 0), f"{name} at {area}")
     return int(res.lver)
+
+
+def held_version(lockspace: str, name: str) -> Optional[int]:
+    """The version of lease `name` as this process holds it, from the daemon's memory (no storage I/O); None when
+    the daemon's answer does not name it (then read it from storage: `lease_version`)."""
+    count = ctypes.c_int(0)
+    state = ctypes.c_void_p()
+    rv = _lib.lib().sanlock_inquire(registration(), -1, 0, ctypes.byref(count), ctypes.byref(state))
+    _check("inquire", rv, f"{lockspace}:{name}")
+    try:
+        text = ctypes.string_at(state.value).decode(errors="replace") if state.value else ""
+    finally:
+        if state.value:
+            _lib.free(state)
+    # one "lockspace:name:path:offset[:path:offset...]:lver" per held resource, separated by spaces
+    prefix = f"{lockspace}:{name}:"
+    for item in text.split(" "):
+        lver = item.rsplit(":", 1)[-1]
+        if item.startswith(prefix) and lver.isdigit():
+            return int(lver)
+    return None
 
 
 def live_hosts(lockspace: str) -> List[int]:

@@ -16,7 +16,7 @@ import contextlib
 import os
 import time
 import uuid as uuidlib
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 from smapi.sr.sanlock import client
 from smapi.sr.sanlock.client import Area
@@ -70,6 +70,10 @@ class FileLeaseStore(LeaseStore):
 
         self._publish(path, fill)
         return Area(path)
+
+    def existing_resource_area(self, name: str) -> Optional[Area]:
+        path = os.path.join(self.directory, "leases", name)
+        return Area(path) if os.path.exists(path) else None
 
     def host_id(self, identity: str) -> int:
         hosts = os.path.join(self.directory, "hosts")

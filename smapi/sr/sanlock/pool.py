@@ -63,8 +63,12 @@ class LeaseStore:
         """The formatted lease of resource `name` (formatting it the first time, exactly once across hosts)."""
         raise NotImplementedError
 
+    def existing_resource_area(self, name: str) -> Optional[Area]:
+        """The lease of resource `name` if it was ever formatted, else None (nobody ever held it)."""
+        raise NotImplementedError
+
     def host_id(self, identity: str) -> int:
-        """The id (1..2000) recorded for host `identity`, allocating a free one the first time."""
+        """The id (1..client.MAX_HOSTS) recorded for host `identity`, allocating a free one the first time."""
         raise NotImplementedError
 
     def host_names(self) -> Dict[int, str]:
@@ -198,10 +202,50 @@ class SrPool:
             if hold.lver:
                 return hold.lver
             area = hold.area
-        lver = client.lease_version(self.lockspace, key[1], area)  # held by us: nobody can change it meanwhile
+        # held by us: nobody can change it meanwhile; the daemon knows it (a storage read only if it does not say)
+        lver = client.held_version(self.lockspace, key[1]) or client.lease_version(self.lockspace, key[1], area)
         with _holds_lock:
             hold.lver = lver
         return lver
+
+    # -- leases held by another process of this host (a datapath server) ---------------------------------------
+    def take_for(self, pid: int, resource: str, *, shared: bool, settle: float = 5.0) -> Optional[int]:
+        """Take `resource` for process `pid` (registered with the daemon by itself: a datapath server); the lease
+        is that process's until it exits. None when taken, else the id of another live host holding it.
+
+        While only this host holds it (the server this one replaces is still exiting: the daemon frees its leases
+        when it sees the connection close) it is tried again for `settle` seconds."""
+        name = sanlock_name(resource)
+        area = self.store.resource_area(name, self.lockspace)
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                client.acquire(self.lockspace, name, area, shared=shared, pid=pid, owner_name=self.identity[:47])
+                return None
+            except SanlockError as e:
+                if not e.busy or time.monotonic() > deadline:
+                    raise
+            others = self._other_live_holders(name, area)
+            if others:
+                return others[0]
+            time.sleep(0.05)
+
+    def held_elsewhere(self, resource: str) -> Optional[int]:
+        """Another live host holding `resource` (read from storage), else None; a lease never formatted is free."""
+        name = sanlock_name(resource)
+        area = self.store.existing_resource_area(name)
+        if area is None:
+            return None
+        others = self._other_live_holders(name, area)
+        return others[0] if others else None
+
+    def _other_live_holders(self, name: str, area: Area) -> List[int]:
+        # A dead host's leases are free to take (sanlock lets the next acquirer have them): not a holder.
+        holders = [h.host_id for h in client.owners(self.lockspace, name, area).hosts if h.host_id != self.host_id()]
+        if not holders:
+            return []
+        live = set(client.live_hosts(self.lockspace))
+        return [h for h in holders if h in live]
 
     def holders(self, resource: str) -> List[int]:
         """Host ids holding `resource` now (read from storage)."""

@@ -1,9 +1,11 @@
-"""The Transfer API: skeletons generated from `smapi.interface.transfer`.
+"""The Transfer API, Transfer: skeletons generated from `smapi.interface.transfer`.
 
 DO NOT EDIT: regenerate with `python -m smapi.interface.codegen`.
 
 Subclass a skeleton and override the verbs your driver supports; every other verb raises `Unimplemented`
-naming itself, which every transport reports as a typed error.
+naming itself, which every transport reports as a typed error. Each verb's docstring lists the errors it
+documents ("Raises:"); besides those, any verb may raise `Unimplemented` (until a driver overrides it) and
+`Invalid_argument` (a missing or mistyped argument, found by the dispatcher before the verb runs).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class Transfer_skeleton(Skeleton):
         calls.
 
         returns result (string): The string "OK" on success
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.cleanup")
 
@@ -63,6 +68,13 @@ class Transfer_skeleton(Skeleton):
         network_mac: MAC address of the exposing interface (ignored: smapi exposes from the host itself)
         expose_vhd: "true" to also expose the VDI as a VHD (url_full_vhd)
         returns record_handle (string): An opaque handle for later calls
+
+        Raises:
+            VDINotFound: The VDI uuid is not known to this host
+            VDIInUse: The VDI is already exposed or in use
+            SnapshotTreeTooLong: The number of snapshots is 15 or greater
+            ArgumentError: A Transfer API argument is missing or invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.expose")
 
@@ -95,6 +107,12 @@ class Transfer_skeleton(Skeleton):
         network_mask: Netmask when network_mode is "manual"
         network_gateway: Gateway when network_mode is "manual"
         returns record_handles (string): Comma-separated record handles
+
+        Raises:
+            VDINotFound: The VDI uuid is not known to this host
+            SnapshotTreeTooLong: The number of snapshots is 15 or greater
+            ArgumentError: A Transfer API argument is missing or invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.expose_forest")
 
@@ -104,6 +122,10 @@ class Transfer_skeleton(Skeleton):
 
         vdi_uuid: The VDI that holds the exported VM metadata
         returns instructions (string): The import instructions
+
+        Raises:
+            VDINotFound: The VDI uuid is not known to this host
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.get_import_instructions")
 
@@ -113,6 +135,11 @@ class Transfer_skeleton(Skeleton):
         record_handle: The record handle returned by expose
         vdi_uuid: A VDI uuid, exposed or not
         returns record (string): An XML transfer_record
+
+        Raises:
+            VDINotFound: The VDI uuid is not known to this host
+            ArgumentError: A Transfer API argument is missing or invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.get_record")
 
@@ -121,6 +148,10 @@ class Transfer_skeleton(Skeleton):
 
         vm_uuids: Comma-separated VM uuids
         returns count (string): The number, as a decimal string
+
+        Raises:
+            SnapshotTreeTooLong: The number of snapshots is 15 or greater
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.number_of_ip_addresses_needed")
 
@@ -129,6 +160,9 @@ class Transfer_skeleton(Skeleton):
         install).
 
         returns template (string): The template reference
+
+        Raises:
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.prepare_transfer_vm_template")
 
@@ -137,6 +171,12 @@ class Transfer_skeleton(Skeleton):
 
         record_handle: The record handle returned by expose
         returns url (string): Where the logs were stored
+
+        Raises:
+            VDINotFound: The VDI uuid is not known to this host
+            VDINotInUse: The VDI is not currently exposed by the transfer service
+            LogsNotFound: The exposure's log files could not be found in time
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.save_logs")
 
@@ -145,6 +185,10 @@ class Transfer_skeleton(Skeleton):
 
         record_handle: The record handle returned by expose
         returns result (string): The string "OK" on success
+
+        Raises:
+            VDINotInUse: The VDI is not currently exposed by the transfer service
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("Transfer.unexpose")
 

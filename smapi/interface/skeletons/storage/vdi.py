@@ -1,39 +1,19 @@
-"""The storage interface (SMAPIv2): skeletons generated from `smapi.interface.storage`.
+"""The storage interface (SMAPIv2), VDI: skeletons generated from `smapi.interface.storage`.
 
 DO NOT EDIT: regenerate with `python -m smapi.interface.codegen`.
 
 Subclass a skeleton and override the verbs your driver supports; every other verb raises `Unimplemented`
-naming itself, which every transport reports as a typed error.
+naming itself, which every transport reports as a typed error. Each verb's docstring lists the errors it
+documents ("Raises:"); besides those, any verb may raise `Unimplemented` (until a driver overrides it) and
+`Invalid_argument` (a missing or mistyped argument, found by the dispatcher before the verb runs).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, List
 
 from smapi.interface.errors import Unimplemented
 from smapi.interface.skeleton_base import Skeleton
-
-
-class Query_skeleton(Skeleton):
-    """Discover properties of this implementation"""
-
-    interface_name = "Query"
-
-    def query(self, dbg: str) -> Any:
-        """Query the implementation and return its properties
-
-        dbg: Debug context from the caller
-        returns query_result (query_result): The properies of this implementation
-        """
-        raise Unimplemented("Query.query")
-
-    def diagnostics(self, dbg: str) -> str:
-        """[diagnostics ()]: returns a printable set of backend diagnostic information.
-
-        dbg: Debug context from the caller
-        returns diagnostics (string): A string containing loggable human-readable diagnostics information
-        """
-        raise Unimplemented("Query.diagnostics")
 
 
 class VDI_skeleton(Skeleton):
@@ -49,6 +29,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi_info: The Virtual Disk Image properties
         returns new_vdi (vdi_info): The created Virtual Disk Image
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.create")
 
@@ -59,6 +44,12 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi_info: The Virtual Disk Image properties
         returns new_vdi (vdi_info): The snapshot
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.snapshot")
 
@@ -69,6 +60,12 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi_info: The Virtual Disk Image properties
         returns new_vdi (vdi_info): The clone
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.clone")
 
@@ -78,6 +75,12 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.destroy")
 
@@ -88,6 +91,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         returns vdi_info (vdi_info): VDI metadata
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.stat")
 
@@ -99,6 +107,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         persistent: New value of the VDI persistent field
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.set_persistent")
 
@@ -109,6 +122,11 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.epoch_begin")
 
@@ -119,6 +137,11 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.epoch_end")
 
@@ -132,6 +155,13 @@ class VDI_skeleton(Skeleton):
         vdi: The Virtual Disk Image to operate on
         read_write: If true then the DataPath will be used read/write, false otherwise
         returns device (attach_info): backend device configuration
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Illegal_transition: The requested VDI state transition is invalid
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.attach")
 
@@ -143,6 +173,12 @@ class VDI_skeleton(Skeleton):
         dp: DataPath to activate
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Illegal_transition: The requested VDI state transition is invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.activate")
 
@@ -153,6 +189,12 @@ class VDI_skeleton(Skeleton):
         dp: DataPath to deactivate
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Illegal_transition: The requested VDI state transition is invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.deactivate")
 
@@ -163,6 +205,12 @@ class VDI_skeleton(Skeleton):
         dp: DataPath to detach
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Illegal_transition: The requested VDI state transition is invalid
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.detach")
 
@@ -175,6 +223,12 @@ class VDI_skeleton(Skeleton):
         url: URL which identifies a remote system
         dest: The Storage Repository to operate within
         returns new_vdi (vdi): The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.copy")
 
@@ -185,6 +239,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         returns url (string): URL which represents this VDI
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.get_url")
 
@@ -195,6 +254,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         name: Name of the VDI to return
         returns vdi_info (vdi_info): The Virtual Disk Image properties
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Does_not_exist: The object does not exist
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.get_by_name")
 
@@ -206,6 +270,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         content_id: New value of the VDI content_id field
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.set_content_id")
 
@@ -216,6 +285,12 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi1: The Virtual Disk Image to operate on
         vdi2: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.compose")
 
@@ -227,6 +302,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         returns vdi_infos (vdi_info list): VDIs with recognizably similar content, most similar first
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.similar_content")
 
@@ -239,6 +319,12 @@ class VDI_skeleton(Skeleton):
         vdi: The Virtual Disk Image to operate on
         new_size: The requested virtual size (bytes)
         returns new_size (int64): The virtual size after the resize (bytes)
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.resize")
 
@@ -249,6 +335,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         new_name_label: The new name
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.set_name_label")
 
@@ -259,6 +350,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         new_name_description: The new description
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.set_name_description")
 
@@ -270,6 +366,11 @@ class VDI_skeleton(Skeleton):
         vdi: The Virtual Disk Image to operate on
         key: The key
         value: The value
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.add_to_sm_config")
 
@@ -280,6 +381,11 @@ class VDI_skeleton(Skeleton):
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
         key: The key
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.remove_from_sm_config")
 
@@ -289,6 +395,12 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.enable_cbt")
 
@@ -298,6 +410,12 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.disable_cbt")
 
@@ -308,6 +426,12 @@ class VDI_skeleton(Skeleton):
         dbg: Debug context from the caller
         sr: The Storage Repository to operate within
         vdi: The Virtual Disk Image to operate on
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.data_destroy")
 
@@ -321,6 +445,12 @@ class VDI_skeleton(Skeleton):
         vdi_from: The earlier snapshot
         vdi_tp: The later snapshot of the same VDI, or that VDI itself
         returns changed_blocks (string): The base64-encoded bitmap
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.list_changed_blocks")
 
@@ -334,116 +464,14 @@ class VDI_skeleton(Skeleton):
         vdi: The Virtual Disk Image to operate on
         vdi2: The other VDI
         returns changed_blocks (string): The base64-encoded bitmap
+
+        Raises:
+            Sr_not_attached: An SR must be attached in order to access VDIs
+            Vdi_does_not_exist: The specified VDI could not be found in the SR
+            Backend_error: A backend-specific error occurred
+            Unimplemented, Invalid_argument: see the module docstring
         """
         raise Unimplemented("VDI.compare")
 
 
-class SR_skeleton(Skeleton):
-    """Operations which act on Storage Repositories"""
-
-    interface_name = "SR"
-
-    def ls(self, dbg: str) -> List[str]:
-        """[ls dbg]: returns a list of attached SRs
-
-        dbg: Debug context from the caller
-        returns srs (string list): The attached SRs
-        """
-        raise Unimplemented("SR.ls")
-
-    def create(self, dbg: str, sr: str, device_config: Dict[str, str], physical_size: int) -> None:
-        """[create task sr device_config physical_size]: creates a fresh SR
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        device_config: Host-local SR configuration (e.g. address information)
-        physical_size: Requested maximum size of the SR (bytes)
-        """
-        raise Unimplemented("SR.create")
-
-    def attach(self, dbg: str, sr: str, device_config: Dict[str, str]) -> None:
-        """[attach task sr]: attaches the SR
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        device_config: Host-local SR configuration (e.g. address information)
-        """
-        raise Unimplemented("SR.attach")
-
-    def detach(self, dbg: str, sr: str) -> None:
-        """[detach task sr]: detaches the SR, first detaching and/or deactivating any active VDIs. This may
-        fail with Sr_not_attached, or any error from VDI.detach or VDI.deactivate.
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        """
-        raise Unimplemented("SR.detach")
-
-    def destroy(self, dbg: str, sr: str) -> None:
-        """[destroy sr]: destroys (i.e. makes unattachable and unprobeable) the [sr], first detaching and/or
-        deactivating any active VDIs. This may fail with Sr_not_attached, or any error from VDI.detach or
-        VDI.deactivate.
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        """
-        raise Unimplemented("SR.destroy")
-
-    def reset(self, dbg: str, sr: str) -> None:
-        """[reset task sr]: declares that the SR has been completely reset, e.g. by rebooting the VM hosting
-        the SR backend.
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        """
-        raise Unimplemented("SR.reset")
-
-    def scan(self, dbg: str, sr: str) -> List[Any]:
-        """[scan task sr] returns a list of VDIs contained within an attached SR
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        returns vdis (vdi_info list): List of all the visible VDIs in the SR
-        """
-        raise Unimplemented("SR.scan")
-
-    def set_name_label(self, dbg: str, sr: str, new_name_label: str) -> None:
-        """Extension: [set_name_label task sr new_name_label] renames the SR
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        new_name_label: The new name
-        """
-        raise Unimplemented("SR.set_name_label")
-
-    def set_name_description(self, dbg: str, sr: str, new_name_description: str) -> None:
-        """Extension: [set_name_description task sr new_name_description] changes the SR's description
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        new_name_description: The new description
-        """
-        raise Unimplemented("SR.set_name_description")
-
-    def stat(self, dbg: str, sr: str) -> Any:
-        """Extension: [stat task sr] returns the size, free space and health of an attached SR
-
-        dbg: Debug context from the caller
-        sr: The Storage Repository to operate within
-        returns sr_info (sr_info): The SR's state
-        """
-        raise Unimplemented("SR.stat")
-
-    def probe(self, dbg: str, device_config: Dict[str, str], sm_config: Dict[str, str]) -> Any:
-        """Extension: [probe task device_config sm_config] looks at the storage [device_config] reaches and
-        reports what could be attached there
-
-        dbg: Debug context from the caller
-        device_config: Host-local SR configuration (e.g. address information)
-        sm_config: Driver-specific probe options
-        returns result (probe_result): What was found
-        """
-        raise Unimplemented("SR.probe")
-
-
-__all__ = ["Query_skeleton", "VDI_skeleton", "SR_skeleton"]
+__all__ = ["VDI_skeleton"]

@@ -1,13 +1,16 @@
 """A complete, small smapi driver a vendor can copy: each VDI is a sparse raw file in a directory.
 
-Serve it with any transport:
+It ships with smapi and is registered as `dirsr`; copy this file to start your own. Serve it with any
+transport, and certify it:
 
-    smapi serve --driver examples/dirsr.py:DirSR --unix /tmp/dirsr.sock
-    smapi plugin-install --driver examples/dirsr.py:DirSR /tmp/plugin-dir
+    smapi serve --driver dirsr --unix /tmp/dirsr.sock
+    smapi plugin-install --driver dirsr /tmp/plugin-dir
+    smapi conformance --driver dirsr
 
 The SR lives at `device_config["path"]`; metadata is one JSON file written atomically. Attached SRs are
 remembered in a small state file so that separate processes (per-verb executables, the classic executable)
-agree on what is attached.
+agree on what is attached. It declares no snapshot, clone, resize or datapath features, so the conformance
+suite skips those tests; its `open_vdi` hook lets the suite and the CLI read and write VDIs.
 """
 
 from __future__ import annotations
@@ -18,13 +21,27 @@ import tempfile
 import uuid
 from typing import Any, Dict
 
-from smapi import Driver, Plugin_skeleton, Query_skeleton, SR_skeleton, VDI_skeleton
+# (a driver outside smapi may write `from smapi import Driver, ...`; inside the package, modules name their layer)
+from smapi.core.driver import Driver
 from smapi.interface.errors import Backend_error, Sr_not_attached, Vdi_does_not_exist
 from smapi.interface.features import v3_names
+from smapi.interface.skeletons.storage import Query_skeleton, SR_skeleton, VDI_skeleton
+from smapi.interface.skeletons.v3 import Plugin_skeleton
 from smapi.interface.storage import vdi_info
 
 STATE_DIR = os.environ.get("SMAPI_EXAMPLE_STATE", os.path.join(tempfile.gettempdir(), "smapi-example"))
 CONFIGURATION = {"path": "Directory that holds the SR (created by SR.create)"}
+
+
+def state_dir() -> str:
+    """Where attached SRs are remembered: $SMAPI_EXAMPLE_STATE, else beside smapi's own host-local state.
+
+    Read on every call, so that a test (or the conformance suite simulating a rebooted host) can move it."""
+    explicit = os.environ.get("SMAPI_EXAMPLE_STATE")
+    if explicit:
+        return explicit
+    run_dir = os.environ.get("SMAPI_RUN_DIR")
+    return os.path.join(run_dir, "dirsr") if run_dir else os.path.join(tempfile.gettempdir(), "smapi-example")
 
 
 def _write_json(path: str, value: Any) -> None:
@@ -53,7 +70,7 @@ class _Shared:
 
     @staticmethod
     def attached() -> Dict[str, str]:
-        return _read_json(os.path.join(STATE_DIR, "attached.json"), {})
+        return _read_json(os.path.join(state_dir(), "attached.json"), {})
 
     def sr_path(self, sr: str) -> str:
         path = self.attached().get(sr)
@@ -96,15 +113,15 @@ class ExampleSR(_Shared, SR_skeleton):
         path = device_config.get("path", "")
         if not os.path.exists(os.path.join(path, "sr.json")):
             raise Backend_error.classic("SRUnavailable", f"no SR at {path!r}")
-        os.makedirs(STATE_DIR, exist_ok=True)
+        os.makedirs(state_dir(), exist_ok=True)
         attached = self.attached()
         attached[sr] = path
-        _write_json(os.path.join(STATE_DIR, "attached.json"), attached)
+        _write_json(os.path.join(state_dir(), "attached.json"), attached)
 
     def detach(self, dbg: str, sr: str) -> None:
         attached = self.attached()
         if attached.pop(sr, None) is not None:
-            _write_json(os.path.join(STATE_DIR, "attached.json"), attached)
+            _write_json(os.path.join(state_dir(), "attached.json"), attached)
 
     def ls(self, dbg: str) -> list:
         return sorted(self.attached())
@@ -149,7 +166,43 @@ class ExamplePlugin(Plugin_skeleton):
         return sorted(_Shared.attached())
 
 
+class RawHandle:
+    """What `open_vdi` returns: positional reads and writes on the VDI's raw file."""
+
+    def __init__(self, path: str, writable: bool) -> None:
+        self._fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
+        self.size = os.fstat(self._fd).st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, max(0, min(length, self.size - offset)), offset)
+
+    def write(self, offset: int, data: bytes) -> None:
+        if offset < 0 or offset + len(data) > self.size:
+            raise Backend_error.classic("VDISize", f"write of {len(data)} bytes at {offset} is outside the VDI")
+        os.pwrite(self._fd, data, offset)
+
+    def flush(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> RawHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 class DirSR(Driver):
     name = "dirsr"
     storage = {"Query": ExampleQuery, "SR": ExampleSR, "VDI": ExampleVDI}
     v3 = {"Plugin": ExamplePlugin}
+
+    def open_vdi(self, sr: str, vdi: str, writable: bool = False) -> RawHandle:
+        """The hook tools use for data (the storage interface has no read/write verb): `smapi vdi-import`,
+        `vdi-export` and the conformance suite."""
+        shared = _Shared(self)
+        if vdi not in shared.metadata(sr)["vdis"]:
+            raise Vdi_does_not_exist(vdi)
+        return RawHandle(os.path.join(shared.sr_path(sr), vdi + ".raw"), writable)
