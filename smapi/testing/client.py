@@ -41,6 +41,9 @@ def lookup_hook(driver: Driver, name: str) -> Optional[Callable[..., Any]]:
         places += [impl, getattr(impl, "engine", None)]
     for place in places:
         fn = getattr(place, name, None)
+        # Driver declares both hooks with defaults that raise Unimplemented: those are no hook
+        if isinstance(place, Driver) and getattr(type(place), name, None) is getattr(Driver, name, None):
+            continue
         if callable(fn):
             return fn
     return None
