@@ -9,11 +9,12 @@ left out, so every smapi module comes from the wheel).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import pytest
 
@@ -56,8 +57,10 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     return {"python": python, "bin": venv / "bin", "site": Path(purelib), "work": work}
 
 
-def _run(fresh: Dict[str, Path], *argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def _run(fresh: Dict[str, Path], *argv: str, timeout: int = 600,
+         extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "SMAPI_CONFORMANCE"))}
+    env.update(extra_env or {})
     env["PATH"] = f"{fresh['bin']}:{env['PATH']}"
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, cwd=str(fresh["work"]),
                           env=env)
@@ -96,3 +99,33 @@ def test_conformance_reports_the_features_a_skeleton_driver_does_not_declare(fre
     assert "the driver does not declare VDI_SNAPSHOT" in run.stdout
     assert "the driver does not declare VDI_RESIZE" in run.stdout
     assert "failed" not in run.stdout  # the tests dirsr can run (argument checking) pass
+
+
+def test_a_new_admin_session_from_the_wheel(fresh: Dict[str, Path], tmp_path: Path) -> None:
+    """Issue 18's admin walk-through with the non-editable install: `-d` once, then names; a reboot (run directory
+    emptied) and `sr-attach --all` bring everything back."""
+    state, run, sr_path = tmp_path / "state", tmp_path / "run", tmp_path / "sr"
+    sr_path.mkdir()
+    env_vars = {"SMAPI_STATE_DIR": str(state), "SMAPI_RUN_DIR": str(run), "SMAPI_LOG": "off"}
+
+    def smapi(*args: str) -> str:
+        done = _run(fresh, str(fresh["bin"] / "smapi"), *args, timeout=120, extra_env=env_vars)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    sr = smapi("sr-create", "-d", "file", "-c", f"path={sr_path}", "--name", "lab").strip()
+    vdi = smapi("vdi-create", "--sr", "lab", "--size", "2M", "--name", "web").strip()
+    data = tmp_path / "in.raw"
+    data.write_bytes(bytes(range(256)) * (2 * 4096))
+    smapi("vdi-import", "--sr", "lab", "web", str(data))
+    snap = smapi("vdi-snapshot", "--sr", "lab", "web", "--name", "web-snap").strip()
+    assert {"web", "web-snap"} <= set(smapi("vdi-list", "--sr", "lab").split())
+    smapi("sr-detach", "--all")
+    shutil.rmtree(run)
+    assert smapi("sr-attach", "--all").strip() == f"attached {sr} (lab)"
+    out = tmp_path / "out.raw"
+    smapi("vdi-export", "--sr", "lab", "web-snap", str(out))
+    assert out.read_bytes() == data.read_bytes()
+    smapi("vdi-destroy", "--sr", "lab", "web-snap")
+    smapi("vdi-destroy", "--sr", "lab", "web")
+    assert vdi and snap and smapi("vdi-list", "--sr", "lab", "--json").strip() == "[]"
