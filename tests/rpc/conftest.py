@@ -17,8 +17,8 @@ from smapi.rpc.httpclient import HttpEndpoint
 from smapi.rpc.jsonrpc import make_jsonrpc_server
 from smapi.rpc.xmlrpc import make_xmlrpc_server
 
-REPO = Path(__file__).resolve().parents[2]
-DIRSR = f"{REPO / 'examples' / 'dirsr.py'}:DirSR"
+#: the example driver shipped in the package (it reads $SMAPI_EXAMPLE_STATE on every call)
+DIRSR = "smapi.examples.dirsr:DirSR"
 
 PROTOCOLS = ("xmlrpc", "jsonrpc")
 KINDS = ("unix", "tcp")
@@ -47,7 +47,7 @@ def sock_dir() -> Iterator[str]:
 def dirsr_dispatcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dispatcher:
     """The example driver, with its attached-SR state in this test's tmp dir."""
     monkeypatch.setenv("SMAPI_EXAMPLE_STATE", str(tmp_path / "state"))
-    driver = load_driver(DIRSR)  # loads the file afresh, so it reads the variable set above
+    driver = load_driver(DIRSR)
     return driver.dispatcher("storage")
 
 
