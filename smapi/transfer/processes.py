@@ -23,13 +23,9 @@ DAEMON_MODULE = "smapi.transfer.daemon"
 _children: Dict[int, subprocess.Popen] = {}
 
 
-def _package_root() -> str:
-    return package_root()
-
-
 def spawn(handle: str, log_path: str) -> int:
     env = dict(os.environ)
-    root = _package_root()
+    root = package_root()
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with open(log_path, "ab") as log:
         # In a session of its own (commands.spawn): a Ctrl-C of the CLI leaves it running.

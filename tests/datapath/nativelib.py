@@ -7,7 +7,7 @@ import os
 import random
 import shutil
 import subprocess
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -91,3 +91,21 @@ def smapi_check(path: str) -> subprocess.CompletedProcess:
     venv_exe = os.path.join(os.path.dirname(os.path.abspath(os.sys.executable)), "smapi")
     return subprocess.run([venv_exe if os.path.exists(venv_exe) else exe, "vhd", "check", path],
                           capture_output=True, text=True, timeout=120)
+
+
+def io_range(draw: Any, size: int) -> Tuple[int, int]:
+    """(offset, length) of one I/O on a disk of `size` bytes, drawn with hypothesis's `draw`: at any byte, on
+    sector boundaries, or around a block's edges (where the VHD bitmap and allocation paths split)."""
+    from hypothesis import strategies as st
+
+    kind = draw(st.sampled_from(["any", "sector", "block"]))
+    if kind == "block":
+        off = draw(st.integers(0, size // BLOCK - 1)) * BLOCK + draw(st.sampled_from([0, 4096, BLOCK - 4096]))
+        n = draw(st.sampled_from([4096, BLOCK, BLOCK + 8192]))
+    elif kind == "sector":
+        off = draw(st.integers(0, size // 512 - 1)) * 512
+        n = draw(st.integers(1, 600)) * 512
+    else:
+        off = draw(st.integers(0, size - 1))
+        n = draw(st.integers(1, 300000))
+    return off, max(1, min(n, size - off))

@@ -24,26 +24,13 @@ from .nativelib import (
     build_chain,
     copy_dir,
     data_for,
+    io_range,
     leaf_allocation,
     require_native,
     run_rounds,
     serve,
     smapi_check,
 )
-
-
-def _range(draw, size: int):
-    kind = draw(st.sampled_from(["any", "sector", "block"]))
-    if kind == "block":
-        off = draw(st.integers(0, size // BLOCK - 1)) * BLOCK + draw(st.sampled_from([0, 4096, BLOCK - 4096]))
-        n = draw(st.sampled_from([4096, BLOCK, BLOCK + 8192]))
-    elif kind == "sector":
-        off = draw(st.integers(0, size // 512 - 1)) * 512
-        n = draw(st.integers(1, 600)) * 512
-    else:
-        off = draw(st.integers(0, size - 1))
-        n = draw(st.integers(1, 300000))
-    return off, max(1, min(n, size - off))
 
 
 @st.composite
@@ -58,7 +45,7 @@ def scenarios(draw):
             if kind == "f":
                 ops.append(["f"])
                 continue
-            off, n = _range(draw, size)
+            off, n = io_range(draw, size)
             if any(off < e and s < off + n for s, e in taken):
                 continue  # one round's ranges are disjoint: they run concurrently
             taken.append((off, off + n))

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import smapi.vhd as vhd
 from smapi.datapath import native
 from smapi.vhd import constants as C
-from tests.datapath.nativelib import require_native, run_rounds
+from tests.datapath.nativelib import io_range, require_native, run_rounds
 from tests.lvm.conftest import make_sr
 from tests.lvm.helpers import LvmSR
 
@@ -122,20 +122,6 @@ def leaf_state(sr: LvmSR, vdi: str) -> Tuple[Dict[int, bytes], bool, List[str]]:
     return alloc, rep.ok, list(rep.errors)
 
 
-def _range(draw: st.DrawFn, size: int) -> Tuple[int, int]:
-    kind = draw(st.sampled_from(["any", "sector", "block"]))
-    if kind == "block":
-        off = draw(st.integers(0, size // BLOCK - 1)) * BLOCK + draw(st.sampled_from([0, 4096, BLOCK - 4096]))
-        n = draw(st.sampled_from([4096, BLOCK, BLOCK + 8192]))
-    elif kind == "sector":
-        off = draw(st.integers(0, size // 512 - 1)) * 512
-        n = draw(st.integers(1, 600)) * 512
-    else:
-        off = draw(st.integers(0, size - 1))
-        n = draw(st.integers(1, 300000))
-    return off, max(1, min(n, size - off))
-
-
 @st.composite
 def scenarios(draw: st.DrawFn) -> Tuple[int, int, int, int, bool, List[list]]:
     size = draw(st.integers(2, 5)) * BLOCK
@@ -148,7 +134,7 @@ def scenarios(draw: st.DrawFn) -> Tuple[int, int, int, int, bool, List[list]]:
             if kind == "f":
                 ops.append(["f"])
                 continue
-            off, n = _range(draw, size)
+            off, n = io_range(draw, size)
             if any(off < e and s < off + n for s, e in taken):
                 continue  # one round's ranges are disjoint: they run concurrently
             taken.append((off, off + n))
