@@ -9,8 +9,16 @@ One pass, repeated until nothing is left to do:
   other child is merged with it into one image that keeps the VDI's identity (see `leafcoalesce`).
 
 Copying into P is safe while VDIs are in use, because every reader of P reads through C, and C covers every
-sector the copy changes. The copy runs without the SR lock; the relink and commit take the children's VDI locks
-(without waiting: a busy VDI just postpones that coalesce) and then the SR lock, and re-read the tree.
+sector the copy changes. The copy runs without the SR lock; the relink and commit take the VDI locks of every
+visible VDI below C (without waiting: a busy VDI just postpones that coalesce) and then the SR lock, and re-read
+the tree.
+
+Removing C is not safe under a running server of a VDI below it: the server opened C when it started and reads
+the sectors C holds from C. On LVM the freed extents go to the next LV created (the server would read another
+VDI's bytes); on NFS another host's server would get ESTALE. So, as sm pauses the tapdisks of the children it
+relinks, the commit stops this host's servers below C and starts them again on the new chain (`paused`), and a
+coalesce under a VDI active on another host is postponed: that host's collector, or ours once it deactivates,
+does it.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Dict, List, Optional, Set
 
+from smapi.sr import vdi_servers
 from smapi.sr.chains import reparent
 from smapi.sr.engine import Engine
 from smapi.sr.errors import mapped_errors
@@ -125,9 +134,14 @@ def copy_into_parent(engine: Engine, child_volume: str) -> None:
         backing.close()
 
 
+def visible_below(doc: SrDocument, uuid: str) -> List[str]:
+    """Every visible VDI whose chain goes through `uuid` (its readers read sectors of `uuid`)."""
+    return sorted(r.uuid for r in doc.visible() if uuid in doc.ancestors(r.uuid))
+
+
 def relink_and_commit(engine: Engine, entry: JournalEntry) -> bool:
     with engine.sr_lock().hold():
-        visible = [c.uuid for c in engine.load().children(entry.data["child"]) if not c.hidden]
+        visible = visible_below(engine.load(), entry.data["child"])
     locks: List[FileLock] = []
     try:
         for uuid in sorted(visible):
@@ -139,18 +153,30 @@ def relink_and_commit(engine: Engine, entry: JournalEntry) -> bool:
             locks.append(lock)
         with engine.sr_lock().hold():
             doc = engine.load()
-            now_visible = [c.uuid for c in doc.children(entry.data["child"]) if not c.hidden]
-            if sorted(now_visible) != sorted(visible):
+            if visible_below(doc, entry.data["child"]) != visible:
                 return False
-            commit_coalesce(engine, doc, entry)
-            return True
+            return commit_coalesce(engine, doc, entry)
     finally:
         for lock in reversed(locks):
             lock.release()
 
 
-def commit_coalesce(engine: Engine, doc: SrDocument, entry: JournalEntry) -> None:
-    """Relink the children, forget the child, remove its volume; the caller holds the SR lock."""
+def commit_coalesce(engine: Engine, doc: SrDocument, entry: JournalEntry) -> bool:
+    """Relink the children, forget the child, remove its volume; the caller holds the SR lock. False (nothing
+    changed) while a VDI below the child is active on another host: its server reads the child."""
+    below = visible_below(doc, entry.data["child"])
+    for vdi in below:
+        elsewhere = engine.substrate.active_elsewhere(vdi)
+        if elsewhere is not None:
+            log.info("SR %s: coalesce of %s postponed: VDI %s below it is active on %s", engine.sr,
+                     entry.data["child"], vdi, elsewhere)
+            return False
+    with vdi_servers.paused(engine, *below):
+        _commit(engine, doc, entry)
+    return True
+
+
+def _commit(engine: Engine, doc: SrDocument, entry: JournalEntry) -> None:
     d = entry.data
     engine.journal.update(entry, step="relink")
     child, parent = doc.vdis[d["child"]], doc.vdis[d["parent"]]
@@ -187,7 +213,7 @@ def replay_coalesce_if_idle(engine: Engine, entry: JournalEntry, include_coalesc
             return True
         if d.get("step") != "relink":
             copy_into_parent(engine, d["child_volume"])  # a copy cut short is simply done again
-        commit_coalesce(engine, doc, entry)
-        return True
+        # False: a VDI below is active on another host; the entry stays for a later replay
+        return commit_coalesce(engine, doc, entry)
     finally:
         lock.release()
