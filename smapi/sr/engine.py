@@ -99,7 +99,8 @@ class Engine:
     def locked(self, *vdis: str, what: str = "operation", reading: bool = False) -> Iterator[None]:
         """VDI locks (sorted) then the SR lock, with lock timeouts reported as typed errors; `reading`: the verb
         only reads (see `recover`)."""
-        with mapped_errors(what), hold_all([self.vdi_lock(v) for v in vdis]), self.sr_lock().hold():
+        # covered(): taken just before the SR lock and released with it (a shared SR checks them under its lease)
+        with mapped_errors(what), hold_all([self.vdi_lock(v).covered() for v in vdis]), self.sr_lock().hold():
             # What the substrate cached about its volumes may predate the lock (a long-lived engine): read again.
             self.substrate.refresh()
             # A process that died half-way left its journal: repair before looking at the SR.

@@ -91,6 +91,12 @@ class FileLock:
                 return False
             time.sleep(_POLL)
 
+    def covered(self) -> FileLock:
+        """Mark this lock as taken right before the SR lock and released with it (the engine's verb locks): a
+        substrate whose locks cross hosts may then check it under the SR lock instead of taking it on its own.
+        A plain flock is taken as it is."""
+        return self
+
     def discard(self) -> None:
         """Remove the lock file (what it guards is gone); only its exclusive holder may. A waiter that opened the
         old file notices once it gets the lock and locks the file at the path instead."""

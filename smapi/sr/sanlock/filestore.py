@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 import uuid as uuidlib
 from typing import Callable, Dict, Optional
@@ -29,27 +30,73 @@ class NoFreeHostId(Exception):
     pass
 
 
+#: Paths of this store known to exist, per process. Safe to remember: nothing here is ever removed while the SR
+#: exists (a lease is formatted once and kept, even after its VDI is destroyed; SR.destroy removes the whole SR
+#: directory, whose uuid is never reused). Each `os.path.exists` on the FUSE NFS client is a LOOKUP per path
+#: component (no kernel caching there, for coherence): ~0.7 ms a lease, paid by every verb before this cache.
+#: A stale entry could only make sanlock answer ENOENT: an error, never a lease silently not taken.
+_existing: set = set()
+_existing_lock = threading.Lock()
+
+
+def _known(path: str) -> bool:
+    with _existing_lock:
+        return path in _existing
+
+
+def _remember(path: str) -> None:
+    with _existing_lock:
+        _existing.add(path)
+
+
+def _exists(path: str) -> bool:
+    """os.path.exists, answered from memory once true (see `_existing`)."""
+    if _known(path):
+        return True
+    if os.path.exists(path):
+        _remember(path)
+        return True
+    return False
+
+
+def _makedirs(path: str) -> None:
+    if not _known(path):
+        os.makedirs(path, exist_ok=True)
+        _remember(path)
+
+
 class FileLeaseStore(LeaseStore):
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
+    def forget(self) -> None:
+        """Drop what this process remembers of the store (SR.attach: an SR destroyed and made again under the same
+        uuid, as tests do, is looked at afresh)."""
+        prefix = self.directory.rstrip("/") + "/"
+        with _existing_lock:
+            _existing.difference_update({p for p in _existing if p.startswith(prefix) or p == self.directory})
+
     def _publish(self, path: str, fill: Callable[[str], None]) -> None:
         """Make `path` exist with the content `fill` writes, exactly once whoever races for it."""
-        if os.path.exists(path):
+        if _exists(path):
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _makedirs(os.path.dirname(path))
         try:
             os.mkdir(path + ".init")
         except FileExistsError:
             _wait_for(path)
+            _remember(path)
             return
         tmp = f"{path}.tmp-{uuidlib.uuid4().hex}"
         try:
             fill(tmp)
             os.rename(tmp, path)
-        finally:
+        except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            raise
+        # (no unlink of `tmp` after a rename that worked: it is gone, and asking would cost a round trip)
+        _remember(path)
 
     def lockspace_area(self, lockspace: str) -> Area:
         path = os.path.join(self.directory, "lockspace")
@@ -73,11 +120,11 @@ class FileLeaseStore(LeaseStore):
 
     def existing_resource_area(self, name: str) -> Optional[Area]:
         path = os.path.join(self.directory, "leases", name)
-        return Area(path) if os.path.exists(path) else None
+        return Area(path) if _exists(path) else None
 
     def host_id(self, identity: str) -> int:
         hosts = os.path.join(self.directory, "hosts")
-        os.makedirs(hosts, exist_ok=True)
+        _makedirs(hosts)
         for host_id, who in self.host_names().items():
             if who == identity:
                 return host_id

@@ -75,6 +75,9 @@ class LeaseStore:
         """Allocated ids and the hosts they belong to (for messages naming another host)."""
         raise NotImplementedError
 
+    def forget(self) -> None:
+        """Drop whatever this process caches about the store (called when joining the lockspace)."""
+
 
 class _Hold:
     __slots__ = ("shared", "count", "lver", "area")
@@ -108,6 +111,7 @@ class SrPool:
 
     def join(self) -> None:
         """SR.attach: join the lockspace (blocks a few io_timeouts the first time; joined already is a no-op)."""
+        self.store.forget()
         area = self.store.lockspace_area(self.lockspace)
         if not client.joined(self.lockspace, self.host_id(), area):
             client.add_lockspace(self.lockspace, self.host_id(), area)
