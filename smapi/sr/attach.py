@@ -88,6 +88,7 @@ def attach(engine: Engine, dp: str, vdi: str, read_write: bool) -> Dict[str, Any
         rec = engine.visible(engine.load(), vdi)
         if read_write and rec.read_only:
             raise Backend_error.classic("VDIUnavailable", f"VDI {vdi} is read-only; attach it read-only")
+        engine.substrate.prepare_activation(vdi)
         # The datapath will open the volume without the VDI lock: a leaf-coalesce copying it must not commit.
         cancel_for_attach(engine, vdi)
         with engine.run.editing_dps(engine.sr, vdi) as states:

@@ -15,7 +15,8 @@ substrate without the capability; a substrate that has it overrides the whole gr
   `prepare_writer`, `finish_writer` (default: no preparation);
 * a space reserve inside the SR's own storage: `reserve_path` (default: none, documents live elsewhere);
 * host-local lock files to sweep: `local_lock_dir` (default: none);
-* hosts sharing the SR: `activation_lease`, `active_elsewhere` (default: a host-local SR needs no lease).
+* hosts sharing the SR: `prepare_activation`, `activation_lease`, `active_elsewhere` (default: a host-local SR
+  needs no lease).
 """
 
 from __future__ import annotations
@@ -182,6 +183,11 @@ class Substrate(ABC):
         return None
 
     # -- hosts sharing the SR (host-local substrates keep these defaults) ----------------------------------------
+    def prepare_activation(self, vdi: str) -> None:
+        """VDI.attach: set up what `activation_lease` will need (formatting a lease), so that VDI.activate, which
+        a VM's start waits for, only takes it. Nothing by default."""
+        return None
+
     def activation_lease(self, vdi: str, *, readonly: bool) -> Optional[Callable[[int], None]]:
         """What takes VDI `vdi`'s activation lease for its datapath server (called with the server's pid once it is
         ready; raises Activated_on_another_host when another host has the VDI active). None: no lease needed."""

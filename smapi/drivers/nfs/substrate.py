@@ -19,7 +19,7 @@ from smapi.sr.runstate import run_dir
 from smapi.sr.sanlock.client import MAX_HOSTS, SanlockError
 from smapi.sr.sanlock.filestore import DIR_NAME, FileLeaseStore
 from smapi.sr.sanlock.locking import PoolLock, pool_wide
-from smapi.sr.sanlock.pool import HOST_ID_KEY, Fenced, SrPool, host_uuid, stamp_generation
+from smapi.sr.sanlock.pool import HOST_ID_KEY, Fenced, SrPool, host_uuid, sanlock_name, stamp_generation
 
 #: the activation lease of VDI <uuid> is resource `act-<uuid>` (held by its datapath server process)
 ACTIVATION_PREFIX = "act-"
@@ -57,6 +57,15 @@ class NfsSubstrate(DirectorySubstrate):
 
     def local_lock_dir(self) -> Optional[str]:
         return None  # its locks stand under sanlock leases shared by the hosts: none is swept as stale here
+
+    def prepare_activation(self, vdi: str) -> None:
+        """Format `act-<vdi>` at VDI.attach (a 1 MiB lease file made exactly once: mkdir, create, sanlock's write,
+        rename), so VDI.activate only takes it."""
+        pool = self.pool()
+        try:
+            pool.store.resource_area(sanlock_name(ACTIVATION_PREFIX + vdi), pool.lockspace)
+        except SanlockError as e:
+            raise Backend_error.classic("VDIUnavailable", f"VDI {vdi}: formatting its activation lease: {e}") from e
 
     def activation_lease(self, vdi: str, *, readonly: bool) -> Optional[Callable[[int], None]]:
         """The datapath server of `vdi` holds `act-<vdi>` (exclusive read-write, shared read-only): a second host
