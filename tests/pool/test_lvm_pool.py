@@ -79,10 +79,9 @@ def _kill_servers_of(run_dir: str) -> None:
                 argv = f.read()
         except OSError:
             continue
-        if argv.startswith(b"nbdkit") or b"/nbdkit\0" in argv:
-            if run_dir.encode() in argv:
-                with contextlib.suppress(OSError):
-                    os.kill(int(entry), signal.SIGKILL)
+        if (argv.startswith(b"nbdkit") or b"/nbdkit\0" in argv) and run_dir.encode() in argv:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry), signal.SIGKILL)
 
 
 def _hosts(make_hosts, tmp_path: Path, n: int) -> List[LvmHost]:  # type: ignore[no-untyped-def]

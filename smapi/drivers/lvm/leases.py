@@ -179,7 +179,18 @@ class VgLeaseStore(LeaseStore):
         lockspace = self.sub.pool().lockspace
         area = self.lockspace_area(lockspace)
         mine = self._recorded()
-        if mine is not None and (not self.may_join or client.joined(lockspace, mine[0], area)):
+        member = client.membership(lockspace)  # the daemon is the host: the id it joined with is this host's
+        if member is not None and member[1] != area and self.may_join:
+            # joined through a device path that is gone (an iSCSI session replaced since): leave that first
+            with contextlib.suppress(SanlockError):
+                client.rem_lockspace(lockspace, member[0], member[1])
+            member = client.membership(lockspace)
+        joined = None if member is None else member[0]
+        if joined is not None:
+            if mine is None or mine[0] != joined:
+                self._record(joined, client.lockspace_slots(area, joined)[-1].owner)
+            return joined
+        if mine is not None and not self.may_join:
             return mine[0]
         if not self.may_join:
             raise Backend_error.classic("SRUnavailable", f"SR {self.sr} is not attached on this host (it has no host "

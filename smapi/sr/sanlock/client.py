@@ -159,6 +159,24 @@ def joined(name: str, host_id: int, area: Area) -> bool:
     return True
 
 
+def membership(lockspace: str) -> Optional[Tuple[int, Area]]:
+    """(host id, lockspace area) this host's daemon has joined (or is joining) `lockspace` with, else None."""
+    array = ctypes.POINTER(_lib.Lockspace)()
+    count = ctypes.c_int(0)
+    rv = _lib.lib().sanlock_get_lockspaces(ctypes.byref(array), ctypes.byref(count), 0)
+    try:
+        _check("get_lockspaces", rv, lockspace)
+        for i in range(count.value):
+            ls = array[i]
+            if ls.name.decode(errors="replace") == lockspace:
+                disk = ls.host_id_disk
+                return int(ls.host_id), Area(disk.path.decode(errors="replace"), int(disk.offset))
+        return None
+    finally:
+        if array:
+            _lib.free(ctypes.cast(array, ctypes.c_void_p))
+
+
 _STATES = {_lib.HOST_UNKNOWN: "unknown", _lib.HOST_FREE: "free", _lib.HOST_LIVE: "live", _lib.HOST_FAIL: "fail",
            _lib.HOST_DEAD: "dead"}
 
