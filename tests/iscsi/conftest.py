@@ -35,6 +35,11 @@ def iscsi_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SMAPI_LVM_LOCK_DIR", str(tmp_path / "locks"))
     monkeypatch.setenv("SMAPI_GC", "sync")
     monkeypatch.setenv("SMAPI_ISCSI_CLIENT", "userspace")
+    # every iSCSI SR is a pool SR: its leases need a sanlock daemon (this test process's, one host)
+    from tests.nfs.factory import session_sanlock_env
+
+    for key, value in session_sanlock_env().items():
+        monkeypatch.setenv(key, value)
     return tmp_path
 
 

@@ -19,6 +19,7 @@ import uuid
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 from tests.iscsi.tgt import TgtServer
+from tests.nfs.factory import session_sanlock_env
 
 if TYPE_CHECKING:
     from tests.sr.drivers import SRUnderTest
@@ -161,6 +162,8 @@ def iscsi_sr_factory(tmp_path: str | os.PathLike[str], *, chap: bool = False) ->
         "SMAPI_ISCSI_CLIENT": "userspace",
         "SMAPI_LVM_SYSTEM_DIR": os.path.join(root, "lvm-etc"),
         "SMAPI_LVM_LOCK_DIR": os.path.join(root, "locks"),
+        # every iSCSI SR is a pool SR: its leases need this test process's sanlock daemon (one host)
+        **session_sanlock_env(),
     }
     sut = SRUnderTest(driver_spec="smapi.drivers.iscsi:IscsiDriver", device_config=device_config, env=env,
                       name="iscsi-chap" if chap else "iscsi")

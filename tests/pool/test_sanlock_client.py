@@ -168,3 +168,23 @@ def test_the_cli_starts_and_stops_a_private_daemon(tmp_path: Path) -> None:
         assert absent.returncode == 1 and "no sanlock daemon" in absent.stderr
     finally:
         daemon.stop(d)
+
+
+def test_leaders_read_from_storage_name_resources_and_host_slots(make_hosts, tmp_path: Path) -> None:
+    """read_resource names what a slot holds (None when nothing was formatted there); lockspace_slots shows which
+    host ids are taken, by which daemon, without joining; membership is the id this host's daemon joined with."""
+    a, b = make_hosts(2)
+    names = _pool(tmp_path, [a, b])
+    pb = b.process()
+    found = pb.run(SETUP + "result = c.read_resource(res_area)", **names)
+    assert found[:2] == ["pool", "sr"]
+    empty = pb.run(SETUP + "result = c.read_resource(c.Area(res_path, 0))", **names)
+    assert empty is None
+    slots = pb.run(SETUP + "result = [(s.host_id, s.timestamp > 0, s.owner) for s in c.lockspace_slots(ls_area, 3)]",
+                   **names)
+    assert slots == [[1, True, a.name], [2, True, b.name], [3, False, ""]]
+    assert pb.run(SETUP + "result = c.membership('pool')[0]", **names) == 2
+    pb.run(SETUP + "c.rem_lockspace('pool', 2, ls_area)", **names)
+    assert pb.run(SETUP + "result = c.membership('pool')", **names) is None
+    freed = pb.run(SETUP + "result = c.lockspace_slots(ls_area, 2)[1].timestamp", **names)
+    assert freed == 0  # a host that left cleanly frees its slot: the next host may take it at once

@@ -72,6 +72,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "sanlock_inq_lockspace": (p(Lockspace), u32),
         "sanlock_rem_lockspace": (p(Lockspace), u32),
         "sanlock_get_hosts": (ctypes.c_char_p, u64, p(p(Host)), p(i), u32),
+        "sanlock_get_lockspaces": (p(p(Lockspace)), p(i), u32),
         "sanlock_read_resource": (p(Resource1), u32),
         "sanlock_read_resource_owners": (p(Resource1), u32, p(p(Host)), p(i)),
         "sanlock_register": (),
