@@ -47,3 +47,39 @@ engine.substrate.create_volume(result, 1 << 20).close()
         # A is no live host any more: B may destroy the SR
         b.call("SR.destroy", sr=sr)
         pool.extra["gone"] = True
+
+
+@pytest.mark.slow
+def test_a_host_stopped_past_expiry_cannot_undo_a_newer_change(tmp_path: Path) -> None:
+    """Host A (its daemon and a verb process holding the SR lease, with the SR document read) is SIGSTOPped;
+    B takes the SR lease after A's host lease expired and commits. A's process resumes before its daemon could
+    kill it and saves what it read: the save is fenced by the lease version, B's change stays."""
+    import contextlib
+
+    from tests.pool.hostproc import RemoteError
+
+    with lvm_pool(tmp_path) as pool:
+        a, b, sr = pool.a, pool.b, pool.sr
+        stale = a.process()
+        stale.run("engine = driver.engine_for(sr); lock = engine.sr_lock(); lock.acquire(); doc = engine.load()\n"
+                  "result = engine.substrate.pool().generation('sr')", sr=sr)
+        os.killpg(a.host.daemon_pid, signal.SIGSTOP)
+        os.kill(stale.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            made = b.call("VDI.create", sr=sr, vdi_info={"virtual_size": 1 << 20, "name_label": "b's change"})["vdi"]
+            waited = time.monotonic() - started
+            assert waited > 30, f"B took the SR lease after {waited:.0f}s, before A's host lease could expire"
+            os.kill(stale.pid, signal.SIGCONT)  # the process first: its daemon, still stopped, cannot kill it
+            with pytest.raises(RemoteError) as fenced:
+                stale.run("doc.name_label = 'stale'; engine.save(doc)")
+            assert "lease version" in str(fenced.value), fenced.value
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stale.pid, signal.SIGCONT)
+            os.killpg(a.host.daemon_pid, signal.SIGCONT)  # which then kills the stale process: its lease expired
+        assert {v["vdi"]: v["name_label"] for v in b.call("SR.scan", sr=sr)} == {made: "b's change"}
+        assert b.call("SR.stat", sr=sr)["name_label"] != "stale"
+        assert pool.record_volumes() == pool.image_lvs()
+        b.call("SR.detach", sr=sr)
+        pool.extra["gone"] = True  # A's daemon was fenced out of the lockspace: the VG is removed by the clean-up
