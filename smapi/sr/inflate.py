@@ -67,11 +67,13 @@ def finish_writer(engine: Engine, vdi: str) -> None:
 
 @REPLAYERS.register(OP)
 def replay(engine: Engine, entry: JournalEntry, include_coalesce: bool) -> bool:
-    """Kept while its server runs on this host, else the volume is deflated (the server died with its host or was
-    killed). True when the entry was finished."""
+    """Kept while its server runs (on this host, or on another one of a shared SR), else the volume is deflated
+    (the server died with its host or was killed). True when the entry was finished."""
     data = entry.data
     if dpio.serving(data["vdi"], owner=owner(engine), run_dir=engine.run.root):
         return False
+    if engine.substrate.active_elsewhere(data["vdi"]) is not None:
+        return False  # a shared SR: the server is another host's (it holds the VDI's activation lease)
     engine.substrate.finish_writer(data["volume"], data["format"])
     engine.substrate.remove_document(entry.key)
     return True

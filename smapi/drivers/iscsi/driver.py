@@ -25,7 +25,7 @@ from smapi.drivers.iscsi.initiator import read_state, write_state
 from smapi.drivers.iscsi.initiators import initiator, logout_any
 from smapi.drivers.iscsi.libiscsi import IscsiFailure, LunInfo, check_reachable
 from smapi.drivers.iscsi.userspace import running
-from smapi.drivers.lvm.config import SR_KEY
+from smapi.drivers.lvm.config import SHARED_KEY, SR_KEY
 from smapi.drivers.lvm.driver import LvmDriver, LvmSR
 from smapi.interface.errors import Backend_error
 from smapi.interface.skeletons.storage import Query_skeleton
@@ -37,7 +37,7 @@ from smapi.sr.substrate import Substrate
 #: private device_config key: the SR whose iSCSI session the substrate must check before use
 SESSION_KEY = "_iscsi_sr"
 #: keys of the caller's device_config the LVM SR underneath understands
-_LVM_KEYS = ("provisioning", "allocation", "force")
+_LVM_KEYS = ("provisioning", "allocation", "force", "host_id")
 
 
 def session_dir(name: str) -> str:
@@ -67,6 +67,7 @@ class IscsiQuery(Query_skeleton):
 def lvm_config(device_config: Dict[str, str], device: str, sr: str = "") -> Dict[str, str]:
     out = {k: device_config[k] for k in _LVM_KEYS if device_config.get(k)}
     out["device"] = device
+    out[SHARED_KEY] = "true"  # a LUN is shared storage: every iSCSI SR is a pool SR (sanlock leases)
     if sr:
         out[SR_KEY] = sr
     return out
@@ -172,6 +173,8 @@ class IscsiSR(LvmSR):
                 # it any more; stop what still uses it (servers, loop devices over LVs) and forget the attach.
                 with contextlib.suppress(Exception):
                     vdi_servers.release_all(self._unchecked_engine(sr))
+                with contextlib.suppress(Exception):
+                    self.leave_quietly(self._unchecked_engine(sr).substrate)
                 RunState().forget_attach(sr)
         logout_any(session_dir(sr))
 

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 from smapi.drivers.lvm.provision import PROVISIONING
 from smapi.interface.errors import Backend_error
+from smapi.sr.sanlock.shared import host_id_from
 
 #: documented in Query.query's `configuration`
 CONFIGURATION = {
@@ -16,10 +17,17 @@ CONFIGURATION = {
     "provisioning": "thick (default: each VHD leaf's LV holds its full virtual size) or thin (LVs grow with "
                     "the data); remembered in the volume group, so attach may omit it",
     "force": "true to let SR.create overwrite devices holding data (an LVM signature or a non-zero first MiB)",
+    "shared": "true at SR.create when the devices are shared storage other hosts see too (an FC or SAS LUN): the "
+              "SR is then coordinated across hosts by sanlock leases in the volume group (docs/pool.md) and may "
+              "be attached on several hosts at once; remembered in the volume group, so attach may omit it. "
+              "Default false: a host-local SR",
+    "host_id": "this host's id (1..64) in a shared SR's sanlock lockspace; optional: by default a free id is "
+               "allocated at the first SR.attach",
 }
 
 #: key the driver adds internally so a substrate knows the SR uuid before the SR document exists
 SR_KEY = "sr_uuid"
+SHARED_KEY = "shared"
 _TRUE = ("true", "yes", "1", "on")
 
 
@@ -29,6 +37,10 @@ class LvmConfig:
     provisioning: Optional[str]  # None: whatever the volume group says (thick for a new one)
     force: bool
     sr: Optional[str]
+    #: coordinated across hosts (sanlock): asked for at SR.create, else what the volume group says at attach
+    shared: bool = False
+    #: this host's id in the SR's lockspace; None: allocated
+    host_id: Optional[int] = None
 
 
 def parse(device_config: Dict[str, str]) -> LvmConfig:
@@ -44,7 +56,8 @@ def parse(device_config: Dict[str, str]) -> LvmConfig:
     if prov is not None and prov not in PROVISIONING:
         raise Backend_error.classic("ConfigDeviceInvalid", f"provisioning must be thick or thin, not {prov!r}")
     force = str(device_config.get("force", "")).lower() in _TRUE
-    return LvmConfig(devices, prov, force, device_config.get(SR_KEY) or None)
+    shared = str(device_config.get(SHARED_KEY, "")).lower() in _TRUE
+    return LvmConfig(devices, prov, force, device_config.get(SR_KEY) or None, shared, host_id_from(device_config))
 
 
 def check_block_device(path: str) -> None:

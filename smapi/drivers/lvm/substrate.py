@@ -6,6 +6,7 @@ In the volume group ``VG_XenStorage-<sr>`` (tags ``smapi`` and ``provisioning=<t
                    two checksummed slots replaced alternately (see :mod:`smapi.drivers.lvm.mgt`)
     VHD-<uuid>     a VDI's (or base copy's) VHD; the LV's last sector holds a copy of the VHD footer
     LV-<uuid>      a raw VDI; tag ``size=<bytes>`` records its exact size (LVs come in whole extents)
+    leases         shared SRs only (tag ``shared=true``): the sanlock leases (:mod:`smapi.drivers.lvm.leases`)
 
 Everything needed to attach the SR on another host is in the volume group. Host-local state is only the
 generated lvm.conf and the lock files (single host: fcntl locks under ``$SMAPI_LVM_LOCK_DIR``, default
@@ -43,6 +44,11 @@ VG_PREFIX = "VG_XenStorage-"
 PREFIXES = {"vhd": "VHD-", "raw": "LV-"}
 SMAPI_TAG = "smapi"
 PROVISIONING_TAG = "provisioning="
+#: a shared SR (sanlock leases in its `leases` LV): smapi.drivers.lvm.shared
+SHARED_TAG = "shared=true"
+LEASES_LV = "leases"
+#: LVs of the SR itself, never volumes
+RESERVED_LVS = (MGT_LV, LEASES_LV)
 SIZE_TAG = "size="
 LOCK_ENV = "SMAPI_LVM_LOCK_DIR"
 DEFAULT_LOCK_DIR = "/run/lock/smapi-lvm"
@@ -180,8 +186,13 @@ class VolumeGroupSubstrate(Substrate):
                 return tag[len(PROVISIONING_TAG):]
         return "thick"
 
+    @property
+    def shared(self) -> bool:
+        """The volume group is a shared SR's (tagged at SR.create)."""
+        return SHARED_TAG in tags_of(self._vg_info(), "vg_tags")
+
     def _lv(self, name: str) -> str:
-        if not name or not set(name) <= _LV_CHARS or name[0] == "-" or name in (".", "..", MGT_LV):
+        if not name or not set(name) <= _LV_CHARS or name[0] == "-" or name in (".", "..", *RESERVED_LVS):
             raise Invalid_argument("volume", f"{name[:60]!r} is not a valid LV name")
         return f"{self._need_vg()}/{name}"
 
@@ -228,8 +239,8 @@ class VolumeGroupSubstrate(Substrate):
         if used:
             self._wipe_devices(used)
         self.lvm.run("pvcreate", "-ff", "-y", "--zero", "y", *self.devices)
-        self.lvm.run("vgcreate", "--addtag", SMAPI_TAG, "--addtag", PROVISIONING_TAG + (self.provisioning_for_new()),
-                     vg, *self.devices)
+        tags = [arg for tag in self.tags_for_new() for arg in ("--addtag", tag)]
+        self.lvm.run("vgcreate", *tags, vg, *self.devices)
         self._vg_row = None
         self._change("lvcreate", "-an", "-Zn", "-Wn", "-y", "-L", size_arg(MGT_SIZE), "-n", MGT_LV, vg)
         self._forget_segments()
@@ -237,6 +248,9 @@ class VolumeGroupSubstrate(Substrate):
 
     def provisioning_for_new(self) -> str:
         return self.config.provisioning or "thick"
+
+    def tags_for_new(self) -> List[str]:
+        return [SMAPI_TAG, PROVISIONING_TAG + self.provisioning_for_new()]
 
     def _wipe_devices(self, used: Dict[str, str]) -> None:
         """Remove old volume groups and labels from our devices, then zero their first MiB (signatures)."""
@@ -275,6 +289,8 @@ class VolumeGroupSubstrate(Substrate):
         out = {"device": ",".join(self.devices)}
         if self.vg is not None and self._vg_exists():
             out["provisioning"] = self.provisioning
+            if self.shared:
+                out["shared"] = "true"
         return out
 
     def probe(self) -> List[Substrate]:
@@ -445,7 +461,7 @@ class VolumeGroupSubstrate(Substrate):
         self.access.release(name)
 
     def list_volumes(self) -> List[str]:
-        return sorted(name for name in self._all_segments() if name != MGT_LV)
+        return sorted(name for name in self._all_segments() if name not in RESERVED_LVS)
 
     def refresh(self) -> None:
         self._forget_segments()  # segment maps are read once per verb; a long-lived handle outlives many verbs

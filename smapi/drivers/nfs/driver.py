@@ -21,8 +21,8 @@ from smapi.drivers.nfs.substrate import PUBLIC_KEYS, NfsSubstrate
 from smapi.interface.errors import Backend_error
 from smapi.interface.skeletons.storage import Query_skeleton
 from smapi.sr.runstate import RunState, run_dir
-from smapi.sr.sanlock.errors import sanlock_errors
 from smapi.sr.sanlock.pool import SrPool
+from smapi.sr.sanlock.shared import joined_for_attach, leave, refuse_destroy_while_shared
 from smapi.sr.storage_interface import EngineDriver, EngineSR, EngineVDI
 from smapi.sr.substrate import Substrate
 
@@ -98,12 +98,9 @@ class NfsSR(EngineSR):
         config = {**public(device_config), SR_KEY: sr}
         pool = self._pool(config)
         try:
-            with sanlock_errors(f"SR.attach {sr}: joining the SR's lockspace"):
-                pool.join()
-            super().attach(dbg, sr, config)
+            with joined_for_attach(pool, sr):
+                super().attach(dbg, sr, config)
         except BaseException:
-            with contextlib.suppress(Exception):
-                pool.leave()
             if fresh:
                 with contextlib.suppress(Exception):
                     m.unmount(mnt)
@@ -114,20 +111,14 @@ class NfsSR(EngineSR):
             sub = self._engine(sr).substrate
             assert isinstance(sub, NfsSubstrate)
             super().detach(dbg, sr)
-            with sanlock_errors(f"SR.detach {sr}: leaving the SR's lockspace"):
-                sub.pool().leave()
+            leave(sub.pool(), sr)
         finally:
             self._unmount(sr)
 
     def destroy(self, dbg: str, sr: str) -> None:
         sub = self._engine(sr).substrate
         assert isinstance(sub, NfsSubstrate)
-        with sanlock_errors(f"SR.destroy {sr}"):
-            others = sub.pool().other_live_hosts()
-        if others:
-            names = ", ".join(sub.pool().host_name(h) for h in others)
-            raise Backend_error.classic("SRInUse", f"SR {sr} is attached on other live hosts ({names}); detach it "
-                                                   "there first")
+        refuse_destroy_while_shared(sub.pool(), sr)
         super().destroy(dbg, sr)
         with contextlib.suppress(Exception):
             sub.pool().leave()

@@ -9,31 +9,27 @@ version. The SR describes itself by the device_config that reaches it from any h
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from smapi.drivers.nfs.config import NfsTarget
-from smapi.interface.errors import Activated_on_another_host, Backend_error
 from smapi.sr.directory import DirectorySubstrate
 from smapi.sr.locks import FileLock
 from smapi.sr.runstate import run_dir
-from smapi.sr.sanlock.client import MAX_HOSTS, SanlockError
 from smapi.sr.sanlock.filestore import DIR_NAME, FileLeaseStore
-from smapi.sr.sanlock.locking import PoolLock, pool_wide
-from smapi.sr.sanlock.pool import HOST_ID_KEY, Fenced, SrPool, host_uuid, stamp_generation
+from smapi.sr.sanlock.pool import SrPool, host_uuid
+from smapi.sr.sanlock.shared import ACTIVATION_PREFIX, PooledSubstrate, host_id_from
 
-#: the activation lease of VDI <uuid> is resource `act-<uuid>` (held by its datapath server process)
-ACTIVATION_PREFIX = "act-"
 #: device_config keys that say where the SR is (what probe returns and attach needs)
 PUBLIC_KEYS = ("server", "serverpath", "nfsversion", "port", "options", "timeo")
 
 
-class NfsSubstrate(DirectorySubstrate):
+class NfsSubstrate(PooledSubstrate, DirectorySubstrate):
     def __init__(self, path: str, target: NfsTarget, device_config: Dict[str, str]) -> None:
         super().__init__(path)
         self.target = target
         self.device_config = {k: v for k, v in device_config.items() if k in PUBLIC_KEYS and v}
         self.sr_uuid = os.path.basename(self.path)
-        self._host_id = _host_id(device_config)
+        self._host_id = host_id_from(device_config)
         self._pool: Optional[SrPool] = None
 
     def describe(self) -> Dict[str, str]:
@@ -52,50 +48,15 @@ class NfsSubstrate(DirectorySubstrate):
         return os.path.join(self.path, DIR_NAME)
 
     def lock(self, name: str) -> FileLock:
-        local = os.path.join(run_dir(), "locks", "nfs", self.sr_uuid, name)
-        return PoolLock(local, self.pool(), name) if pool_wide(name) else FileLock(local)
+        return self.pool_lock(os.path.join(run_dir(), "locks", "nfs", self.sr_uuid, name), name)
 
     def local_lock_dir(self) -> Optional[str]:
         return None  # its locks stand under sanlock leases shared by the hosts: none is swept as stale here
 
-    def activation_lease(self, vdi: str, *, readonly: bool) -> Optional[Callable[[int], None]]:
-        """The datapath server of `vdi` holds `act-<vdi>` (exclusive read-write, shared read-only): a second host
-        cannot activate it, verbs elsewhere see it active, and sanlock kills the server if this host loses the
-        lockspace."""
-        pool = self.pool()
-
-        def take(pid: int) -> None:
-            try:
-                other = pool.take_for(pid, ACTIVATION_PREFIX + vdi, shared=readonly)
-            except SanlockError as e:
-                raise Backend_error.classic("VDIUnavailable", f"VDI {vdi}: activation lease: {e}") from e
-            if other is not None:
-                raise Activated_on_another_host(pool.host_name(other))
-
-        return take
-
-    def active_elsewhere(self, vdi: str) -> Optional[str]:
-        pool = self.pool()
-        try:
-            other = pool.held_elsewhere(ACTIVATION_PREFIX + vdi)
-        except SanlockError as e:
-            raise Backend_error.classic("SRUnavailable", f"VDI {vdi}: reading its activation lease: {e}") from e
-        return None if other is None else pool.host_name(other)
-
     def store_document(self, key: str, value: Dict[str, Any]) -> None:
         if key == self.SR_DOCUMENT:
-            try:
-                value = stamp_generation(self.pool(), self.load_document(key), value)
-            except Fenced as e:
-                raise Backend_error.classic("SRUnavailable", str(e)) from e
+            value = self.fenced(self.load_document(key), value)
         super().store_document(key, value)
 
 
-def _host_id(device_config: Dict[str, str]) -> Optional[int]:
-    text = (device_config.get(HOST_ID_KEY) or "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or not 1 <= int(text) <= MAX_HOSTS:
-        raise Backend_error.classic("SRUnavailable", f"device_config host_id={text!r}: a number 1..{MAX_HOSTS} that no "
-                                                     "other host of the pool uses")
-    return int(text)
+__all__ = ["ACTIVATION_PREFIX", "NfsSubstrate", "PUBLIC_KEYS"]

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
 import os
+import struct
 import threading
 import time
 from typing import Dict, List, NamedTuple, Optional, Tuple
@@ -37,6 +39,10 @@ DEFAULT_IO_TIMEOUT = 10
 
 # return values meaning "another host or process holds it" (sanlock_rv.h and -EAGAIN/-EBUSY)
 _BUSY = {-errno.EAGAIN, -errno.EBUSY, -243, -244, -245, -246, -247}
+#: add_lockspace: another host wrote the host id's delta lease while this one was acquiring it (SANLK_HOSTID_BUSY)
+HOSTID_BUSY = -262
+#: read_resource: no resource lease was ever formatted there (SANLK_LEADER_MAGIC), or it was cleared
+_UNFORMATTED = {-223, -224}
 
 
 def io_timeout() -> int:
@@ -245,6 +251,58 @@ def lease_version(lockspace: str, name: str, area: Area) -> int:
     return int(res.lver)
 
 
+def read_resource(area: Area) -> Optional[Tuple[str, str, int]]:
+    """(lockspace, resource name, lver) of the resource lease formatted at `area`, read from storage; None when
+    no resource lease is there (never formatted, or cleared)."""
+    res = _lib.Resource1(num_disks=1, disk=_disk(area))  # empty names: the daemon fills them in from disk
+    rv = _lib.lib().sanlock_read_resource(ctypes.byref(res), 0)
+    if rv in _UNFORMATTED:
+        return None
+    _check("read_resource", rv, f"at {area}")
+    return res.lockspace_name.decode(errors="replace"), res.name.decode(errors="replace"), int(res.lver)
+
+
+class HostSlot(NamedTuple):
+    host_id: int
+    timestamp: int  # 0: free (never used, or its host left the lockspace cleanly)
+    owner: str  # the name of the daemon that last held it (its `-e` name, or a uuid it made up)
+
+
+#: sanlock's on-disk delta lease (struct leader_record, little-endian), one per 512-byte sector by host id:
+#: magic u32 at 0, owner_id u64 at 32, resource_name (the holder daemon's name) char[48] at 104, timestamp at 152
+_DELTA_MAGIC = 0x12212010
+_SECTOR = 512
+
+
+def lockspace_slots(area: Area, count: int = MAX_HOSTS) -> List[HostSlot]:
+    """The first `count` host slots of the lockspace at `area`, read from storage without joining it.
+
+    What a host reads to choose a host id to try: sanlock's own acquisition of a delta lease (add_lockspace) is what
+    makes the choice safe (it fails with HOSTID_BUSY when another host wrote the slot meanwhile), but it waits
+    8 x io_timeout + 60 s before taking a slot whose timestamp is set, so a slot is only tried when it is free.
+    Read with O_DIRECT: another host's daemon writes these sectors, and this host's page cache would not see it."""
+    size = count * _SECTOR
+    buf = mmap.mmap(-1, size)  # page-aligned, as O_DIRECT needs
+    fd = os.open(area.path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECT", 0))
+    try:
+        got = os.preadv(fd, [buf], area.offset)
+    finally:
+        os.close(fd)
+    data = bytes(buf[:got])
+    buf.close()
+    out = []
+    for i in range(got // _SECTOR):
+        sector = data[i * _SECTOR:(i + 1) * _SECTOR]
+        (magic,) = struct.unpack_from("<I", sector, 0)
+        if magic != _DELTA_MAGIC:
+            out.append(HostSlot(i + 1, 0, ""))
+            continue
+        owner = sector[104:152].split(b"\0", 1)[0].decode(errors="replace")
+        (timestamp,) = struct.unpack_from("<Q", sector, 152)
+        out.append(HostSlot(i + 1, int(timestamp), owner))
+    return out
+
+
 def held_version(lockspace: str, name: str) -> Optional[int]:
     """The version of lease `name` as this process holds it, from the daemon's memory (no storage I/O); None when
     the daemon's answer does not name it (then read it from storage: `lease_version`)."""
@@ -284,4 +342,4 @@ def prepare_file(path: str, size: int = LEASE_SIZE) -> bool:
     return True
 
 
-__all__: Tuple[str, ...] = ("Area", "HostState", "Owners", "SanlockError", "LEASE_SIZE", "MAX_HOSTS")
+__all__: Tuple[str, ...] = ("Area", "HostSlot", "HostState", "Owners", "SanlockError", "LEASE_SIZE", "MAX_HOSTS")
