@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
+from smapi.drivers.lvm import loopdev
 from smapi.drivers.lvm.loopdev import SparseLoop
 from smapi.drivers.lvm.lvmcli import Lvm
 from tests.lvm.factory import host_lvm_dirs, lvm_available, remove_lvm_state
@@ -47,7 +48,7 @@ class Pool:
     b: LvmHost
     sr: str
     device_config: Dict[str, str]
-    #: the shared loop device (LVM only): the test process reads the VG's LVs on it with lvs
+    #: A's loop device on the shared file (LVM only): the test process reads the VG's LVs on it with lvs
     device: str = ""
     conf_dir: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -70,24 +71,29 @@ def lvm_unavailable() -> str:
 
 @contextlib.contextmanager
 def lvm_pool(root: Path, *, attach: bool = True) -> Iterator[Pool]:
-    """A 4 GiB sparse loop device seen by two hosts; a pool SR (`shared=true`) created by A and, with `attach`,
-    attached on A then B. Afterwards (unless the test destroyed it) B detaches and A destroys the SR, which
-    must then succeed; hosts, LVM state and the loop device are cleaned up whatever happened."""
+    """A 4 GiB sparse file, the shared LUN: each host reaches it through its own loop device, so each has its own
+    block-device page cache as real hosts on a SAN do (one loop device for both would share one cache and hide
+    stale reads). A pool SR (`shared=true`) is created by A and, with `attach`, attached on A then B.
+
+    Afterwards (unless the test marked it gone) B detaches and A destroys the SR, which must then succeed;
+    hosts, LVM state and the loop devices are cleaned up whatever happened."""
     why = lvm_unavailable()
     if why:
         pytest.skip(why)
     hosts = HostSet(root)
-    loop = SparseLoop(str(root / "pv.img"), 4 * GiB)
+    loop = SparseLoop(str(root / "lun.img"), 4 * GiB)
     conf_dir = str(root / "test-lvm-etc")
+    b_device = ""
     try:
+        b_device = loopdev.attach(loop.path)
         a, b = (LvmHost(h) for h in hosts(2, SMAPI_GC="sync"))
         sr = str(uuid.uuid4())
         dc = {"device": loop.device, "shared": "true"}
         a.call("SR.create", sr=sr, device_config=dc, physical_size=0)
+        pool = Pool(a, b, sr, dc, loop.device, conf_dir, {"b_config": {"device": b_device}})
         if attach:
             a.call("SR.attach", sr=sr, device_config=dc)
-            b.call("SR.attach", sr=sr, device_config=dc)
-        pool = Pool(a, b, sr, dc, loop.device, conf_dir)
+            b.call("SR.attach", sr=sr, device_config=pool.extra["b_config"])  # "shared" is in the VG
         yield pool
         if not pool.extra.get("gone"):
             b.call("SR.detach", sr=sr)
@@ -97,6 +103,8 @@ def lvm_pool(root: Path, *, attach: bool = True) -> Iterator[Pool]:
             hosts.close()
         finally:
             remove_lvm_state([loop], conf_dir)
+            if b_device:
+                loopdev.detach(b_device)
             loop.close()
 
 
