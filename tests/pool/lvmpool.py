@@ -131,7 +131,7 @@ def refused_in_use_by(holder: PoolHost, sr: str, call: Callable[[], Any]) -> Non
 def activate(host: PoolHost, sr: str, vdi: str, dp: str, rw: bool) -> Dict[str, Any]:
     info = host.call("VDI.attach", sr=sr, dp=dp, vdi=vdi, read_write=rw)
     host.call("VDI.activate", sr=sr, dp=dp, vdi=vdi)
-    return info  # type: ignore[no-any-return]
+    return info
 
 
 def release(host: PoolHost, sr: str, vdi: str, dp: str) -> None:

@@ -127,7 +127,7 @@ write(sr, vdi, 4096, label * 64)
 snap = call("VDI.snapshot", sr=sr, vdi_info=call("VDI.stat", sr=sr, vdi=vdi))["vdi"]
 write(sr, vdi, 4096, "after " + label)
 result = [vdi, snap]
-""", sr=sr, label=label))  # type: ignore[assignment]
+""", sr=sr, label=label))
         except BaseException as e:  # noqa: BLE001 - reported by the test thread
             errors.append(e)
 
