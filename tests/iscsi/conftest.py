@@ -32,7 +32,7 @@ def iscsi_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Host-local state (run dir, lvm.conf, locks) inside the test's directory; the userspace initiator."""
     monkeypatch.setenv("SMAPI_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("SMAPI_LVM_SYSTEM_DIR", str(tmp_path / "lvm-etc"))
-    monkeypatch.setenv("SMAPI_LVM_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.delenv("SMAPI_LVM_LOCK_DIR", raising=False)  # lock files follow the run directory: per host
     monkeypatch.setenv("SMAPI_GC", "sync")
     monkeypatch.setenv("SMAPI_ISCSI_CLIENT", "userspace")
     # every iSCSI SR is a pool SR: its leases need a sanlock daemon (this test process's, one host)

@@ -160,8 +160,8 @@ def iscsi_sr_factory(tmp_path: str | os.PathLike[str], *, chap: bool = False) ->
         "SMAPI_RUN_DIR": run_dir,
         "SMAPI_GC": "sync",
         "SMAPI_ISCSI_CLIENT": "userspace",
-        "SMAPI_LVM_SYSTEM_DIR": os.path.join(root, "lvm-etc"),
-        "SMAPI_LVM_LOCK_DIR": os.path.join(root, "locks"),
+        # no SMAPI_LVM_SYSTEM_DIR / SMAPI_LVM_LOCK_DIR: they follow the run directory, so a "fresh host" (a fresh
+        # SMAPI_RUN_DIR) has its own lvm.conf and lock files, as tests/lvm/factory.py's hosts do
         # every iSCSI SR is a pool SR: its leases need this test process's sanlock daemon (one host)
         **session_sanlock_env(),
     }

@@ -24,10 +24,11 @@ GiB = 1 << 30
 
 @pytest.fixture(autouse=True)
 def lvm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Host-local state (run dir, lvm.conf, locks) inside the test's directory."""
+    """Host-local state (run dir, lvm.conf, locks) inside the test's directory. The driver's lock files follow the
+    run directory (no SMAPI_LVM_LOCK_DIR), so a test that switches to a fresh run directory is a host of its own."""
     monkeypatch.setenv("SMAPI_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("SMAPI_LVM_SYSTEM_DIR", str(tmp_path / "lvm-etc"))
-    monkeypatch.setenv("SMAPI_LVM_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.delenv("SMAPI_LVM_LOCK_DIR", raising=False)
     monkeypatch.setenv("SMAPI_GC", "sync")
     return tmp_path
 

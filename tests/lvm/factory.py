@@ -34,6 +34,24 @@ def lvm_available() -> str:
     return ""
 
 
+def host_lvm_dirs(run_dir: str, *, own_lvm_locks: bool = False) -> Dict[str, str]:
+    """The LVM driver's host-local directories for a host whose run directory is ``run_dir`` (where the driver puts
+    them by default), as environment variables.
+
+    ``own_lvm_locks``: lvm2's own flocks (``locking_dir``, /run/lock/lvm) move under ``run_dir`` too, through an
+    lvmlocal.conf beside the driver's generated lvm.conf. Simulated pool hosts need this: on one machine they would
+    otherwise serialise each other's lvm commands through one lock file, which real hosts on shared storage never
+    do, and races between their VG metadata updates would go unseen."""
+    dirs = {"SMAPI_LVM_SYSTEM_DIR": os.path.join(run_dir, "lvm", "etc"),
+            "SMAPI_LVM_LOCK_DIR": os.path.join(run_dir, "lvm", "locks")}
+    if own_lvm_locks:
+        etc = dirs["SMAPI_LVM_SYSTEM_DIR"]
+        os.makedirs(etc, exist_ok=True)
+        with open(os.path.join(etc, "lvmlocal.conf"), "w") as f:
+            f.write(f'global {{\n    locking_dir = "{os.path.join(run_dir, "lvm", "lvm2-locks")}"\n}}\n')
+    return dirs
+
+
 def remove_lvm_state(loops: Sequence[SparseLoop], config_dir: str) -> None:
     """Remove every volume group and PV label on the devices of ``loops`` that are still attached to their own files
     (best effort, never raises).
@@ -63,7 +81,6 @@ def _factory(tmp_path: str | os.PathLike[str], provisioning: str, *, pv_size: in
     root = os.fspath(tmp_path)
     os.makedirs(root, exist_ok=True)
     run_dir = os.path.join(root, "run")
-    conf_dir = os.path.join(root, "lvm-etc")
     os.makedirs(run_dir, exist_ok=True)
     loops: List[SparseLoop] = []
     try:
@@ -74,14 +91,10 @@ def _factory(tmp_path: str | os.PathLike[str], provisioning: str, *, pv_size: in
             lp.close()
         raise
     devices = [lp.device for lp in loops]
-    env: Dict[str, str] = {
-        "SMAPI_RUN_DIR": run_dir,
-        "SMAPI_GC": "sync",
-        # lvm.conf and lock files in the test's directory: a simulated "new host" (fresh SMAPI_RUN_DIR) still
-        # shares them, as a real host would.
-        "SMAPI_LVM_SYSTEM_DIR": conf_dir,
-        "SMAPI_LVM_LOCK_DIR": os.path.join(root, "locks"),
-    }
+    # No SMAPI_LVM_SYSTEM_DIR / SMAPI_LVM_LOCK_DIR: the driver keeps lvm.conf and its lock files under the run
+    # directory then, so a test that simulates another host with a fresh SMAPI_RUN_DIR (the conformance suite's
+    # "fresh host" tests) gets that host's own locks. A shared lock directory hid cross-host races (issue 14).
+    env: Dict[str, str] = {"SMAPI_RUN_DIR": run_dir, "SMAPI_GC": "sync"}
     sut = SRUnderTest(
         driver_spec="smapi.drivers.lvm:LvmDriver",
         device_config={"device": ",".join(devices), "provisioning": provisioning},
@@ -90,7 +103,7 @@ def _factory(tmp_path: str | os.PathLike[str], provisioning: str, *, pv_size: in
     )
 
     def cleanup() -> None:
-        remove_lvm_state(loops, conf_dir)
+        remove_lvm_state(loops, host_lvm_dirs(run_dir)["SMAPI_LVM_SYSTEM_DIR"])
         errors = []
         for lp in loops:
             try:

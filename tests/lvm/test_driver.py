@@ -168,7 +168,9 @@ def test_reattach_on_a_fresh_host_from_the_vg_alone(thin_sr: LvmSR, monkeypatch,
     vdi = thin_sr.vdi(32 * MiB, name_label="keep me")["vdi"]
     thin_sr.write(vdi, 3 * MiB, b"persisted")
     snap = thin_sr.snapshot(vdi)["vdi"]
+    # another host: its own run directory, lvm.conf and (following the run directory) lock files
     monkeypatch.setenv("SMAPI_RUN_DIR", str(tmp_path / "other-host"))
+    monkeypatch.setenv("SMAPI_LVM_SYSTEM_DIR", str(tmp_path / "other-host" / "lvm-etc"))
     fresh = LvmSR({"device": thin_sr.device_config["device"]}, sr=thin_sr.sr)  # no provisioning given
     fresh.attach()
     scanned = {i["vdi"]: i for i in fresh.v("SR.scan")}

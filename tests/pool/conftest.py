@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
+from smapi.datapath.servers import teardown_all
 from smapi.sr.sanlock import daemon
 from tests.pool.hostproc import HostProcess
 
@@ -57,10 +59,38 @@ class SimHost:
         for proc in self._procs:
             proc.close()
         try:
+            # datapath servers a failed test left active (they hold activation leases and the host's devices)
+            with contextlib.suppress(Exception):
+                teardown_all(self.run_dir)
             daemon.stop(self.sanlock_dir)  # first: leaving its lockspaces writes to the storage still mounted
         finally:
             for cleanup in self.cleanups:
                 cleanup()
+
+
+class HostSet:
+    """Makes simulated hosts under `root`, numbered host1, host2, ... in order; `close` stops them all."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: List[SimHost] = []
+
+    def __call__(self, n: int, **env: str) -> List[SimHost]:
+        hosts = []
+        for _ in range(n):
+            hosts.append(SimHost(self.root, f"host{len(self.made) + 1}", env))
+            self.made.append(hosts[-1])
+        return hosts
+
+    def close(self) -> None:
+        errors = []
+        for host in self.made:
+            try:
+                host.close()
+            except Exception as e:  # noqa: BLE001 - stop the other hosts, then report
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 @pytest.fixture
@@ -68,18 +98,9 @@ def make_hosts(tmp_path: Path) -> Iterator[Callable[..., List[SimHost]]]:
     """make_hosts(n, **env) -> n hosts; their processes and daemons are stopped afterwards, even on failure."""
     if WHY:
         pytest.skip(WHY)
-    made: List[SimHost] = []
-
-    def make(n: int, **env: str) -> List[SimHost]:
-        hosts = []
-        for _ in range(n):
-            hosts.append(SimHost(tmp_path, f"host{len(made) + 1}", env))
-            made.append(hosts[-1])
-        return hosts
-
-    yield make
-    for host in made:
-        host.close()
+    hosts = HostSet(tmp_path)
+    yield hosts
+    hosts.close()
 
 
 @pytest.fixture(params=["3", "4"], ids=["v3", "v4"])

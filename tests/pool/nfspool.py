@@ -4,34 +4,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Any, Dict, Tuple
+from typing import Dict, Tuple
 
 from tests.nfs.factory import device_config, unmount_all
 from tests.nfs.ganesha import GaneshaServer
 from tests.pool.conftest import SimHost
-from tests.pool.hostproc import HostProcess
-
-#: run once in every host process: `call(verb, **args)` runs a storage verb as that host
-PRELUDE = """
-from smapi.core.driver import load_driver
-driver = load_driver("smapi.drivers.nfs:NfsDriver")
-dispatcher = driver.dispatcher("storage")
-def call(verb, **args):
-    return dispatcher.call(verb, {"dbg": "tests/pool", **args})
-def write(sr, vdi, offset, data):
-    h = driver.open_vdi(sr, vdi, writable=True)
-    try:
-        h.write(offset, data.encode() if isinstance(data, str) else data)
-        h.flush()
-    finally:
-        h.close()
-def read(sr, vdi, offset, length):
-    h = driver.open_vdi(sr, vdi)
-    try:
-        return bytes(h.read(offset, length)).decode(errors="replace")
-    finally:
-        h.close()
-"""
+from tests.pool.poolhost import PoolHost
 
 
 def nfs_env(server: GaneshaServer) -> Dict[str, str]:
@@ -45,26 +23,9 @@ def new_sr(server: GaneshaServer) -> Tuple[str, Dict[str, str]]:
                                            "3" if server.version == "3" else "4.1")
 
 
-class NfsHost:
-    """A simulated host using the NFS driver: `call` runs a verb in one of its processes."""
+class NfsHost(PoolHost):
+    """A simulated host using the NFS driver; its FUSE mounts are undone when it closes."""
 
     def __init__(self, host: SimHost) -> None:
-        self.host = host
-        self.name = host.name
         host.cleanups.append(lambda: unmount_all(host.run_dir))
-        self.main = self.process()
-
-    def process(self) -> HostProcess:
-        proc = self.host.process()
-        proc.run(PRELUDE)
-        return proc
-
-    def call(self, verb: str, **args: Any) -> Any:
-        return self.main.run("result = call(verb, **args)", verb=verb, args=args)
-
-    def write(self, sr: str, vdi: str, offset: int, data: str) -> None:
-        self.main.run("write(sr, vdi, offset, data)", sr=sr, vdi=vdi, offset=offset, data=data)
-
-    def read(self, sr: str, vdi: str, offset: int, length: int) -> str:
-        return self.main.run("result = read(sr, vdi, offset, length)", sr=sr, vdi=vdi, offset=offset,
-                             length=length)
+        super().__init__(host, "smapi.drivers.nfs:NfsDriver")

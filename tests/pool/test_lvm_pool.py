@@ -1,149 +1,156 @@
-"""A shared LVM SR (`shared=true`) on one loop device seen by two simulated hosts, each with its own sanlock
-daemon, run directory, LVM lock directory and lvm.conf: its leases live in the volume group's `leases` LV.
+"""An LVM pool SR (`shared=true`) on one loop device seen by two simulated hosts, each with its own sanlock daemon,
+run directory, lvm.conf, driver locks and lvm2 locking_dir (tests/pool/lvmpool.py): issue 14's scenarios. Every
+write a host acknowledged (flushed) reads back afterwards.
 
-A first smoke test of the pool contract on LVM (the full scenario suite lives beside the NFS one): both hosts
-attach and see each other's changes, double activation and chain changes of a VDI active on the other host are
-refused with Activated_on_another_host naming it, and SR.destroy is refused while the other host is attached."""
+The scenarios share one SR, attached on both hosts once per module (each attach joins the SR's lockspace, ~3 s):
+every scenario makes its own VDIs and leaves the SR attached on both, as it found it.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import uuid
+import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
-from tests.lvm.factory import lvm_available, remove_lvm_state
-from tests.pool.conftest import SimHost
-from tests.pool.hostproc import HostProcess, RemoteError
-
-MiB = 1 << 20
-GiB = 1 << 30
-
-PRELUDE = """
-from smapi.core.driver import load_driver
-driver = load_driver("smapi.drivers.lvm:LvmDriver")
-dispatcher = driver.dispatcher("storage")
-def call(verb, **args):
-    return dispatcher.call(verb, {"dbg": "tests/pool", **args})
-def write(sr, vdi, offset, data):
-    h = driver.open_vdi(sr, vdi, writable=True)
-    try:
-        h.write(offset, data.encode())
-        h.flush()
-    finally:
-        h.close()
-def read(sr, vdi, offset, length):
-    h = driver.open_vdi(sr, vdi)
-    try:
-        return bytes(h.read(offset, length)).decode(errors="replace")
-    finally:
-        h.close()
-"""
+from tests.pool.lvmpool import (
+    MiB,
+    Pool,
+    activate,
+    lvm_pool,
+    qemu_io,
+    refused_as_active_on,
+    refused_in_use_by,
+    release,
+    tool_missing,
+)
 
 
-class LvmHost:
-    def __init__(self, host: SimHost) -> None:
-        self.host = host
-        self.main: HostProcess = host.process()
-        self.main.run(PRELUDE)
-        host.cleanups.append(lambda: _kill_servers_of(host.run_dir))
-
-    def call(self, verb: str, **args: Any) -> Any:
-        return self.main.run("result = call(verb, **args)", verb=verb, args=args)
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
+    with lvm_pool(Path(tmp_path_factory.mktemp("lvm-pool"))) as made:
+        yield made
 
 
-@pytest.fixture
-def loop(tmp_path: Path) -> Iterator[Any]:
-    why = lvm_available()
+def test_a_vdi_active_on_a_is_refused_on_b_and_b_s_collector_leaves_it_alone(pool: Pool) -> None:
+    why = tool_missing("qemu-io")
     if why:
         pytest.skip(why)
-    from smapi.drivers.lvm.loopdev import SparseLoop
+    a, b, sr = pool.a, pool.b, pool.sr
+    vdi = a.call("VDI.create", sr=sr, vdi_info={"virtual_size": 4 * MiB, "name_label": "disk"})["vdi"]
+    # a snapshot whose removal leaves `vdi` a leaf-coalesce candidate (the single child of a hidden base)
+    snap = a.call("VDI.snapshot", sr=sr, vdi_info=a.call("VDI.stat", sr=sr, vdi=vdi))["vdi"]
+    uri = activate(a, sr, vdi, "vm-a", rw=True)["xenstore_data"]["nbd-uri"]
+    qemu_io(uri, "write -P 0x11 0 65536", "flush")
 
-    lp = SparseLoop(str(tmp_path / "pv.img"), 2 * GiB)
-    yield lp
-    remove_lvm_state([lp], str(tmp_path / "cleanup-lvm-etc"))
-    lp.close()
+    # activation on B: refused, read-write and read-only alike (A holds the VDI exclusively)
+    for rw in (True, False):
+        b.call("VDI.attach", sr=sr, dp="vm-b", vdi=vdi, read_write=rw)
+        refused_as_active_on(a, sr, lambda: b.call("VDI.activate", sr=sr, dp="vm-b", vdi=vdi))
+        b.call("VDI.detach", sr=sr, dp="vm-b", vdi=vdi)
 
-
-def _kill_servers_of(run_dir: str) -> None:
-    """Datapath servers a failed test left running for this host (they keep the loop device open)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read()
-        except OSError:
-            continue
-        if (argv.startswith(b"nbdkit") or b"/nbdkit\0" in argv) and run_dir.encode() in argv:
-            with contextlib.suppress(OSError):
-                os.kill(int(entry), signal.SIGKILL)
-
-
-def _hosts(make_hosts, tmp_path: Path, n: int) -> List[LvmHost]:  # type: ignore[no-untyped-def]
-    out = []
-    for host in make_hosts(n, SMAPI_GC="sync"):
-        # each host its own lock directory and lvm.conf, as separate machines would have
-        host.env["SMAPI_LVM_LOCK_DIR"] = os.path.join(host.run_dir, "lvm-locks")
-        host.env["SMAPI_LVM_SYSTEM_DIR"] = os.path.join(host.run_dir, "lvm-etc")
-        out.append(LvmHost(host))
-    return out
-
-
-def _refused_as_active_on(host_id: int, call: Any) -> None:
-    with pytest.raises(RemoteError) as refused:
-        call()
-    assert refused.value.wire == "Activated_on_another_host", refused.value
-    assert f"host id {host_id}" in str(refused.value)
-
-
-def test_two_hosts_on_a_shared_lvm_sr(loop, make_hosts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    a, b = _hosts(make_hosts, tmp_path, 2)
-    sr = str(uuid.uuid4())
-    dc: Dict[str, str] = {"device": loop.device, "provisioning": "thin", "shared": "true"}
-    a.call("SR.create", sr=sr, device_config=dc, physical_size=0)
-    a.call("SR.attach", sr=sr, device_config=dc)
-    # the other host is not told the SR is shared: the volume group says so
-    b.call("SR.attach", sr=sr, device_config={"device": loop.device})
-    ids = a.main.run("from smapi.sr.sanlock import client; result = sorted(client.live_hosts(ls))", ls="smapi-" + sr)
-    assert ids == [1, 2]
-
-    vdi = a.call("VDI.create", sr=sr, vdi_info={"virtual_size": 8 * MiB, "name_label": "disk"})["vdi"]
-    b.main.run("write(sr, vdi, 0, 'from b' * 10)", sr=sr, vdi=vdi)
-    assert {v["vdi"] for v in b.call("SR.scan", sr=sr)} == {vdi}
-    snap = b.call("VDI.snapshot", sr=sr, vdi_info=b.call("VDI.stat", sr=sr, vdi=vdi))["vdi"]
-    assert {v["vdi"] for v in a.call("SR.scan", sr=sr)} == {vdi, snap}
-    # the leases LV is the SR's own, never a volume (nor an orphan to collect)
-    lvs = a.main.run("e = driver.engine_for(sr); result = e.substrate.list_volumes()", sr=sr)
-    assert "leases" not in lvs and "MGT" not in lvs
-
-    # A activates the VDI read-write (thin: its leaf is inflated under the SR lease first)
-    a.call("VDI.attach", sr=sr, dp="vm-a", vdi=vdi, read_write=True)
-    a.call("VDI.activate", sr=sr, dp="vm-a", vdi=vdi)
-    b.call("VDI.attach", sr=sr, dp="vm-b", vdi=vdi, read_write=True)
-    _refused_as_active_on(1, lambda: b.call("VDI.activate", sr=sr, dp="vm-b", vdi=vdi))
-    b.call("VDI.detach", sr=sr, dp="vm-b", vdi=vdi)
+    # chain-changing verbs on B: refused, naming A; nothing changed on the device
+    lvs = pool.image_lvs()
     info = b.call("VDI.stat", sr=sr, vdi=vdi)
-    _refused_as_active_on(1, lambda: b.call("VDI.snapshot", sr=sr, vdi_info=info))
-    _refused_as_active_on(1, lambda: b.call("VDI.resize", sr=sr, vdi=vdi, new_size=16 * MiB))
-    _refused_as_active_on(1, lambda: b.call("VDI.destroy", sr=sr, vdi=vdi))
-    # B's collection after removing the snapshot skips the VDI active on A, and B's journal replay does not
-    # deflate A's inflated leaf
+    refused_as_active_on(a, sr, lambda: b.call("VDI.snapshot", sr=sr, vdi_info=info))
+    refused_as_active_on(a, sr, lambda: b.call("VDI.clone", sr=sr, vdi_info=info))
+    refused_as_active_on(a, sr, lambda: b.call("VDI.resize", sr=sr, vdi=vdi, new_size=8 * MiB))
+    refused_as_active_on(a, sr, lambda: b.call("VDI.destroy", sr=sr, vdi=vdi))
+    assert pool.image_lvs() == lvs
+    assert b.call("VDI.stat", sr=sr, vdi=vdi)["virtual_size"] == 4 * MiB
+
+    # B removes the snapshot while A keeps writing: B's synchronous collector would leaf-coalesce `vdi` into its
+    # base and must skip it (only the snapshot's LV goes), and an explicit collection on B skips it too
+    qemu_io(uri, "write -P 0x22 1048576 65536")
     b.call("VDI.destroy", sr=sr, vdi=snap)
-    b.call("SR.scan", sr=sr)
+    qemu_io(uri, "write -P 0x33 2097152 65536", "flush")
+    b.main.run("driver.engine_for(sr).gc()", sr=sr)
+    qemu_io(uri, "write -P 0x44 3145728 65536", "flush")
+    assert len(pool.image_lvs()) == len(lvs) - 1, "the leaf-coalesce of the VDI active on A was not skipped"
+    qemu_io(uri, "read -P 0x11 0 65536", "read -P 0x22 1048576 65536", "read -P 0x33 2097152 65536",
+            "read -P 0x44 3145728 65536")
+    assert pool.record_volumes() == pool.image_lvs()
 
-    # SR.destroy is refused while the other host is attached, naming it
-    with pytest.raises(RemoteError) as refused:
-        b.call("SR.destroy", sr=sr)
-    assert "other live hosts" in str(refused.value) and "host id 1" in str(refused.value), refused.value
+    release(a, sr, vdi, "vm-a")
+    # every acknowledged write reads back on B, which may now change the VDI and activate it
+    for offset, byte in ((0, "\x11"), (MiB, "\x22"), (2 * MiB, "\x33"), (3 * MiB, "\x44")):
+        assert b.read(sr, vdi, offset, 4) == byte * 4, offset
+    b.call("VDI.resize", sr=sr, vdi=vdi, new_size=8 * MiB)
+    activate(b, sr, vdi, "vm-b", rw=True)
+    refused_as_active_on(b, sr, lambda: a.call("VDI.snapshot", sr=sr, vdi_info=a.call("VDI.stat", sr=sr, vdi=vdi)))
+    release(b, sr, vdi, "vm-b")
+    # read-only activations share the lease across hosts
+    activate(a, sr, vdi, "ro-a", rw=False)
+    activate(b, sr, vdi, "ro-b", rw=False)
+    release(a, sr, vdi, "ro-a")
+    release(b, sr, vdi, "ro-b")
+    b.call("VDI.destroy", sr=sr, vdi=vdi)
+    assert pool.record_volumes() == pool.image_lvs()
 
-    a.call("VDI.deactivate", sr=sr, dp="vm-a", vdi=vdi)
-    a.call("VDI.detach", sr=sr, dp="vm-a", vdi=vdi)
-    assert b.main.run("result = read(sr, vdi, 0, 60)", sr=sr, vdi=vdi) == "from b" * 10
-    b.call("VDI.resize", sr=sr, vdi=vdi, new_size=16 * MiB)  # free again on B now that A let go
-    a.call("SR.detach", sr=sr)
-    b.call("SR.destroy", sr=sr)
+
+def test_sr_destroy_on_b_is_refused_while_a_is_attached(pool: Pool) -> None:
+    a, b, sr = pool.a, pool.b, pool.sr
+    vdi = a.call("VDI.create", sr=sr, vdi_info={"virtual_size": MiB, "name_label": "kept"})["vdi"]
+    a.write(sr, vdi, 0, "acknowledged by a")
+    lvs = pool.image_lvs()
+    refused_in_use_by(a, sr, lambda: b.call("SR.destroy", sr=sr))
+    # nothing went: the VG, its LVs, the records, the data; and both hosts still use the SR
+    assert pool.image_lvs() == lvs and pool.record_volumes() == lvs
+    assert a.read(sr, vdi, 0, 17) == "acknowledged by a" == b.read(sr, vdi, 0, 17)
+    assert vdi in {v["vdi"] for v in b.call("SR.scan", sr=sr)}
+    a.call("VDI.destroy", sr=sr, vdi=vdi)
+
+
+#: concurrent verb processes per host (issue 14: 2 hosts x 5 concurrent creates and snapshots)
+PER_HOST = 5
+
+
+def test_concurrent_creates_and_snapshots_from_two_hosts_leave_records_equal_to_lvs(pool: Pool) -> None:
+    """Ten processes (five per host) start together, each creating a VDI, writing it and snapshotting it. With
+    host-local locks only, VDIs were lost, records pointed at missing LVs and orphan LVs were left behind."""
+    a, b, sr = pool.a, pool.b, pool.sr
+    before = {v["vdi"] for v in a.call("SR.scan", sr=sr)}
+    workers = [(host, proc) for host in (a, b) for proc in host.processes(PER_HOST)]
+    start = threading.Barrier(len(workers))
+    made: Dict[str, Tuple[str, str]] = {}  # label -> (vdi, snapshot)
+    errors: List[BaseException] = []
+
+    def work(index: int) -> None:
+        host, proc = workers[index]
+        label = f"{host.name}-{index}"
+        try:
+            start.wait(timeout=60)
+            made[label] = tuple(proc.run("""
+vdi = call("VDI.create", sr=sr, vdi_info={"virtual_size": 2 << 20, "name_label": label})["vdi"]
+write(sr, vdi, 4096, label * 64)
+snap = call("VDI.snapshot", sr=sr, vdi_info=call("VDI.stat", sr=sr, vdi=vdi))["vdi"]
+write(sr, vdi, 4096, "after " + label)
+result = [vdi, snap]
+""", sr=sr, label=label))
+        except BaseException as e:  # noqa: BLE001 - reported by the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(workers))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+    finally:
+        for _, proc in workers:
+            proc.close()
+    assert not errors, errors
+    assert len(made) == 2 * PER_HOST
+    # the SR's records are exactly its image LVs: no VDI lost, no record without its LV, no orphan LV
+    assert pool.record_volumes(a) == pool.record_volumes(b) == pool.image_lvs()
+    scan = {v["vdi"]: v for v in b.call("SR.scan", sr=sr)}
+    assert set(scan) - before == {v for pair in made.values() for v in pair}
+    for label, (vdi, snap) in made.items():  # every VDI reads back what its host acknowledged
+        assert scan[vdi]["name_label"] == label
+        assert b.read(sr, snap, 4096, 64 * len(label)) == label * 64
+        assert a.read(sr, vdi, 4096, 6 + len(label)) == "after " + label
+    for vdi, snap in made.values():
+        a.call("VDI.destroy", sr=sr, vdi=snap)
+        b.call("VDI.destroy", sr=sr, vdi=vdi)
+    assert pool.record_volumes() == pool.image_lvs()

@@ -10,7 +10,8 @@ In the volume group ``VG_XenStorage-<sr>`` (tags ``smapi`` and ``provisioning=<t
 
 Everything needed to attach the SR on another host is in the volume group. Host-local state is only the
 generated lvm.conf and the lock files (single host: fcntl locks under ``$SMAPI_LVM_LOCK_DIR``, default
-/run/lock/smapi-lvm/<vg>/).
+/run/lock/smapi-lvm/<vg>/, or ``$SMAPI_RUN_DIR/lvm/locks/<vg>/`` when a run directory is given: a host simulated
+by its own run directory then has its own locks, as a real one has).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from smapi.drivers.lvm.volume import RawVolume, VhdVolume
 from smapi.interface.errors import Backend_error, Invalid_argument
 from smapi.sr.locks import FileLock
 from smapi.sr.names import check_component
+from smapi.sr.runstate import ENV as RUN_ENV
 from smapi.sr.runstate import run_dir
 from smapi.sr.substrate import Substrate
 from smapi.vhd import Backing, ParentNotFound, ParentResolver
@@ -579,7 +581,8 @@ class VolumeGroupSubstrate(Substrate):
 
     # -- locks --------------------------------------------------------------------------------------------------
     def _lock_dir(self) -> str:
-        root = os.environ.get(LOCK_ENV) or DEFAULT_LOCK_DIR
+        root = os.environ.get(LOCK_ENV) or (os.path.join(run_dir(), "lvm", "locks") if os.environ.get(RUN_ENV)
+                                            else DEFAULT_LOCK_DIR)
         return os.path.join(root, self._need_vg())
 
     def lock(self, name: str) -> FileLock:
