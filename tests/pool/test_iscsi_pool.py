@@ -59,9 +59,9 @@ def test_two_hosts_on_one_lun_refuse_what_the_other_holds(tmp_path: Path) -> Non
         refused_in_use_by(a, sr, lambda: b.call("SR.destroy", sr=sr))
         assert {v["vdi"] for v in b.call("SR.scan", sr=sr)} == {vdi}  # nothing went
 
-        qemu_io(uri, "write -P 0xa5 1048576 65536", "flush", "read -P 0x5a 0 65536")
+        qemu_io(uri, "write -P 0x41 1048576 65536", "flush", "read -P 0x5a 0 65536")
         release(a, sr, vdi, "vm-a")
-        assert b.read(sr, vdi, 0, 4) == "\x5a" * 4 and b.read(sr, vdi, MiB, 4) == "\xa5" * 4
+        assert b.read(sr, vdi, 0, 4) == "\x5a" * 4 and b.read(sr, vdi, MiB, 4) == "A" * 4
         b.call("SR.detach", sr=sr)
         a.call("SR.destroy", sr=sr)  # B has left
     finally:

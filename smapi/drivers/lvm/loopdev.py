@@ -54,6 +54,15 @@ def backing_file(device: str) -> Optional[str]:
         return None
 
 
+def backing_offset(device: str) -> int:
+    """Where in its file a loop device starts (0 when unknown)."""
+    try:
+        with open(f"/sys/block/{os.path.basename(device)}/loop/offset") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def refresh_size(device: str) -> None:
     """Let the loop device see its file's new size (``losetup -c``) after the file grew."""
     proc = _losetup(["losetup", "-c", device])

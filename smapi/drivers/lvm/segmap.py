@@ -16,6 +16,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from smapi.drivers.lvm import loopdev
 from smapi.drivers.lvm.rawlv import RawLv
 from smapi.vhd.errors import ReadOnlyImage
 
@@ -148,6 +149,31 @@ MapLoader = Callable[[], List[Extent]]
 LvResizer = Callable[[int], None]
 
 
+def drop_cached(pv: str, fd: int, extents: Sequence[Extent]) -> None:
+    """Drop this host's page cache of `extents` of PV `pv` (open as `fd`), so that reads go to the device.
+
+    Hosts of a shared SR each have their own block device for the LUN, and so their own page cache of it: after
+    another host changed an LV (under the SR lease, or while it held the VDI's activation lease), pages this host
+    read earlier are stale. sanlock hands a lease over only after the holder's writes reached the device (verbs
+    fsync what they wrote before they release, a server fsyncs when it stops), so dropping the clean pages once
+    the lease is held is enough; dirty pages (this host's own, newer writes) are never dropped by the kernel.
+    A loop device (the userspace iSCSI initiator's LUN file, a test's shared image) reads through the page cache
+    of its backing file as well: that file's range is dropped too."""
+    for e in extents:
+        os.posix_fadvise(fd, e.pv_offset, e.length, os.POSIX_FADV_DONTNEED)
+    backing = loopdev.backing_file(pv) if os.path.basename(pv).startswith("loop") else None
+    if not backing:
+        return
+    base = loopdev.backing_offset(pv)
+    with contextlib.suppress(OSError):  # a backing file this process may not open: the device's cache is gone
+        bfd = os.open(backing, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for e in extents:
+                os.posix_fadvise(bfd, base + e.pv_offset, e.length, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(bfd)
+
+
 class SegmentMapBacking(RawLv):
     """The LV as a flat byte array: positional I/O split at extent boundaries onto the PV devices.
 
@@ -156,9 +182,13 @@ class SegmentMapBacking(RawLv):
     """
 
     def __init__(self, name: str, extents: List[Extent], *, writable: bool = False,
-                 loader: Optional[MapLoader] = None, resizer: Optional[LvResizer] = None) -> None:
+                 loader: Optional[MapLoader] = None, resizer: Optional[LvResizer] = None,
+                 uncached: bool = False) -> None:
         self.name = name
         self.writable = writable
+        #: a PV other hosts write too (a shared SR): this host's page cache of the LV may be stale, so what it
+        #: holds of the LV's extents is dropped when a PV is first opened and after a resize (see drop_cached)
+        self.uncached = uncached
         self._loader = loader
         self._resizer = resizer
         self._fds: Dict[str, int] = {}
@@ -181,6 +211,8 @@ class SegmentMapBacking(RawLv):
         if fd is None:
             flags = (os.O_RDWR if self.writable else os.O_RDONLY) | os.O_CLOEXEC
             fd = self._fds[pv] = os.open(pv, flags)
+            if self.uncached:
+                drop_cached(pv, fd, [e for e in self.extents if e.pv == pv])
         return fd
 
     # -- reads ------------------------------------------------------------------------------------------------
@@ -250,6 +282,9 @@ class SegmentMapBacking(RawLv):
         if self._loader is None:
             raise RuntimeError(f"{self.name}: no map loader")
         self._set_map(self._loader())
+        if self.uncached:  # new extents were other LVs' before: what this host cached of them is not this LV
+            for pv, fd in self._fds.items():
+                drop_cached(pv, fd, [e for e in self.extents if e.pv == pv])
 
     def resize(self, size: int, *, zero: bool = True) -> None:
         """lvresize to ``size`` (rounded up to extents by lvm); ``zero=False`` skips zeroing the new bytes, for

@@ -32,6 +32,7 @@ def open_for_datapath(args: Dict[str, Any], *, writable: bool) -> Tuple[Backing,
     lvm = Lvm(args["devices"], args["conf_dir"])
     config = LvmConfig(list(args["devices"]), args.get("provisioning"), False, args.get("sr"))
     sub = VolumeGroupSubstrate(config, args["vg"], lvm=lvm)
+    sub.uncached = bool(args.get("uncached"))  # a shared SR's chain: read what other hosts wrote, not old pages
     sub.prime(extent_size=args.get("extent_size"), pe_start=args.get("pe_start"))
     leaf = sub.open_volume(args["volume"], writable=writable)
     return leaf, (LvResolver(sub) if sub.is_vhd(args["volume"]) else None)

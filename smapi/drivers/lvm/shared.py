@@ -21,6 +21,7 @@ import contextlib
 import os
 from typing import Any, ContextManager, Dict, List, Optional
 
+from smapi.datapath.model import ImageSpec
 from smapi.drivers.lvm.config import LvmConfig
 from smapi.drivers.lvm.leases import VgLeaseStore
 from smapi.drivers.lvm.lvmcli import Lvm
@@ -41,6 +42,9 @@ class SharedVolumeGroupSubstrate(PooledSubstrate, VolumeGroupSubstrate):
         #: SR.create until its SR document is written: no lease is needed (nor possible: nobody joined yet)
         self._creating = False
 
+    #: every LV opened here first drops this host's page cache of it (other hosts write the LUN too)
+    uncached = True
+
     def pool(self) -> SrPool:
         """This SR's sanlock leases (lockspace `smapi-<sr>`, slots of the `leases` LV)."""
         if self._pool is None:
@@ -57,6 +61,24 @@ class SharedVolumeGroupSubstrate(PooledSubstrate, VolumeGroupSubstrate):
         finally:
             self.leases.may_join = False
         self.leases.record_host(pool.host_id(), pool.identity)
+
+    # -- the datapath ---------------------------------------------------------------------------------------------
+    def datapath_image(self, name: str, fmt: str) -> ImageSpec:
+        """The server's opener drops this host's cached pages of every image of the chain it opens (the lease it
+        is about to hold says no other host writes them now; earlier writes of other hosts are on the device). A
+        raw volume handed out as a loop device over its PV region reads that region through the PV's cache: it
+        is dropped here."""
+        spec = super().datapath_image(name, fmt)
+        if spec.block is not None:
+            device, offset, size = spec.block
+            fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.posix_fadvise(fd, offset, size, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        assert spec.opener is not None
+        return ImageSpec.opened_by(spec.kind, spec.opener, {**spec.opener_args(), "uncached": True},
+                                   description=spec.path, block=spec.block)
 
     # -- locks --------------------------------------------------------------------------------------------------
     def lock(self, name: str) -> FileLock:

@@ -95,6 +95,9 @@ class LvResolver(ParentResolver):
 
 
 class VolumeGroupSubstrate(Substrate):
+    #: drop this host's page cache of an LV when opening it (a shared SR: other hosts write the PVs too)
+    uncached = False
+
     def __init__(self, config: LvmConfig, vg: Optional[str], *, lvm: Optional[Lvm] = None) -> None:
         self.config = config
         self.devices = config.devices
@@ -334,7 +337,7 @@ class VolumeGroupSubstrate(Substrate):
 
             return SegmentMapBacking(f"{self.vg}/{name}", build_map(rows, self._pe_starts(), self.extent_size),
                                      writable=writable, loader=lambda: self._fresh_extents(name),
-                                     resizer=lambda size: self._lvresize(name, size))
+                                     resizer=lambda size: self._lvresize(name, size), uncached=self.uncached)
         return access.open(name, writable=writable)  # pragma: no cover - kernel path
 
     def _fresh_extents(self, name: str) -> List[Any]:
@@ -553,7 +556,8 @@ class VolumeGroupSubstrate(Substrate):
                 self._mgt_extents = build_map(rows, self._pe_starts(), self.extent_size)
             from smapi.drivers.lvm.segmap import SegmentMapBacking
 
-            return SegmentMapBacking(f"{self.vg}/{MGT_LV}", self._mgt_extents, writable=writable)
+            return SegmentMapBacking(f"{self.vg}/{MGT_LV}", self._mgt_extents, writable=writable,
+                                     uncached=self.uncached)
 
         return MgtStore(open_mgt)
 

@@ -126,13 +126,22 @@ class SrPool:
         return client.joined(self.lockspace, self.host_id(), self.store.lockspace_area(self.lockspace))
 
     def other_live_hosts(self) -> List[int]:
-        """Other hosts in the lockspace now. The daemon's view lags: a host that just left shows live until the
-        daemon rereads the lockspace (about 2 io_timeouts), so hosts seen live are looked at again until then."""
-        deadline = time.monotonic() + 3 * client.io_timeout()
+        """Other hosts in the lockspace now. The daemon's view lags both ways, so it is read until it settles:
+
+        * a host that just left shows live until the daemon rereads the lockspace (about 2 io_timeouts): hosts
+          seen live are looked at again until then;
+        * right after this host joined, the daemon has not yet seen the others renew (their state is "unknown"
+          until it saw a timestamp change): it is asked again until it knows, and a host still unknown at the
+          deadline counts as live (SR.destroy must not go ahead on a guess)."""
+        deadline = time.monotonic() + 4 * client.io_timeout()
         while True:
-            others = [h for h in client.live_hosts(self.lockspace) if h != self.host_id()]
-            if not others or time.monotonic() > deadline:
-                return others
+            others = [h for h in client.hosts(self.lockspace) if h.host_id != self.host_id()]
+            live = [h.host_id for h in others if h.state in ("live", "fail")]
+            unknown = [h.host_id for h in others if h.state == "unknown"]
+            if time.monotonic() > deadline:
+                return sorted(live + unknown)
+            if not live and not unknown:
+                return []
             time.sleep(0.5)
 
     def host_name(self, host_id: int) -> str:
