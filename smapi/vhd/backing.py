@@ -65,6 +65,15 @@ class Backing(ABC):
         """Make every completed write durable (a write barrier for the ordering rules of the engine)."""
         return None
 
+    def can_punch(self) -> bool:
+        """True if :meth:`punch_hole` may release space here (a writable regular file)."""
+        return False
+
+    def punch_hole(self, offset: int, length: int) -> bool:
+        """Make ``[offset, offset + length)`` read as zeros and give its space back, keeping the size; False when
+        the store cannot (nothing changed). Callers pass ranges of whole file-system blocks."""
+        return False
+
     def device_extents(self) -> "Optional[list[tuple[str, int, int]]]":
         """Where the store's bytes lie on block devices, in order: ``(device, offset, length)`` runs, for a server
         that does its own I/O on the devices (the native datapath on an LV). None: no such map (a file)."""
@@ -167,6 +176,14 @@ class FileBacking(Backing):
         if self.writable and self._sync:
             os.fdatasync(self._fd)
 
+    def can_punch(self) -> bool:
+        return self.writable and _is_regular(os.fstat(self._fd).st_mode) and not _punch.unsupported
+
+    def punch_hole(self, offset: int, length: int) -> bool:
+        if not self.writable:
+            raise ReadOnlyImage("hole punch in a read-only backing", image=self.name)
+        return self.can_punch() and _punch(self._fd, offset, length)
+
     def close(self) -> None:
         if self._owns_fd and self._fd >= 0:
             os.close(self._fd)
@@ -174,6 +191,40 @@ class FileBacking(Backing):
 
     def mtime(self) -> Optional[float]:
         return os.fstat(self._fd).st_mtime
+
+
+class _Punch:
+    """``fallocate(PUNCH_HOLE | KEEP_SIZE)`` through libc (the os module has no fallocate). A file system that
+    refuses (EOPNOTSUPP: NFS before 4.2, tmpfs of old kernels) is remembered: later calls return False at once."""
+
+    FLAGS = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE (linux/falloc.h)
+
+    def __init__(self) -> None:
+        self.unsupported = False
+        self._fn: Optional[object] = None
+
+    def __call__(self, fd: int, offset: int, length: int) -> bool:
+        import ctypes
+        import errno
+
+        if self._fn is None:
+            fn = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
+            if fn is None:  # pragma: no cover - not glibc
+                self.unsupported = True
+                return False
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+            fn.restype = ctypes.c_int
+            self._fn = fn
+        if self._fn(fd, self.FLAGS, offset, length) == 0:  # type: ignore[operator]
+            return True
+        err = ctypes.get_errno()
+        if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+            self.unsupported = True
+            return False
+        raise OSError(err, os.strerror(err))
+
+
+_punch = _Punch()
 
 
 def _is_regular(mode: int) -> bool:
