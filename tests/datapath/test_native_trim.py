@@ -38,13 +38,13 @@ from .nativelib import (
 ENGINES = [native.NATIVE, native.PYTHON]
 
 
-def serve(run_dir: str, leaf: str, engine: str, direct: bool = False) -> Tuple[NbdServer, NbdExport]:
+def serve(run_dir: str, leaf: str, engine: str, direct: bool = False, kind: str = "vhd") -> Tuple[NbdServer, NbdExport]:
     srv = NbdServer(run_dir)
     saved = {k: os.environ.get(k) for k in (native.ENV_SWITCH, native.ENV_DIRECT)}
     os.environ[native.ENV_SWITCH] = "python" if engine == native.PYTHON else ""
     os.environ[native.ENV_DIRECT] = "1" if direct else ""
     try:
-        ex = srv.start("vdi", ImageSpec("vhd", leaf), readonly=False)
+        ex = srv.start("vdi", ImageSpec(kind, leaf), readonly=False)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -96,6 +96,39 @@ def test_trim_releases_leaf_data_and_reads_zeros(scratch: str, engine: str) -> N
     assert before - after >= 2 * BLOCK - 8192 - 65536, (before, after)  # less an extent-tree block or so
     res = smapi_check(leaf)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("kind", ["raw", "fixed"])
+def test_raw_file_and_fixed_leaf_release_whole_units(scratch: str, engine: str, kind: str) -> None:
+    """A raw image or a fixed VHD: the whole 4 KiB units of the trimmed range read zeros and leave the file; the
+    partial units at its edges and the fixed disk's footer stay."""
+    require_native()
+    size = 2 * BLOCK + 1024
+    path = os.path.join(scratch, "disk." + kind)
+    if kind == "fixed":
+        vhd.create_fixed(path, size)
+    else:
+        with open(path, "wb") as f:
+            f.truncate(size)
+    srv, ex = serve(os.path.join(scratch, "run"), path, engine, kind="raw" if kind == "raw" else "vhd")
+    try:
+        assert can_trim(ex.uri)
+        run_rounds(ex.uri, 1, [[["w", 0, size, 3]], [["f"]]])
+        before = allocated_bytes(path)
+        run_rounds(ex.uri, 1, [[["t", 1000, size - 1000]], [["f"]]])
+        after = allocated_bytes(path)
+        got = run_rounds(ex.uri, 1, [[["r", 0, size]]])
+    finally:
+        srv.stop("vdi")
+    data = data_for(3, size)
+    want = data[:4096] + bytes(2 * BLOCK - 4096) + data[2 * BLOCK :]
+    assert got == [hashlib.sha256(want).hexdigest()]
+    assert before - after >= 2 * BLOCK - 4096 - 65536, (before, after)
+    if kind == "fixed":
+        assert chain_bytes(path) == want and os.path.getsize(path) == size + 512
+        res = smapi_check(path)
+        assert res.returncode == 0, res.stdout + res.stderr
 
 
 @pytest.mark.parametrize("engine", ENGINES)
