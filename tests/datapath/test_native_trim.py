@@ -26,6 +26,7 @@ from .dptestlib import chain_bytes, libnbd
 from .nativelib import (
     BLOCK,
     build_chain,
+    claim,
     copy_dir,
     data_for,
     io_range,
@@ -158,12 +159,8 @@ def scenarios(draw):
                 ops.append(["f"])
                 continue
             off, n = io_range(draw, size)
-            lo, hi = off, off + n
-            if kind == "z":  # whether a zero writes depends on allocation: no other op of the round in its blocks
-                lo, hi = lo - lo % BLOCK, -(-hi // BLOCK) * BLOCK
-            if any(lo < e and s < hi for s, e in taken):
+            if not claim(taken, kind, off, n):
                 continue  # one round's ranges are disjoint: they run concurrently
-            taken.append((lo, hi))
             ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
         rounds.append(ops)
     return size, depth, draw(st.integers(0, 2**31)), draw(st.integers(1, 4)), draw(st.booleans()), rounds
