@@ -109,6 +109,7 @@ class FileBacking(Backing):
         ``fdatasync`` (turn it off only for scratch images whose durability does not matter)."""
         self.writable = writable or create
         self._sync = sync
+        self._punch_refused = False
         if isinstance(target, int):
             self._fd = target
             self._owns_fd = False
@@ -177,12 +178,17 @@ class FileBacking(Backing):
             os.fdatasync(self._fd)
 
     def can_punch(self) -> bool:
-        return self.writable and _is_regular(os.fstat(self._fd).st_mode) and not _punch.unsupported
+        return self.writable and not self._punch_refused and _is_regular(os.fstat(self._fd).st_mode)
 
     def punch_hole(self, offset: int, length: int) -> bool:
         if not self.writable:
             raise ReadOnlyImage("hole punch in a read-only backing", image=self.name)
-        return self.can_punch() and _punch(self._fd, offset, length)
+        if not self.can_punch():
+            return False
+        if _punch(self._fd, offset, length):
+            return True
+        self._punch_refused = True  # this file system cannot (later calls return at once)
+        return False
 
     def close(self) -> None:
         if self._owns_fd and self._fd >= 0:
@@ -194,13 +200,12 @@ class FileBacking(Backing):
 
 
 class _Punch:
-    """``fallocate(PUNCH_HOLE | KEEP_SIZE)`` through libc (the os module has no fallocate). A file system that
-    refuses (EOPNOTSUPP: NFS before 4.2, tmpfs of old kernels) is remembered: later calls return False at once."""
+    """``fallocate(PUNCH_HOLE | KEEP_SIZE)`` through libc (the os module has no fallocate): True when done, False
+    when the file system cannot (EOPNOTSUPP: NFS before 4.2); other errors raise."""
 
     FLAGS = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE (linux/falloc.h)
 
     def __init__(self) -> None:
-        self.unsupported = False
         self._fn: Optional[object] = None
 
     def __call__(self, fd: int, offset: int, length: int) -> bool:
@@ -210,7 +215,6 @@ class _Punch:
         if self._fn is None:
             fn = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
             if fn is None:  # pragma: no cover - not glibc
-                self.unsupported = True
                 return False
             fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
             fn.restype = ctypes.c_int
@@ -219,7 +223,6 @@ class _Punch:
             return True
         err = ctypes.get_errno()
         if err in (errno.EOPNOTSUPP, errno.ENOSYS):
-            self.unsupported = True
             return False
         raise OSError(err, os.strerror(err))
 
