@@ -77,6 +77,14 @@ class _VhdDisk:
         # No image of the chain maps the range, so it already reads as zeros (metadata only).
         return not self.chain.allocated(offset, count)
 
+    def can_trim(self):
+        return self.writable and self.chain.leaf.backing.can_punch()
+
+    def trim(self, offset, count):
+        from smapi.vhd.trim import trim
+
+        trim(self.chain, offset, count)
+
     def extents(self, offset, count):
         bs = self.chain.block_size
         end = min(offset + count, self.chain.size)
@@ -128,6 +136,16 @@ class _RawDisk:
 
     def reads_as_zero(self, offset, count):
         return False  # no allocation metadata to consult; write the zeros
+
+    def can_trim(self):
+        return self.writable and self.backing.can_punch()
+
+    def trim(self, offset, count):
+        from smapi.vhd.trim import whole_units
+
+        lo, hi = whole_units(offset, min(offset + count, self.size()))
+        if lo < hi:
+            self.backing.punch_hole(lo, hi - lo)
 
     def extents(self, offset, count):
         return [(offset, count, 0)]
@@ -320,6 +338,20 @@ def zero(h, count, offset, flags):
             n = min(count - pos, len(zeros))
             _the_disk().write(memoryview(zeros)[:n], offset + pos)
             pos += n
+    if flags & nbdkit.FLAG_FUA:
+        _the_disk().flush()
+
+
+def can_trim(h):
+    # Advertised where trim releases something (smapi.vhd.trim: a leaf on a regular file), not on an LV.
+    return not h["readonly"] and _the_disk().can_trim()
+
+
+def trim(h, count, offset, flags):
+    if h["readonly"]:
+        nbdkit.set_error(errno.EROFS)
+        raise OSError(errno.EROFS, "read-only export")
+    _the_disk().trim(offset, count)
     if flags & nbdkit.FLAG_FUA:
         _the_disk().flush()
 

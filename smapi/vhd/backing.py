@@ -65,6 +65,15 @@ class Backing(ABC):
         """Make every completed write durable (a write barrier for the ordering rules of the engine)."""
         return None
 
+    def can_punch(self) -> bool:
+        """True if :meth:`punch_hole` may release space here (a writable regular file)."""
+        return False
+
+    def punch_hole(self, offset: int, length: int) -> bool:
+        """Make ``[offset, offset + length)`` read as zeros and give its space back, keeping the size; False when
+        the store cannot (nothing changed). Callers pass ranges of whole file-system blocks."""
+        return False
+
     def device_extents(self) -> "Optional[list[tuple[str, int, int]]]":
         """Where the store's bytes lie on block devices, in order: ``(device, offset, length)`` runs, for a server
         that does its own I/O on the devices (the native datapath on an LV). None: no such map (a file)."""
@@ -100,6 +109,7 @@ class FileBacking(Backing):
         ``fdatasync`` (turn it off only for scratch images whose durability does not matter)."""
         self.writable = writable or create
         self._sync = sync
+        self._punch_refused = False
         if isinstance(target, int):
             self._fd = target
             self._owns_fd = False
@@ -167,6 +177,19 @@ class FileBacking(Backing):
         if self.writable and self._sync:
             os.fdatasync(self._fd)
 
+    def can_punch(self) -> bool:
+        return self.writable and not self._punch_refused and _is_regular(os.fstat(self._fd).st_mode)
+
+    def punch_hole(self, offset: int, length: int) -> bool:
+        if not self.writable:
+            raise ReadOnlyImage("hole punch in a read-only backing", image=self.name)
+        if not self.can_punch():
+            return False
+        if _punch(self._fd, offset, length):
+            return True
+        self._punch_refused = True  # this file system cannot (later calls return at once)
+        return False
+
     def close(self) -> None:
         if self._owns_fd and self._fd >= 0:
             os.close(self._fd)
@@ -174,6 +197,37 @@ class FileBacking(Backing):
 
     def mtime(self) -> Optional[float]:
         return os.fstat(self._fd).st_mtime
+
+
+class _Punch:
+    """``fallocate(PUNCH_HOLE | KEEP_SIZE)`` through libc (the os module has no fallocate): True when done, False
+    when the file system cannot (EOPNOTSUPP: NFS before 4.2); other errors raise."""
+
+    FLAGS = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE (linux/falloc.h)
+
+    def __init__(self) -> None:
+        self._fn: Optional[object] = None
+
+    def __call__(self, fd: int, offset: int, length: int) -> bool:
+        import ctypes
+        import errno
+
+        if self._fn is None:
+            fn = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
+            if fn is None:  # pragma: no cover - not glibc
+                return False
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+            fn.restype = ctypes.c_int
+            self._fn = fn
+        if self._fn(fd, self.FLAGS, offset, length) == 0:  # type: ignore[operator]
+            return True
+        err = ctypes.get_errno()
+        if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+            return False
+        raise OSError(err, os.strerror(err))
+
+
+_punch = _Punch()
 
 
 def _is_regular(mode: int) -> bool:

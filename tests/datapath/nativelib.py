@@ -109,3 +109,17 @@ def io_range(draw: Any, size: int) -> Tuple[int, int]:
         off = draw(st.integers(0, size - 1))
         n = draw(st.integers(1, 300000))
     return off, max(1, min(n, size - off))
+
+
+def claim(taken: List[Tuple[int, int]], kind: str, off: int, n: int) -> bool:
+    """Reserve [off, off+n) for one op of a round whose ops run concurrently (their ranges must be disjoint); False
+    if it overlaps an earlier op's. A zero ("z") takes its whole blocks: whether it writes depends on whether the
+    chain maps its block, so an allocating write in the same block on another connection would race with it (the
+    sequential reference always sees the write first)."""
+    lo, hi = off, off + n
+    if kind == "z":
+        lo, hi = lo - lo % BLOCK, -(-hi // BLOCK) * BLOCK
+    if any(lo < e and s < hi for s, e in taken):
+        return False
+    taken.append((lo, hi))
+    return True

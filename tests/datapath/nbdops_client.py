@@ -6,6 +6,7 @@ concurrently, one thread per connection (op i of a round on connection i % conns
     ["W", off, len, seed]   the same with FUA
     ["r", off, len]         read; its sha256 goes to stdout
     ["z", off, len]         write zeroes
+    ["t", off, len]         trim
     ["f"]                   flush
 stdout: {"reads": [sha256, ...]} in (round, op) order.
 """
@@ -31,6 +32,8 @@ def run_op(h, op, out, slot):
         out[slot] = hashlib.sha256(h.pread(op[2], op[1])).hexdigest()
     elif kind == "z":
         h.zero(op[2], op[1])
+    elif kind == "t":
+        h.trim(op[2], op[1])
     elif kind == "f":
         h.flush()
 

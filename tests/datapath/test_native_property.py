@@ -22,6 +22,7 @@ from .dptestlib import chain_bytes
 from .nativelib import (
     BLOCK,
     build_chain,
+    claim,
     copy_dir,
     data_for,
     io_range,
@@ -46,9 +47,8 @@ def scenarios(draw):
                 ops.append(["f"])
                 continue
             off, n = io_range(draw, size)
-            if any(off < e and s < off + n for s, e in taken):
+            if not claim(taken, kind, off, n):
                 continue  # one round's ranges are disjoint: they run concurrently
-            taken.append((off, off + n))
             ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
         rounds.append(ops)
     return size, depth, draw(st.integers(0, 2**31)), draw(st.integers(1, 4)), draw(st.booleans()), rounds

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import smapi.vhd as vhd
 from smapi.datapath import native
 from smapi.vhd import constants as C
-from tests.datapath.nativelib import io_range, require_native, run_rounds
+from tests.datapath.nativelib import claim, io_range, require_native, run_rounds
 from tests.lvm.conftest import make_sr
 from tests.lvm.helpers import LvmSR
 
@@ -135,9 +135,8 @@ def scenarios(draw: st.DrawFn) -> Tuple[int, int, int, int, bool, List[list]]:
                 ops.append(["f"])
                 continue
             off, n = io_range(draw, size)
-            if any(off < e and s < off + n for s, e in taken):
+            if not claim(taken, kind, off, n):
                 continue  # one round's ranges are disjoint: they run concurrently
-            taken.append((off, off + n))
             ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
         rounds.append(ops)
     return size, draw(st.integers(1, 3)), draw(st.integers(0, 2**31)), draw(st.integers(1, 4)), draw(st.booleans()), \

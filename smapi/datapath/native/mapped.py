@@ -56,9 +56,9 @@ def _runs(backing: Any, name: str) -> Tuple[Run, ...]:
     return tuple((str(d), int(o), int(n)) for d, o, n in runs)
 
 
-def _free_room(img: Any) -> Tuple[int, int]:
-    """(bytes a leaf needs to allocate every block it has not, bytes it has): a block's data is 4 KiB aligned, so
-    each new block takes its bitmap padded to 4 KiB plus the block (smapi.vhd.layout.aligned_block_sector)."""
+def _room_needed(img: Any) -> int:
+    """Bytes a leaf needs to allocate every block it has not: a block's data is 4 KiB aligned, so each new block
+    takes its bitmap padded to 4 KiB plus the block (smapi.vhd.layout.aligned_block_sector)."""
     from ...vhd import constants as C
     from ...vhd.layout import aligned_block_sector
 
@@ -68,7 +68,7 @@ def _free_room(img: Any) -> Tuple[int, int]:
         first = aligned_block_sector(end, img.bitmap_size // C.SECTOR) * C.SECTOR + img.bitmap_size + img.block_size
         stride = C.ceil_div(img.bitmap_size, C.DATA_ALIGNMENT) * C.DATA_ALIGNMENT + img.block_size
         end = first + (free - 1) * stride
-    return end + C.SECTOR, img.backing.size()
+    return end + C.SECTOR
 
 
 def _vhd_layout(leaf: Any, resolver: Any, description: str, writable: bool) -> Layout:
@@ -79,13 +79,16 @@ def _vhd_layout(leaf: Any, resolver: Any, description: str, writable: bool) -> L
     except (OSError, VhdError) as e:
         raise NotMappable(f"cannot open the VHD chain of {description}: {e}") from e
     try:
+        names = [description] + list(chain.names[1:])
+        # The runs first: asking a writable thick leaf for them inflates it (a fresh snapshot's leaf). What the
+        # server can address is their sum (the volume's own size is where its image ends, not its LV's).
+        images = tuple(MappedImage(n, _runs(img.backing, n)) for n, img in zip(names, chain.images))
         if writable and not chain.images[0].is_fixed:
-            need, have = _free_room(chain.images[0])
+            need, have = _room_needed(chain.images[0]), sum(length for _, _, length in images[0].runs)
             if need > have:
                 raise NotMappable(f"{description} holds {have} bytes but may need {need}: the server could not "
                                   "grow it without lvm")
-        names = [description] + list(chain.names[1:])
-        return Layout(tuple(MappedImage(n, _runs(img.backing, n)) for n, img in zip(names, chain.images)))
+        return Layout(images)
     finally:
         chain.close()
 

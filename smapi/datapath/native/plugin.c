@@ -29,6 +29,7 @@
 
 #include "vhdchain.h"
 #include "vhdio.h"
+#include "vhdtrim.h"
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 #ifndef SMAPI_SOURCES_HASH /* set by setup.py (smapi/datapath/native/sourcehash.py) */
@@ -195,7 +196,10 @@ static int smapi_can_fua(void *h) { return NBDKIT_FUA_NATIVE; }
 static int smapi_can_multi_conn(void *h) { return 1; }
 static int smapi_can_zero(void *h) { return !((struct handle *)h)->readonly; }
 static int smapi_can_fast_zero(void *h) { return 1; }
-static int smapi_can_trim(void *h) { return !((struct handle *)h)->readonly; }
+/* Trim is advertised where it releases something (vhdtrim.h): not on an LV, where it would be ignored anyway. */
+static int smapi_can_trim(void *h) {
+  return !((struct handle *)h)->readonly && (cfg_raw ? !raw.mapped : vchain_can_trim(&chain));
+}
 static int smapi_can_extents(void *h) { return !cfg_raw; }
 
 static int fail_errno(int r, const char *what, uint64_t off) {
@@ -251,9 +255,11 @@ static int smapi_zero(void *h, uint32_t count, uint64_t offset, uint32_t flags) 
   return r ? fail_errno(r, "zero", offset) : 0;
 }
 
-/* Trim is advisory in NBD; VHD has no way to give back part of a block safely, so it is accepted and ignored. */
+/* Trim: the leaf's data in whole 4 KiB units is released where VHD allows it (vhdtrim.h); the rest is ignored. */
 static int smapi_trim(void *h, uint32_t count, uint64_t offset, uint32_t flags) {
-  int r = (flags & NBDKIT_FLAG_FUA) ? do_flush() : 0;
+  if (((struct handle *)h)->readonly) return fail_errno(-EROFS, "trim", offset);
+  int r = cfg_raw ? vfile_trim(&raw, count, offset) : vchain_trim(&chain, count, offset);
+  if (!r && (flags & NBDKIT_FLAG_FUA)) r = do_flush();
   return r ? fail_errno(r, "trim", offset) : 0;
 }
 

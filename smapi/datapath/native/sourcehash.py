@@ -14,8 +14,8 @@ from typing import List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: compiled into the plugin, in this order (fuzz_vhd.c is a test harness, not part of it)
-SOURCES = ["plugin.c", "vhdchain.c", "vhdcommit.c", "vhdopen.c", "vhdfmt.c", "vhdio.c", "vfile.c"]
-HEADERS = ["vhdchain.h", "vhdfmt.h", "vhdio.h"]
+SOURCES = ["plugin.c", "vhdchain.c", "vhdcommit.c", "vhdopen.c", "vhdfmt.c", "vhdio.c", "vfile.c", "vhdtrim.c"]
+HEADERS = ["vhdchain.h", "vhdfmt.h", "vhdio.h", "vhdtrim.h"]
 
 
 def source_files(directory: str = HERE) -> List[str]:
