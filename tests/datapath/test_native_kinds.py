@@ -84,5 +84,6 @@ def test_leaf_grown_past_its_parents(scratch):
     finally:
         srv.stop("vdi")
     disk = chain_bytes(leaf)
-    assert len(disk) == 8 * MiB and disk[:MiB] == data_for(10, 3 * MiB)[:MiB] and disk[3 * MiB:6 * MiB] == bytes(3 * MiB)
+    assert len(disk) == 8 * MiB and disk[:MiB] == data_for(10, 3 * MiB)[:MiB]
+    assert disk[3 * MiB:6 * MiB] == bytes(3 * MiB)  # past the base, nothing maps it
     assert got == [hashlib.sha256(disk[off:off + n]).hexdigest() for off, n in ranges]
