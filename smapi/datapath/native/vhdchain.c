@@ -97,7 +97,7 @@ int vchain_index_parents(struct vchain *c) {
       const struct vimg *im = &c->img[lvl];
       if (b * bs >= im->size) break; /* read_level gives zeros from here down */
       if ((b + 1) * bs > im->size || (im->has_header && im->block_size != bs)) { o = VCHAIN_WALK; break; }
-      if (!im->has_header || im->bat[b] != VHD_BAT_UNUSED) { o = (uint8_t)lvl; break; }
+      if (!im->has_header || bat_get((struct vimg *)im, b) != VHD_BAT_UNUSED) { o = (uint8_t)lvl; break; }
     }
     below[b] = o;
   }
