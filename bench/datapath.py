@@ -279,7 +279,8 @@ def main(argv: List[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny run: 8 MiB, 1 round, depths 1 and 3")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds per scenario (default 5, smoke 1)")
     ap.add_argument("--depths", default=None, help="comma-separated chain depths (default 1,10)")
-    ap.add_argument("--only", default="read,write", help="comma-separated scenarios")
+    ap.add_argument("--only", default=None, help="comma-separated scenarios (default read,write; with --fio: "
+                    "randread,seqread,randwrite,alloc)")
     ap.add_argument("--dir", default=None, help="scratch parent directory (default: same disk as the repo)")
     ap.add_argument("--flush", action="store_true", help="write scenarios: nbdcopy --flush (time durable writes)")
     ap.add_argument("--fio", action="store_true", help="fio nbd-engine scenarios (bench/datapath_fio.py)")
@@ -295,7 +296,7 @@ def main(argv: List[str] | None = None) -> int:
     size = max(BLOCK * 2, size // BLOCK * BLOCK)
     rounds = args.rounds or (1 if args.smoke else 5)
     depths = [int(d) for d in (args.depths or ("1,3" if args.smoke else "1,10")).split(",")]
-    only = set(args.only.split(","))
+    only = set((args.only or "read,write").split(","))
     parent = args.dir or pick_work_dir(REPO)
     w = tempfile.mkdtemp(prefix="dp-bench-", dir=parent)
     env = environment(w)
@@ -335,7 +336,8 @@ def fio_main(args: argparse.Namespace) -> int:
     try:
         raw = os.path.join(w, "data.raw")
         gen_raw(raw, size, seed=1)
-        rc = datapath_fio.main(w, raw, size, depths, args.runtime, args.rounds or 1, args.cache.split(","))
+        rc = datapath_fio.main(w, raw, size, depths, args.runtime, args.rounds or 1, args.cache.split(","),
+                               args.only.split(",") if args.only else None)
         print(f"\nloadavg after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return rc
     finally:

@@ -2,16 +2,18 @@
 ``file`` on a raw copy, and ``qemu-nbd`` on an equal qcow2 chain (same depth, same blocks in the same levels).
 
     python bench/datapath.py --fio [--size 256M] [--depths 1,10,30] [--runtime 2] [--rounds 1] [--cache warm,cold]
+                             [--only randread,seqread,randwrite,alloc]
 
 Scenarios (per depth and cache mode): 4 KiB random read at QD1 and QD16; 4 KiB random write into allocated blocks
 at QD1 and QD16 (an untimed sequential pass allocates every block of the leaf / top qcow2 first); 1 MiB sequential
 read at QD4; 4 KiB random allocating writes at QD16 into an empty leaf / a fresh sparse raw file / an empty qcow2
 overlay. Writes end with a flush (fio ``end_fsync``), so commits are paid inside the run.
 
-Cache modes: ``warm`` = every server uses the page cache, which is warm; ``cold`` = the page cache of every image
-file is dropped (fadvise) before each run and the servers avoid it: smapi with O_DIRECT
-(``SMAPI_DATAPATH_DIRECT=1``), qemu-nbd ``--cache=none --aio=native`` (O_DIRECT), nbdkit file ``cache=none``
-(nbdkit 1.32's file plugin has no O_DIRECT; it evicts what it touched).
+Cache modes: ``warm`` = every server uses the page cache, which is warm (every image file is synced and read once
+before each scenario); ``cold`` = the page cache of every image file is dropped (fadvise) before each run and the
+servers avoid it: smapi with O_DIRECT (``SMAPI_DATAPATH_DIRECT=1``), qemu-nbd ``--cache=none --aio=native``
+(O_DIRECT), nbdkit file ``cache=none`` (nbdkit 1.32's file plugin has no O_DIRECT; it reads through the page cache,
+with the device's readahead, and evicts what it touched).
 
 Reported per scenario: IOPS (median over rounds) of each server, the ratios smapi/raw and smapi/qemu, and the
 server CPU time per I/O (user+system of the server process, /proc/<pid>/stat).
@@ -54,6 +56,16 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def warm_cache(paths: List[str]) -> None:
+    """Warm mode: every image file written back and read once, so no contender pays first reads or meets the
+    writeback of the files just built (the 30 s dirty-page flush otherwise lands inside some runs)."""
+    os.sync()
+    for p in paths:
+        with open(p, "rb", buffering=0) as f:
+            while f.read(8 * MiB):
+                pass
 
 
 def drop_cache(paths: List[str]) -> None:
@@ -230,7 +242,13 @@ def _verdict(row: Row) -> str:
     return f"{want}: {'met' if ok else 'MISSED'}" if want else ""
 
 
-def run_depth(w: str, raw: str, depth: int, size: int, runtime: float, rounds: int, cold: bool) -> List[Row]:
+def wanted(title: str, only: Optional[List[str]]) -> bool:
+    """--only: scenario kinds (randread, seqread, randwrite, alloc), or None for all."""
+    return only is None or any(title.startswith(k) for k in only)
+
+
+def run_depth(w: str, raw: str, depth: int, size: int, runtime: float, rounds: int, cold: bool,
+              only: Optional[List[str]] = None) -> List[Row]:
     from datapath import build_chain, export_sha  # bench/datapath.py (imported lazily: it imports this module)
 
     d = os.path.join(w, f"{'cold' if cold else 'warm'}-d{depth}")
@@ -249,10 +267,16 @@ def run_depth(w: str, raw: str, depth: int, size: int, runtime: float, rounds: i
         if len(set(shas.values())) != 1:
             raise SystemExit(f"exports differ at depth {depth}: {shas}")
         engine = getattr(servers[0], "engine", "?")
+        filled = False
         for sc in SCENARIOS:
-            if sc[4] and not str(rows[-1]["scenario"]).startswith("randwrite"):
+            if not wanted(sc[0], only):
+                continue
+            if sc[4] and not filled:
                 for s in servers:  # allocate every block of the top image first (untimed)
                     _fill(s.uri, size)
+                filled = True
+            if not cold:
+                warm_cache([f for s in servers for f in s.files])
             row = measure(servers, sc, size, runtime, rounds, cold)
             row.update(depth=depth, cache="cold" if cold else "warm", engine=engine)
             rows.append(row)
@@ -261,9 +285,10 @@ def run_depth(w: str, raw: str, depth: int, size: int, runtime: float, rounds: i
         for s in servers:
             s.stop()
     # The empty leaf makes the chain `depth` deep: it goes over the first depth-1 images (none at depth 1).
-    parent = native.chain_paths(ImageSpec("vhd", leaf))[1] if depth > 1 else None
-    rows.append(alloc_row(d, parent, qfiles[-2] if depth > 1 else None, size, runtime, rounds, cold, depth, w))
-    _print_row(rows[-1])
+    if wanted(ALLOC[0], only):
+        parent = native.chain_paths(ImageSpec("vhd", leaf))[1] if depth > 1 else None
+        rows.append(alloc_row(d, parent, qfiles[-2] if depth > 1 else None, size, runtime, rounds, cold, depth, w))
+        _print_row(rows[-1])
     return rows
 
 
@@ -331,15 +356,17 @@ def print_table(rows: List[Row]) -> None:
               f"{c['smapi']:.1f} / {c['raw']:.1f} / {c['qemu']:.1f} | {_verdict(r)} |")
 
 
-def main(w: str, raw: str, size: int, depths: List[int], runtime: float, rounds: int, caches: List[str]) -> int:
+def main(w: str, raw: str, size: int, depths: List[int], runtime: float, rounds: int, caches: List[str],
+         only: Optional[List[str]] = None) -> int:
     if not (FIO and QEMU_NBD):
         print("fio / qemu-nbd not installed (ci/apt-packages.txt)")
         return 2
     rows: List[Row] = []
     for cache in caches:
         for depth in depths:
-            rows += run_depth(w, raw, depth, size, runtime, rounds, cache == "cold")
-            print(f"- done: {cache} depth {depth} (smapi engine: {rows[-1]['engine']})", flush=True)
+            got = run_depth(w, raw, depth, size, runtime, rounds, cache == "cold", only)
+            rows += got
+            print(f"- done: {cache} depth {depth} (smapi engine: {got[-1]['engine'] if got else '?'})", flush=True)
     print("\n## fio nbd engine: smapi datapath vs nbdkit file (raw) vs qemu-nbd (qcow2 chain)")
     print_table(rows)
     return 0

@@ -3,6 +3,7 @@ read-only export, and the ``@ro`` name next to a writer."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import smapi.vhd as vhd
@@ -55,3 +56,34 @@ def test_raw_file_and_readonly_names(scratch):
     with open(raw, "rb") as f:
         data = f.read()
     assert data[:7] == bytes(7) and len(data) == 2 * MiB and data[7:10006] == data_for(3, 9999)
+
+
+def test_leaf_grown_past_its_parents(scratch):
+    """Reads below the leaf go straight to the block's owning parent (an index built at open): a chain whose levels
+    end at different places (a parent ending inside a block, a leaf grown past every parent) still reads as the
+    Python library reads it, block by block and across the ends."""
+    require_native()
+    sector = 512
+    base, mid, leaf = (os.path.join(scratch, n) for n in ("base.vhd", "mid.vhd", "leaf.vhd"))
+    vhd.create_dynamic(base, 3 * MiB)  # ends in the middle of block 1
+    with vhd.open_chain(base, writable=True) as c:
+        c.write(0, data_for(10, 3 * MiB))
+    vhd.snapshot(base, mid)
+    with vhd.open_chain(mid, writable=True) as c:
+        c.write(MiB, data_for(11, 4096))  # a partial block over the base's full one
+    vhd.resize(mid, 5 * MiB)
+    vhd.snapshot(mid, leaf)
+    vhd.resize(leaf, 8 * MiB)
+    with vhd.open_chain(leaf, writable=True) as c:
+        c.write(6 * MiB + sector, data_for(12, 3 * sector))
+    srv, ex = serve(os.path.join(scratch, "run"), leaf)
+    ranges = [(0, 8 * MiB), (MiB - sector, 4096 + 2 * sector), (3 * MiB - 4096, 8192), (4 * MiB, 2 * MiB + 4096),
+              (6 * MiB, 4096)]
+    try:
+        got = run_rounds(ex.uri, 1, [[["r", off, n]] for off, n in ranges])
+    finally:
+        srv.stop("vdi")
+    disk = chain_bytes(leaf)
+    assert len(disk) == 8 * MiB and disk[:MiB] == data_for(10, 3 * MiB)[:MiB]
+    assert disk[3 * MiB:6 * MiB] == bytes(3 * MiB)  # past the base, nothing maps it
+    assert got == [hashlib.sha256(disk[off:off + n]).hexdigest() for off, n in ranges]

@@ -43,6 +43,7 @@ static int batmap_full(struct vimg *im, uint64_t blk) {
 }
 
 static int read_level(struct vchain *c, int lvl, uint8_t *buf, uint64_t len, uint64_t off);
+static int first_parent(const struct vchain *c, uint64_t off);
 
 /* [off, off+len) inside one block of `im`, which has it allocated: runs of present sectors come from here, the
  * rest from the level below. */
@@ -70,10 +71,38 @@ static int read_mapped(struct vchain *c, int lvl, uint8_t *buf, uint64_t len, ui
     uint64_t run_end = pos - pos % bs + s * VHD_SECTOR;
     if (run_end > end) run_end = end;
     r = bit ? vfile_pread(&im->f, buf + (pos - off), run_end - pos, data + pos % bs)
-            : read_level(c, lvl + 1, buf + (pos - off), run_end - pos, pos);
+            : read_level(c, lvl == 0 ? first_parent(c, pos) : lvl + 1, buf + (pos - off), run_end - pos, pos);
     if (r) return r;
     pos = run_end;
   }
+  return 0;
+}
+
+/* The level a read below the leaf starts at: the block's owner when the index knows it, else the next level. */
+static int first_parent(const struct vchain *c, uint64_t off) {
+  uint64_t blk = off / c->img[0].block_size;
+  uint8_t o = c->below && blk < c->nbelow ? c->below[blk] : VCHAIN_WALK;
+  return o == VCHAIN_WALK ? 1 : o;
+}
+
+int vchain_index_parents(struct vchain *c) {
+  struct vimg *leaf = &c->img[0];
+  if (c->n < 2 || !leaf->has_header) return 0;
+  uint64_t bs = leaf->block_size, nblk = (c->size + bs - 1) / bs;
+  uint8_t *below = malloc(nblk ? nblk : 1);
+  if (!below) return -ENOMEM;
+  for (uint64_t b = 0; b < nblk; b++) {
+    uint8_t o = (uint8_t)c->n; /* no level maps it: zeros */
+    for (int lvl = 1; lvl < c->n; lvl++) {
+      const struct vimg *im = &c->img[lvl];
+      if (b * bs >= im->size) break; /* read_level gives zeros from here down */
+      if ((b + 1) * bs > im->size || (im->has_header && im->block_size != bs)) { o = VCHAIN_WALK; break; }
+      if (!im->has_header || bat_get((struct vimg *)im, b) != VHD_BAT_UNUSED) { o = (uint8_t)lvl; break; }
+    }
+    below[b] = o;
+  }
+  c->below = below;
+  c->nbelow = nblk;
   return 0;
 }
 
@@ -91,7 +120,8 @@ static int read_level(struct vchain *c, int lvl, uint8_t *buf, uint64_t len, uin
     uint64_t bs = im->block_size, blk = off / bs, take = bs - off % bs;
     if (take > len) take = len;
     uint32_t e = bat_get(im, blk);
-    int r = e == VHD_BAT_UNUSED ? read_level(c, lvl + 1, buf, take, off) : read_mapped(c, lvl, buf, take, off, blk, e);
+    int next = lvl == 0 ? first_parent(c, off) : lvl + 1;
+    int r = e == VHD_BAT_UNUSED ? read_level(c, next, buf, take, off) : read_mapped(c, lvl, buf, take, off, blk, e);
     if (r) return r;
     buf += take; off += take; len -= take;
   }

@@ -49,9 +49,16 @@ struct vimg {
   size_t ndirty, capdirty;
 };
 
+/* vchain.below[blk]: VCHAIN_WALK, or the first parent level (1..n-1) mapping leaf-sized block blk, n if none does
+ * (it reads as zeros).  Parents never change while served, so a read the leaf cannot satisfy goes straight to its
+ * owner instead of testing the BAT of every level in between (at depth 30, most of the resolution work). */
+#define VCHAIN_WALK 0xFF
+
 struct vchain {
   int n, writable;
   uint64_t size;
+  uint8_t *below;  /* NULL: walk every level (a single image, or parents of another geometry) */
+  uint64_t nbelow; /* blocks it covers */
   struct vimg img[VHD_MAX_CHAIN_DEPTH];
   pthread_mutex_t meta, flush_mu, rmw_mu;
   pthread_cond_t alloc_cv;
@@ -68,6 +75,8 @@ int vimg_note_dirty(struct vimg *im, uint64_t blk, uint8_t flag);
  * data before).  That is what smapi.vhd does on an LV through the driver's volume. */
 int vchain_open(struct vchain *c, const struct vspec *specs, int n, int writable, int direct, char *err,
                 size_t errlen);
+/* Fill c->below (see above); called by vchain_open once every level is open.  0 or -ENOMEM. */
+int vchain_index_parents(struct vchain *c);
 int vchain_read(struct vchain *c, void *buf, uint64_t len, uint64_t off);
 int vchain_write(struct vchain *c, const void *buf, uint64_t len, uint64_t off);
 int vchain_flush(struct vchain *c);

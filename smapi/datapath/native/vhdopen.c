@@ -166,6 +166,7 @@ int vchain_open(struct vchain *c, const struct vspec *specs, int n, int writable
       return fail(err, errlen, specs[i - 1].path, "parent UUID does not match %s", specs[i].path);
   }
   c->size = c->img[0].size;
+  if (vchain_index_parents(c) != 0) return fail(err, errlen, "chain", "out of memory");
   return 0;
 }
 
@@ -184,6 +185,8 @@ int vchain_close(struct vchain *c) {
     free(im->state);
     free(im->dirty);
   }
+  free(c->below);
+  c->below = NULL;
   c->n = 0;
   return r;
 }
