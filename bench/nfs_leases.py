@@ -40,13 +40,18 @@ LEASES = {"on": True}
 def switchable_leases() -> None:
     """Make the NFS substrate's pool-wide leases follow LEASES["on"] (this process only)."""
     import smapi.drivers.nfs.substrate as nfs
+    import smapi.sr.sanlock.shared as shared
 
-    pool_wide, act, elsewhere = nfs.pool_wide, nfs.NfsSubstrate.activation_lease, nfs.NfsSubstrate.active_elsewhere
-    nfs.pool_wide = lambda name: LEASES["on"] and pool_wide(name)  # type: ignore[assignment]
-    nfs.NfsSubstrate.activation_lease = (  # type: ignore[method-assign]
+    pool_wide = shared.pool_wide
+    sub = nfs.NfsSubstrate
+    act, elsewhere, prepare = sub.activation_lease, sub.active_elsewhere, sub.prepare_activation
+    shared.pool_wide = lambda name: LEASES["on"] and pool_wide(name)  # type: ignore[assignment]
+    sub.activation_lease = (  # type: ignore[method-assign]
         lambda self, vdi, *, readonly: act(self, vdi, readonly=readonly) if LEASES["on"] else None)
-    nfs.NfsSubstrate.active_elsewhere = (  # type: ignore[method-assign]
+    sub.active_elsewhere = (  # type: ignore[method-assign]
         lambda self, vdi: elsewhere(self, vdi) if LEASES["on"] else None)
+    sub.prepare_activation = (  # type: ignore[method-assign]
+        lambda self, vdi: prepare(self, vdi) if LEASES["on"] else None)
 
 
 class Bench:
