@@ -9,6 +9,7 @@ import pytest
 
 from smapi.drivers.lvm.rawlv import RawLv
 from smapi.drivers.lvm.segmap import SegmentMapBacking
+from smapi.drivers.lvm.shared import SharedVolumeGroupSubstrate
 from smapi.drivers.lvm.substrate import VolumeGroupSubstrate
 from smapi.drivers.nfs.substrate import NfsSubstrate
 from smapi.sr.directory import DirectorySubstrate
@@ -16,8 +17,8 @@ from smapi.sr.substrate import Substrate
 from smapi.vhd import Backing, FileBacking, MemoryBacking
 
 OPTIONAL_SUBSTRATE = {"sweep_temp_files", "refresh", "datapath_image", "prepares_writers", "writer_needs_preparation",
-                      "prepare_writer", "finish_writer", "reserve_path", "local_lock_dir", "activation_lease",
-                      "active_elsewhere"}
+                      "prepare_writer", "finish_writer", "reserve_path", "local_lock_dir", "prepare_activation",
+                      "activation_lease", "active_elsewhere"}
 
 
 def test_a_substrate_missing_a_required_member_cannot_be_made() -> None:
@@ -35,7 +36,7 @@ def test_the_optional_substrate_members_are_exactly_the_non_abstract_ones() -> N
     assert "lock" in Substrate.__abstractmethods__ and "store_document" in Substrate.__abstractmethods__
 
 
-@pytest.mark.parametrize("cls", [DirectorySubstrate, NfsSubstrate, VolumeGroupSubstrate])
+@pytest.mark.parametrize("cls", [DirectorySubstrate, NfsSubstrate, VolumeGroupSubstrate, SharedVolumeGroupSubstrate])
 def test_every_substrate_is_complete(cls: type) -> None:
     assert issubclass(cls, Substrate) and not inspect.isabstract(cls)
 
