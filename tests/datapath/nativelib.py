@@ -123,3 +123,25 @@ def claim(taken: List[Tuple[int, int]], kind: str, off: int, n: int) -> bool:
         return False
     taken.append((lo, hi))
     return True
+
+
+def draw_rounds(draw: Any, size: int, kinds: str, max_rounds: int) -> List[list]:
+    """Rounds of ops drawn with hypothesis's `draw` (each op's kind from `kinds`: w/W write, z zero, t trim, r read,
+    f flush); a round's ranges are disjoint because its ops run concurrently on several connections."""
+    from hypothesis import strategies as st
+
+    rounds = []
+    for _ in range(draw(st.integers(1, max_rounds))):
+        ops: List[list] = []
+        taken: List[Tuple[int, int]] = []
+        for _ in range(draw(st.integers(1, 6))):
+            kind = draw(st.sampled_from(kinds))
+            if kind == "f":
+                ops.append(["f"])
+                continue
+            off, n = io_range(draw, size)
+            if not claim(taken, kind, off, n):
+                continue
+            ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
+        rounds.append(ops)
+    return rounds

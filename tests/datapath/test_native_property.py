@@ -22,10 +22,9 @@ from .dptestlib import chain_bytes
 from .nativelib import (
     BLOCK,
     build_chain,
-    claim,
     copy_dir,
     data_for,
-    io_range,
+    draw_rounds,
     leaf_allocation,
     require_native,
     run_rounds,
@@ -38,19 +37,7 @@ from .nativelib import (
 def scenarios(draw):
     size = draw(st.integers(2, 5)) * BLOCK
     depth = draw(st.one_of(st.integers(1, 4), st.just(30), st.integers(5, 30)))
-    rounds = []
-    for _ in range(draw(st.integers(1, 6))):
-        ops, taken = [], []
-        for _ in range(draw(st.integers(1, 6))):
-            kind = draw(st.sampled_from("wwwWrrzf"))
-            if kind == "f":
-                ops.append(["f"])
-                continue
-            off, n = io_range(draw, size)
-            if not claim(taken, kind, off, n):
-                continue  # one round's ranges are disjoint: they run concurrently
-            ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
-        rounds.append(ops)
+    rounds = draw_rounds(draw, size, "wwwWrrzf", 6)
     return size, depth, draw(st.integers(0, 2**31)), draw(st.integers(1, 4)), draw(st.booleans()), rounds
 
 

@@ -26,10 +26,9 @@ from .dptestlib import chain_bytes, libnbd
 from .nativelib import (
     BLOCK,
     build_chain,
-    claim,
     copy_dir,
     data_for,
-    io_range,
+    draw_rounds,
     leaf_allocation,
     require_native,
     run_rounds,
@@ -150,19 +149,7 @@ def test_read_only_export_does_not_offer_trim(scratch: str, engine: str) -> None
 def scenarios(draw):
     size = draw(st.integers(2, 5)) * BLOCK
     depth = draw(st.one_of(st.integers(1, 3), st.integers(4, 12)))
-    rounds = []
-    for _ in range(draw(st.integers(1, 6))):
-        ops, taken = [], []
-        for _ in range(draw(st.integers(1, 6))):
-            kind = draw(st.sampled_from("wwWzttttrf"))
-            if kind == "f":
-                ops.append(["f"])
-                continue
-            off, n = io_range(draw, size)
-            if not claim(taken, kind, off, n):
-                continue  # one round's ranges are disjoint: they run concurrently
-            ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
-        rounds.append(ops)
+    rounds = draw_rounds(draw, size, "wwWzttttrf", 6)
     return size, depth, draw(st.integers(0, 2**31)), draw(st.integers(1, 4)), draw(st.booleans()), rounds
 
 

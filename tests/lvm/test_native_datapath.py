@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import smapi.vhd as vhd
 from smapi.datapath import native
 from smapi.vhd import constants as C
-from tests.datapath.nativelib import claim, io_range, require_native, run_rounds
+from tests.datapath.nativelib import draw_rounds, require_native, run_rounds
 from tests.lvm.conftest import make_sr
 from tests.lvm.helpers import LvmSR
 
@@ -125,20 +125,7 @@ def leaf_state(sr: LvmSR, vdi: str) -> Tuple[Dict[int, bytes], bool, List[str]]:
 @st.composite
 def scenarios(draw: st.DrawFn) -> Tuple[int, int, int, int, bool, List[list]]:
     size = draw(st.integers(2, 5)) * BLOCK
-    rounds = []
-    for _ in range(draw(st.integers(1, 5))):
-        ops: List[list] = []
-        taken: List[Tuple[int, int]] = []
-        for _ in range(draw(st.integers(1, 6))):
-            kind = draw(st.sampled_from("wwwWrrzf"))
-            if kind == "f":
-                ops.append(["f"])
-                continue
-            off, n = io_range(draw, size)
-            if not claim(taken, kind, off, n):
-                continue  # one round's ranges are disjoint: they run concurrently
-            ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
-        rounds.append(ops)
+    rounds = draw_rounds(draw, size, "wwwWrrzf", 5)
     return size, draw(st.integers(1, 3)), draw(st.integers(0, 2**31)), draw(st.integers(1, 4)), draw(st.booleans()), \
         rounds
 
