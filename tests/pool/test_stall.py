@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import time
-
 import pytest
 
-from tests.pool.hostproc import RemoteError
+from tests.pool.expiry import stalled_save_is_fenced
 from tests.pool.nfspool import NfsHost, new_sr, nfs_env
 
 
@@ -24,27 +19,5 @@ def test_a_host_stopped_past_expiry_cannot_undo_a_newer_change(make_hosts, nfs_s
     a.call("SR.create", sr=sr, device_config=dc, physical_size=0)
     a.call("SR.attach", sr=sr, device_config=dc)
     b.call("SR.attach", sr=sr, device_config=dc)
-    stale = a.process()
-    # the verb holds the SR lease, has read the document and knows its lease version (its fencing token: what a
-    # verb reads when it first saves, before any stall)
-    stale.run("engine = driver.engine_for(sr); lock = engine.sr_lock(); lock.acquire(); doc = engine.load()\n"
-              "result = engine.substrate.pool().generation('sr')", sr=sr)
-    os.killpg(a.host.daemon_pid, signal.SIGSTOP)
-    os.kill(stale.pid, signal.SIGSTOP)
-    try:
-        started = time.monotonic()
-        made = b.call("VDI.create", sr=sr, vdi_info={"virtual_size": 1 << 20, "name_label": "b's change"})["vdi"]
-        waited = time.monotonic() - started
-        assert waited > 30, f"B took the SR lease after {waited:.0f}s, before A's host lease could expire"
-        # the process first: its daemon, still stopped, cannot kill it (and the save needs no daemon call)
-        os.kill(stale.pid, signal.SIGCONT)
-        with pytest.raises(RemoteError) as fenced:
-            stale.run("doc.name_label = 'stale'; engine.save(doc)")
-        assert "lease version" in str(fenced.value), fenced.value
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(stale.pid, signal.SIGCONT)
-        os.killpg(a.host.daemon_pid, signal.SIGCONT)  # which then kills the stale process: its lease expired
-    assert {v["vdi"]: v["name_label"] for v in b.call("SR.scan", sr=sr)} == {made: "b's change"}
-    assert b.call("SR.stat", sr=sr)["name_label"] != "stale"
+    stalled_save_is_fenced(a, b, sr)
     b.call("SR.detach", sr=sr)
