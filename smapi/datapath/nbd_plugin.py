@@ -310,13 +310,21 @@ def pread(h, buf, offset, flags):
     _the_disk().readinto(buf, offset)
 
 
-def pwrite(h, buf, offset, flags):
+def _refuse_if_readonly(h):
     if h["readonly"]:
         nbdkit.set_error(errno.EROFS)
         raise OSError(errno.EROFS, "read-only export")
-    _the_disk().write(buf, offset)
+
+
+def _flush_if_fua(flags):
     if flags & nbdkit.FLAG_FUA:
         _the_disk().flush()
+
+
+def pwrite(h, buf, offset, flags):
+    _refuse_if_readonly(h)
+    _the_disk().write(buf, offset)
+    _flush_if_fua(flags)
 
 
 def flush(h, flags):
@@ -325,9 +333,7 @@ def flush(h, flags):
 
 
 def zero(h, count, offset, flags):
-    if h["readonly"]:
-        nbdkit.set_error(errno.EROFS)
-        raise OSError(errno.EROFS, "read-only export")
+    _refuse_if_readonly(h)
     if not _the_disk().reads_as_zero(offset, count):
         if flags & nbdkit.FLAG_FAST_ZERO:
             nbdkit.set_error(errno.ENOTSUP)  # a fast zero must not fall back to writing
@@ -338,8 +344,7 @@ def zero(h, count, offset, flags):
             n = min(count - pos, len(zeros))
             _the_disk().write(memoryview(zeros)[:n], offset + pos)
             pos += n
-    if flags & nbdkit.FLAG_FUA:
-        _the_disk().flush()
+    _flush_if_fua(flags)
 
 
 def can_trim(h):
@@ -348,12 +353,9 @@ def can_trim(h):
 
 
 def trim(h, count, offset, flags):
-    if h["readonly"]:
-        nbdkit.set_error(errno.EROFS)
-        raise OSError(errno.EROFS, "read-only export")
+    _refuse_if_readonly(h)
     _the_disk().trim(offset, count)
-    if flags & nbdkit.FLAG_FUA:
-        _the_disk().flush()
+    _flush_if_fua(flags)
 
 
 def extents(h, count, offset, flags):
