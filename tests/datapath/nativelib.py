@@ -145,3 +145,34 @@ def draw_rounds(draw: Any, size: int, kinds: str, max_rounds: int) -> List[list]
             ops.append([kind, off, n, draw(st.integers(0, 2**31))] if kind in "wW" else [kind, off, n])
         rounds.append(ops)
     return rounds
+
+
+#: bytes per write slot of tests/datapath/crash_client.py (one write per slot, slots in a shuffled order)
+CRASH_SLOT = 96 * 1024
+
+
+def crash_write(seed: int, i: int) -> Tuple[int, bytes]:
+    """(offset in its slot, data) of the crash client's write `i`, drawn exactly as crash_client.py draws it."""
+    r = random.Random(seed * 100003 + i)
+    off = r.randrange(CRASH_SLOT - 1)
+    n = r.randrange(1, CRASH_SLOT - off + 1)
+    return off, r.randbytes(n)
+
+
+def flushed_writes(out: str) -> List[int]:
+    """The writes the crash client reported flushed (its "F i,j,..." lines), sorted."""
+    flushed = set()
+    for line in out.splitlines():
+        if line.startswith("F ") and len(line) > 2:
+            flushed.update(int(x) for x in line[2:].split(","))
+    return sorted(flushed)
+
+
+def assert_flushed_present(disk: bytes, seed: int, slots: int, flushed: List[int]) -> None:
+    """Every flushed write of the crash client (seed, slots) reads back from `disk`."""
+    order = list(range(slots))
+    random.Random(seed).shuffle(order)
+    for i in flushed:
+        off, data = crash_write(seed, i)
+        pos = order[i] * CRASH_SLOT + off
+        assert disk[pos : pos + len(data)] == data, f"flushed write {i} lost"

@@ -14,18 +14,19 @@ import pytest
 import smapi.vhd as vhd
 
 from .dptestlib import LIBNBD_PY
-from .nativelib import copy_dir, require_native, serve, smapi_check
+from .nativelib import (
+    CRASH_SLOT,
+    assert_flushed_present,
+    copy_dir,
+    flushed_writes,
+    require_native,
+    serve,
+    smapi_check,
+)
 
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crash_client.py")
-SLOT = 96 * 1024
 SLOTS = 400  # 37.5 MiB of a 40 MiB disk: most writes allocate a block of the leaf
 
-
-def _write_params(seed: int, i: int):
-    r = random.Random(seed * 100003 + i)
-    off = r.randrange(SLOT - 1)
-    n = r.randrange(1, SLOT - off + 1)
-    return off, r.randbytes(n)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -42,8 +43,8 @@ def test_sigkill_during_allocating_writes(scratch, seed):
     pristine = bytes(vhd.open_chain(leaf).read(0, size))
     srv, ex = serve(os.path.join(scratch, "run"), leaf)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    client = subprocess.Popen([LIBNBD_PY, CLIENT, ex.uri, str(seed), str(rnd.randint(1, 4)), str(SLOT), str(SLOTS)],
-                              stdout=subprocess.PIPE, text=True, env=env)
+    argv = [LIBNBD_PY, CLIENT, ex.uri, str(seed), str(rnd.randint(1, 4)), str(CRASH_SLOT), str(SLOTS)]
+    client = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     try:
         time.sleep(rnd.uniform(0.05, 1.5))
         os.kill(ex.pid, signal.SIGKILL)
@@ -53,20 +54,14 @@ def test_sigkill_during_allocating_writes(scratch, seed):
             client.kill()
             client.wait()
         srv.stop("vdi")  # the record and socket (the process is gone)
-    flushed = set()
-    for line in out.splitlines():
-        if line.startswith("F ") and len(line) > 2:
-            flushed.update(int(x) for x in line[2:].split(","))
+    flushed = flushed_writes(out)
     res = smapi_check(leaf)
     assert res.returncode == 0, res.stdout + res.stderr
     with vhd.open_chain(leaf) as chain:
         disk = chain.read(0, size)
+    assert_flushed_present(disk, seed, SLOTS, flushed)
     order = list(range(SLOTS))
     random.Random(seed).shuffle(order)
-    for i in sorted(flushed):
-        off, data = _write_params(seed, i)
-        pos = order[i] * SLOT + off
-        assert disk[pos : pos + len(data)] == data, f"flushed write {i} lost"
     untouched = set(range(SLOTS)) - {order[i] for i in range(SLOTS)}
     assert not untouched
     # The crashed leaf reopens in the native server and reads what the library reads.

@@ -17,7 +17,13 @@ import pytest
 
 from smapi.datapath import native
 from tests.datapath.dptestlib import LIBNBD_PY, libnbd
-from tests.datapath.nativelib import require_native, run_rounds
+from tests.datapath.nativelib import (
+    CRASH_SLOT,
+    assert_flushed_present,
+    flushed_writes,
+    require_native,
+    run_rounds,
+)
 from tests.lvm.conftest import make_sr
 from tests.lvm.helpers import LvmSR
 from tests.lvm.test_native_datapath import contents, leaf_state, release, serve
@@ -25,15 +31,8 @@ from tests.lvm.test_native_datapath import contents, leaf_state, release, serve
 CLIENT = str(Path(__file__).resolve().parent.parent / "datapath" / "crash_client.py")
 MiB = 1 << 20
 SIZE = 32 * MiB
-SLOT = 96 * 1024
 SLOTS = 320  # 30 MiB of the 32, in shuffled order: early writes mostly allocate a block of the leaf
 
-
-def _write_params(seed: int, i: int):
-    r = random.Random(seed * 100003 + i)  # as crash_client.py draws them
-    off = r.randrange(SLOT - 1)
-    n = r.randrange(1, SLOT - off + 1)
-    return off, r.randbytes(n)
 
 
 def server_pid(uri: str) -> int:
@@ -79,7 +78,7 @@ def test_sigkill_during_allocating_writes_on_lvm(sr: LvmSR, monkeypatch: pytest.
     assert caps.stdout.strip() == "False", caps.stdout + caps.stderr  # no discard through the segment map
     pid = server_pid(uri)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    client = subprocess.Popen([LIBNBD_PY, CLIENT, uri, str(seed), str(rnd.randint(1, 4)), str(SLOT), str(SLOTS)],
+    client = subprocess.Popen([LIBNBD_PY, CLIENT, uri, str(seed), str(rnd.randint(1, 4)), str(CRASH_SLOT), str(SLOTS)],
                               stdout=subprocess.PIPE, text=True, env=env)
     lines = []
     try:
@@ -99,19 +98,11 @@ def test_sigkill_during_allocating_writes_on_lvm(sr: LvmSR, monkeypatch: pytest.
             client.kill()
             client.wait()
         release(sr, vdi)  # the server is gone; deactivate and detach clean up its record
-    flushed = set()
-    for line in out.splitlines():
-        if line.startswith("F ") and len(line) > 2:
-            flushed.update(int(x) for x in line[2:].split(","))
+    flushed = flushed_writes(out)
     _, ok, errors = leaf_state(sr, vdi)
     assert ok, errors
     disk = contents(sr, vdi, SIZE)
-    order = list(range(SLOTS))
-    random.Random(seed).shuffle(order)
-    for i in sorted(flushed):
-        off, data = _write_params(seed, i)
-        pos = order[i] * SLOT + off
-        assert disk[pos : pos + len(data)] == data, f"flushed write {i} lost"
+    assert_flushed_present(disk, seed, SLOTS, flushed)
     # The crashed leaf is served natively again and reads what the driver's library reads.
     try:
         uri, _ = serve(sr, vdi, monkeypatch, native.NATIVE, direct=False)
